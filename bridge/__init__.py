@@ -1,0 +1,1 @@
+"""telerapat: an audio-only teleconference bridge (SIP in, N-1 mixed rooms, keypad control)."""

@@ -1,0 +1,1 @@
+"""Sans-I/O RTP/RTCP (RFC 3550) and telephone-events (RFC 4733): packets and stream state."""
