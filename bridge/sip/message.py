@@ -8,13 +8,39 @@ header line, and the views below (`Via`, `NameAddress`, `CSeq`) parse them on de
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
-from bridge.sip.errors import SipParseError
-from bridge.sip.uri import SipUri, UriParams, format_params, parse_params, split_hostport
+from bridge.sip.errors import LocalProtocolError, SipParseError
+from bridge.sip.uri import (
+    SipUri,
+    UriParams,
+    check_absolute_uri,
+    format_params,
+    parse_params,
+    split_hostport,
+)
 
 SIP_VERSION = "SIP/2.0"
+
+# RFC 3261 §25.1:  token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
+TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$", re.ASCII)
+# display-name = *(token LWS) / quoted-string. UTF-8 outside quotes is tolerated because
+# phones send it; "," "<" ";" and quotes are not (RFC 4475 §3.1.2.15, baddn).
+_UNQUOTED_DISPLAY = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~ \t\u0080-\U0010ffff]*$")
+_DIGITS = re.compile(r"^[0-9]+$", re.ASCII)
+# Via: sent-protocol = protocol-name SLASH protocol-version SLASH transport, where
+# SLASH = SWS "/" SWS (§25.1), then LWS sent-by *( SEMI via-params ).
+_VIA = re.compile(
+    r"^([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;]*)(?:;(.*))?$",
+    re.DOTALL,
+)
+# What ends a display name: "<" (name-addr), ";" or the end (addr-spec), a stray quote.
+_ADDRESS_MARK = re.compile(r'[<;"]')
+# COLON = SWS ":" SWS inside sent-by.
+_SWS_COLON = re.compile(r"\s*:\s*")
 
 # RFC 3261 §7.3.3 and later RFCs: compact form -> long form.
 COMPACT_FORMS: dict[str, str] = {
@@ -52,6 +78,7 @@ _WELL_KNOWN = [
     "Warning", "WWW-Authenticate",
 ]
 _CANONICAL: dict[str, str] = {name.lower(): name for name in _WELL_KNOWN}
+_CANONICAL_NAMES = frozenset(_WELL_KNOWN)
 
 # RFC 3261 §21 reason phrases for the codes this bridge sends.
 REASON_PHRASES: dict[int, str] = {
@@ -72,11 +99,19 @@ REASON_PHRASES: dict[int, str] = {
 
 def canonical_name(name: str) -> str:
     """Return a header name's canonical long form (`i` -> `Call-ID`, `cseq` -> `CSeq`)."""
+    if name in _CANONICAL_NAMES:  # the common case: every lookup by a known name
+        return name
     lowered = name.lower()
     if lowered in COMPACT_FORMS:
         return COMPACT_FORMS[lowered]
     if lowered in _CANONICAL:
         return _CANONICAL[lowered]
+    return _capitalized(name)
+
+
+@lru_cache(maxsize=1024)  # bounded: a peer can send any number of distinct names
+def _capitalized(name: str) -> str:
+    """`x-asterisk-hangupcause` -> `X-Asterisk-Hangupcause`, for names we do not know."""
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
@@ -85,6 +120,11 @@ def split_header_list(value: str) -> list[str]:
 
     RFC 3261 §7.3.1: `Via: a, b` is the same as two Via lines.
     """
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
+    if '"' not in value and "<" not in value:
+        return [item for item in (part.strip() for part in value.split(",")) if item]
     items: list[str] = []
     depth_angle = 0
     in_quote = False
@@ -106,6 +146,55 @@ def split_header_list(value: str) -> list[str]:
             start = i + 1
     items.append(value[start:].strip())
     return [item for item in items if item]
+
+
+def _unquote(text: str, value: str) -> tuple[str, int]:
+    """Decode the quoted-string at the start of `text`; return it and the index after it.
+
+    RFC 3261 §25.1: quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F); any escaped
+    character stands for itself.
+    """
+    end = text.find('"', 1)
+    if end > 0 and "\\" not in text[1:end]:
+        return text[1:end], end + 1
+    chars: list[str] = []
+    i = 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            chars.append(text[i + 1])
+            i += 2
+        elif char == '"':
+            return "".join(chars), i + 1
+        else:
+            chars.append(char)
+            i += 1
+    raise SipParseError(f"unterminated quoted string: {value[:60]!r}")
+
+
+def _quote_content(text: str) -> str:
+    """Escape text for a quoted-string; CR and LF cannot be escaped and become spaces."""
+    out: list[str] = []
+    for char in text:
+        if char in "\r\n":
+            out.append(" ")
+        elif char in '"\\\x7f' or (char < " " and char != "\t"):
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _checked_uri(uri: str, value: str) -> str:
+    """Return `uri` stripped, raising unless it is an absolute URI (§25.1 addr-spec)."""
+    uri = uri.strip()
+    if not uri:
+        raise SipParseError(f"empty URI in address: {value[:60]!r}")
+    try:
+        check_absolute_uri(uri)
+    except SipParseError:
+        raise SipParseError(f"invalid URI in address: {value[:60]!r}") from None
+    return uri
 
 
 class Headers:
@@ -182,13 +271,16 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
-        protocol, _, rest = value.strip().partition(" ")
-        parts = [p.strip() for p in protocol.split("/")]
-        if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0" or not parts[2]:
+        """Parse one via-parm, allowing LWS around "/" and ":" (RFC 4475 §3.1.1.1)."""
+        match = _VIA.match(value.strip())
+        if match is None or match.group(1).upper() != "SIP" or match.group(2) != "2.0":
             raise SipParseError(f"invalid Via protocol: {value[:60]!r}")
-        sent_by, _, param_text = rest.strip().partition(";")
+        _, _, transport, sent_by, param_text = match.groups()
+        sent_by = sent_by.rstrip()
+        if " " in sent_by or "\t" in sent_by:
+            sent_by = _SWS_COLON.sub(":", sent_by)
         host, port = split_hostport(sent_by)
-        return cls(parts[2].upper(), host, port, parse_params(param_text))
+        return cls(transport.upper(), host, port, parse_params(param_text or ""))
 
     def param(self, name: str) -> str | None:
         """Return a parameter's value (`""` for a flag), or None when absent."""
@@ -227,26 +319,39 @@ class NameAddress:
 
     @classmethod
     def parse(cls, value: str) -> NameAddress:
+        """Parse `"Display" <uri>;params`, `Display <uri>;params` or `uri;params`.
+
+        Quoted display names are unescaped (RFC 3261 §25.1 quoted-pair); a `<` or `,`
+        inside quotes belongs to the name. In the addr-spec form the parameters after
+        the URI are header parameters (§20.10).
+        """
         text = value.strip()
         display: str | None = None
-        if "<" in text:
-            before, _, after = text.partition("<")
-            uri, closed, rest = after.partition(">")
-            if not closed:
-                raise SipParseError(f"unclosed '<' in address: {value[:60]!r}")
-            before = before.strip()
-            if before.startswith('"') and before.endswith('"') and len(before) >= 2:
-                display = before[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            elif before:
-                display = before
-            _, _, param_text = rest.partition(";")
+        if text.startswith('"'):
+            display, end = _unquote(text, value)
+            rest = text[end:].lstrip()
+            if not rest.startswith("<"):
+                raise SipParseError(f"expected '<' after display name: {value[:60]!r}")
         else:
-            # addr-spec form: parameters after the URI belong to the header (§20.10).
-            uri, _, param_text = text.partition(";")
-        uri = uri.strip()
-        if not uri:
-            raise SipParseError(f"empty URI in address: {value[:60]!r}")
-        return cls(uri, display, parse_params(param_text))
+            mark = _ADDRESS_MARK.search(text)
+            if mark is not None and mark.group() == '"':
+                raise SipParseError(f"unexpected quote in address: {value[:60]!r}")
+            if mark is None or mark.group() == ";":
+                uri, _, param_text = text.partition(";")
+                return cls(_checked_uri(uri, value), None, parse_params(param_text))
+            index = mark.start()
+            name = text[:index].strip()
+            if not _UNQUOTED_DISPLAY.match(name):
+                raise SipParseError(f"invalid display name: {name[:40]!r}")
+            display = name or None
+            rest = text[index:]
+        uri, closed, after = rest[1:].partition(">")
+        if not closed:
+            raise SipParseError(f"unclosed '<' in address: {value[:60]!r}")
+        after = after.strip()
+        if after and not after.startswith(";"):
+            raise SipParseError(f"unexpected text after address: {after[:40]!r}")
+        return cls(_checked_uri(uri, value), display, parse_params(after[1:]))
 
     @property
     def sip_uri(self) -> SipUri:
@@ -266,8 +371,7 @@ class NameAddress:
     def __str__(self) -> str:
         display = ""
         if self.display_name:
-            escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
-            display = f'"{escaped}" '
+            display = f'"{_quote_content(self.display_name)}" '
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
@@ -280,9 +384,12 @@ class CSeq:
 
     @classmethod
     def parse(cls, value: str) -> CSeq:
+        """Parse `number method`; RFC 3261 §8.1.1.5 caps the number below 2**31."""
         parts = value.split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+        if len(parts) != 2 or not _DIGITS.match(parts[0]) or len(parts[0]) > 10:
             raise SipParseError(f"invalid CSeq: {value[:40]!r}")
+        if not TOKEN.match(parts[1]):
+            raise SipParseError(f"invalid CSeq method: {parts[1][:20]!r}")
         number = int(parts[0])
         if number >= 2**31:
             raise SipParseError(f"CSeq number out of range: {number}")
@@ -342,9 +449,16 @@ class Message:
         return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
     def _serialize(self, start_line: str) -> bytes:
+        """Print the message with a Content-Length that matches the body (§18.3).
+
+        A CR or LF in the start line or a header would inject header lines of its
+        own, so it raises `LocalProtocolError` instead.
+        """
         headers = self.headers.copy()
         headers.set("Content-Length", str(len(self.body)))
         lines = [start_line] + [f"{name}: {value}" for name, value in headers]
+        if any("\r" in line or "\n" in line for line in lines):
+            raise LocalProtocolError("line break inside a start line or header value")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
 
 
@@ -389,7 +503,9 @@ def response_to(
     """Build a response that copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
 
     `to_tag` is added to To unless the request's To already has a tag (§8.2.6.2 says a
-    UAS must not change an existing tag). Record-Route copying is the dialog layer's job.
+    UAS must not change an existing tag) or the status is 100. The To value is
+    otherwise copied as received, so a peer comparing it as text still matches. A 100
+    also copies Timestamp (§8.2.6.1). Record-Route copying is the dialog layer's job.
     """
     copied = Headers()
     for via in request.headers.get_all("Via"):
@@ -401,10 +517,11 @@ def response_to(
     if to_value is not None:
         if to_tag is not None and status > 100:
             to = NameAddress.parse(to_value)
-            if to.tag is None:
-                to_value = str(to.with_tag(to_tag))
+            if all(name != "tag" for name, _ in to.params):
+                to_value = f"{to_value.rstrip().rstrip(';').rstrip()};tag={to_tag}"
         copied.add("To", to_value)
-    for name in ("Call-ID", "CSeq"):
+    names = ("Call-ID", "CSeq", "Timestamp") if status == 100 else ("Call-ID", "CSeq")
+    for name in names:
         value = request.headers.get(name)
         if value is not None:
             copied.add(name, value)
