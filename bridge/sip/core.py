@@ -1,0 +1,779 @@
+"""The UAS core (RFC 3261 §8.2, §12-§17; RFC 3581; RFC 6026): bytes and `now` in, datagrams,
+events and one next deadline out (the aioquic shape).
+
+It owns the transactions, dialogs and INVITE sessions of a bridge that answers calls, and
+answers by itself what needs no decision: 100 Trying, retransmissions, CANCEL, BYE,
+OPTIONS, and the 4xx/5xx for requests it cannot take. Everything else goes up as an
+event; the application answers INVITEs with `respond_invite`, other requests with
+`respond`, and ends calls with `hangup`. It does NOT do digest auth, SDP or routing.
+Nothing here reads a clock, draws from a global random source or touches a socket.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from bridge.sip.dialog import (
+    AnswerRetransmitter,
+    AnswerTimer,
+    Dialog,
+    InviteSession,
+    SessionInput,
+    SessionState,
+    parse_remote_target,
+    parse_route_set,
+)
+from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseError
+from bridge.sip.events import (
+    AckTimedOut,
+    ByeReceived,
+    CallCancelled,
+    CallConfirmed,
+    CallEnded,
+    CallRef,
+    InviteReceived,
+    MessageDropped,
+    ReinviteReceived,
+    RequestReceived,
+    SipEvent,
+)
+from bridge.sip.flow import Flow
+from bridge.sip.message import (
+    Headers,
+    NameAddress,
+    Request,
+    Response,
+    Via,
+    response_to,
+    split_header_list,
+)
+from bridge.sip.parser import PartialMessage, parse_message
+from bridge.sip.transaction import (
+    MAGIC_COOKIE,
+    ClientNonInviteTransaction,
+    Outcome,
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    ServerTransaction,
+    TimerConfig,
+    TransactionKey,
+)
+from bridge.sip.uri import SipUri
+
+__all__ = ["CoreStats", "SipCore", "TimerConfig"]
+
+# Methods RFC 3261 and its common extensions define: a method we do not allow gets 405
+# if it is one of these (we know what it is and refuse it), 501 otherwise (§8.2.1).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "UPDATE", "PRACK",
+    }
+)
+# Option tags (§19.2) we implement: none yet, so any Require gets 420 (§8.2.2.3).
+SUPPORTED_OPTION_TAGS: tuple[str, ...] = ()
+DEFAULT_TIMERS = TimerConfig()
+_DIGITS = re.compile(r"^[0-9]{1,10}$", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreStats:
+    """How much state the core holds: for logs, metrics and leak tests."""
+
+    server_transactions: int
+    client_transactions: int
+    calls: int
+    timers: int  # entries in the deadline heap, stale ones included
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejection:
+    """A response the core gives instead of handling a request."""
+
+    status: int
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class _TimerOwner(Protocol):
+    def next_deadline(self) -> float | None: ...
+
+
+def _uri_host(host: str) -> str:
+    """Bracket an IPv6 address for use in a URI or Via (RFC 3261 §25.1, RFC 5118)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _add_to_tag(response: Response, tag: str) -> None:
+    """Give a response's To a tag when it has none, keeping the rest as the peer sent it."""
+    to_value = response.headers.get("To")
+    if to_value is not None and NameAddress.parse(to_value).tag is None:
+        response.headers.set("To", f"{to_value.rstrip().rstrip(';').rstrip()};tag={tag}")
+
+
+def _stamp_via(request: Request, flow: Flow) -> None:
+    """Record where the request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581 §4).
+
+    With `rport`, set it to the source port and add `received` even when the address
+    matches; without, add `received` when the sent-by host is not the source address.
+    Responses copy this Via, and go back to the source whatever it says.
+    """
+    items = list(request.headers)
+    for index, (name, value) in enumerate(items):
+        if name != "Via":
+            continue
+        elements = split_header_list(value)
+        if not elements:
+            continue
+        via = Via.parse(elements[0])
+        source = flow.remote_host
+        if via.param("rport") is not None:
+            stamped = via.with_param("rport", str(flow.remote_port))
+            stamped = stamped.with_param("received", source)
+        elif via.host.strip("[]").lower() != source.lower():
+            stamped = via.with_param("received", source)
+        else:
+            return
+        elements[0] = str(stamped)
+        items[index] = (name, ", ".join(elements))
+        request.headers = Headers(items)
+        return
+    raise SipParseError("missing Via header")
+
+
+class SipCore:
+    """A SIP UAS core for a conference bridge: answers calls, keeps dialogs, sends BYE."""
+
+    def __init__(
+        self,
+        *,
+        rng: random.Random,
+        user_agent: str = "telerapat",
+        timers: TimerConfig = DEFAULT_TIMERS,
+        external_address: str | None = None,
+        allow: tuple[str, ...] = (
+            "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REGISTER",
+        ),
+        accept: tuple[str, ...] = ("application/sdp", "application/dtmf-relay"),
+    ) -> None:
+        self._rng = rng
+        self._user_agent = user_agent
+        self._timers = timers
+        self._external_address = external_address
+        self._allow = allow
+        self._accept = tuple(media_type.lower() for media_type in accept)
+        self._server_transactions: dict[TransactionKey, ServerTransaction] = {}
+        self._client_transactions: dict[
+            tuple[str, str], tuple[ClientNonInviteTransaction, CallRef]
+        ] = {}
+        self._sessions: dict[CallRef, InviteSession] = {}
+        # Deadlines of transactions and sessions; an entry is stale once its owner's
+        # next deadline differs, and is skipped when popped.
+        self._deadlines: list[tuple[float, int, _TimerOwner]] = []
+        self._deadline_order = itertools.count()
+        self._outgoing: list[tuple[bytes, Flow]] = []
+        self._events: deque[SipEvent] = deque()
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, flow: Flow, now: float) -> None:
+        """Take one UDP datagram or one framed stream message that arrived on `flow`.
+
+        Bad input never raises: it is answered when a response can reach its sender,
+        and reported as `MessageDropped` either way.
+        """
+        try:
+            message = parse_message(data, stream=flow.reliable)
+        except PartialMessage as exc:
+            self._answer_unparsable(exc, flow)
+            return
+        except SipParseError as exc:
+            self._drop(f"unparsable message: {exc}", flow)
+            return
+        try:
+            if isinstance(message, Request):
+                self._receive_request(message, flow, now)
+            else:
+                self._receive_response(message, flow, now)
+        except SipParseError as exc:
+            # A header view only parsed on use (a second Via, a Route...) was malformed.
+            self._drop(f"malformed {_describe(message)}: {exc}", flow)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due by `now`."""
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, owner = heapq.heappop(self._deadlines)
+            if owner.next_deadline() == deadline:
+                self._fire(owner, now)
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """Return when `handle_timer` must next run, or None when no timer is armed."""
+        while self._deadlines and self._deadlines[0][2].next_deadline() != self._deadlines[0][0]:
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Flow]]:
+        """Drain the messages to send, each with the flow to send it on, in order."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def next_event(self) -> SipEvent | None:
+        """Pop the oldest event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- application answers ---------------------------------------------------------------
+
+    def respond_invite(
+        self,
+        call: CallRef,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Answer the call's pending INVITE or re-INVITE (RFC 3261 §13.3.1).
+
+        A 101-199 makes the dialog early; a 2xx is retransmitted until its ACK; a final
+        non-2xx to the initial INVITE ends the call, to a re-INVITE keeps it. Ignored
+        when the call has ended or its INVITE already has a final answer from the core
+        (a CANCEL or BYE can overtake the application's answer).
+        """
+        if not 101 <= status <= 699:
+            raise LocalProtocolError(f"cannot answer an INVITE with {status}")
+        session = self._sessions.get(call)
+        if session is None or session.pending_invite is None:
+            return
+        transaction = session.pending_invite
+        initial = session.state in (SessionState.INCOMING, SessionState.EARLY)
+        data = self._send_invite_response(
+            session, transaction, status, now,
+            reason=reason, body=body, content_type=content_type, headers=headers,
+        )
+        if status < 200:
+            session.apply(SessionInput.PROVISIONAL_SENT)
+            return
+        session.pending_invite = None
+        if status < 300:
+            if not initial:
+                session.dialog.refresh_target(transaction.request)
+            session.answer = AnswerRetransmitter(
+                transaction, status, data, now=now, timers=self._timers
+            )
+            session.apply(SessionInput.SUCCESS_SENT)
+            self._schedule(session)
+        elif session.apply(SessionInput.FAILURE_SENT) is SessionState.TERMINATED:
+            self._end(session, f"rejected with {status}")
+
+    def hangup(self, call: CallRef, now: float, *, status: int = 480) -> None:
+        """End a call from our side (RFC 3261 §15).
+
+        Confirmed: send BYE. Our 2xx not yet acknowledged: the BYE waits for the ACK or
+        for the 2xx to time out (§15). Not answered yet: answer the INVITE with `status`.
+        A BYE already sent, or an ended call, makes this a no-op.
+        """
+        if not 300 <= status <= 699:
+            raise LocalProtocolError(f"cannot refuse an INVITE with {status}")
+        session = self._sessions.get(call)
+        if session is None:
+            return
+        if session.state in (SessionState.INCOMING, SessionState.EARLY):
+            self.respond_invite(call, status, now)
+        elif session.answer is not None:
+            session.bye_pending = True
+        elif session.state is SessionState.CONFIRMED:
+            self._send_bye(session, now)
+
+    def respond(self, key: TransactionKey, response: Response, now: float) -> None:
+        """Answer a request from a `RequestReceived` event.
+
+        The core adds a To tag when a response above 100 lacks one (§8.2.6.2) and a
+        Server header; the response goes to where the request came from.
+        """
+        transaction = self._server_transactions.get(key)
+        if not isinstance(transaction, ServerNonInviteTransaction):
+            raise LocalProtocolError(f"no request awaits an answer under {key}")
+        response = replace(response, headers=response.headers.copy())
+        if response.status > 100:
+            _add_to_tag(response, self._new_tag())
+        self._add_server(response)
+        self._run(transaction, transaction.send_response(response.status, bytes(response), now))
+
+    # -- queries -------------------------------------------------------------------------
+
+    def call_flow(self, call: CallRef) -> Flow:
+        """Return the flow the call's INVITE arrived on, which its requests reuse."""
+        session = self._sessions.get(call)
+        if session is None:
+            raise LocalProtocolError(f"unknown call {call}")
+        return session.flow
+
+    def is_active(self, call: CallRef) -> bool:
+        """True until the call's `CallEnded` event is queued."""
+        return call in self._sessions
+
+    def stats(self) -> CoreStats:
+        return CoreStats(
+            server_transactions=len(self._server_transactions),
+            client_transactions=len(self._client_transactions),
+            calls=len(self._sessions),
+            timers=len(self._deadlines),
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
+        _stamp_via(request, flow)
+        key = TransactionKey.for_request(request)
+        if request.method == "ACK":
+            self._receive_ack(request, key, flow, now)
+            return
+        existing = self._server_transactions.get(key)
+        if existing is not None:
+            self._run(existing, existing.receive_request(flow, now))
+            return
+        rejection = self._screen(request)
+        if rejection is not None:
+            self._reject(request, key, flow, now, rejection)
+            return
+        if request.method == "CANCEL":
+            self._receive_cancel(request, key, flow, now)
+            return
+        call = CallRef(request.call_id, request.from_address.tag or "")
+        to_tag = request.to_address.tag
+        # REGISTER never belongs to a dialog (§10.2), whatever its To says.
+        if to_tag is None or request.method == "REGISTER":
+            self._receive_out_of_dialog(request, key, flow, now, call)
+            return
+        session = self._sessions.get(call)
+        if session is None or session.dialog.local_tag != to_tag:
+            # §12.2.2: a To tag matching no dialog (we may have restarted, or it ended).
+            self._reject(request, key, flow, now, _Rejection(481))
+            return
+        try:
+            session.dialog.receive_cseq(request.cseq.number)
+        except RemoteProtocolError as exc:
+            self._reject(request, key, flow, now, _Rejection(exc.status_hint, str(exc)))
+            return
+        if request.method == "INVITE":
+            self._receive_reinvite(session, request, key, flow, now)
+        elif request.method == "BYE":
+            self._receive_bye(session, request, key, flow, now)
+        elif request.method == "OPTIONS":
+            self._answer_options(request, key, flow, now)
+        else:
+            self._pass_up(request, key, flow, session.call)
+
+    def _screen(self, request: Request) -> _Rejection | None:
+        """Return the response a request gets before any handling, in RFC 3261 §8.2 order."""
+        method = request.method
+        allow = ("Allow", ", ".join(self._allow))
+        if method not in self._allow:
+            return _Rejection(405 if method in KNOWN_METHODS else 501, headers=(allow,))
+        max_forwards = request.headers.get("Max-Forwards")
+        if max_forwards is not None:
+            if not _DIGITS.match(max_forwards.strip()):
+                return _Rejection(400, f"Invalid Max-Forwards: {max_forwards[:20]!r}")
+            # §16.3 is the proxy's rule, but a request that spent its hops is a loop.
+            if int(max_forwards) == 0:
+                return _Rejection(483)
+        if method != "CANCEL":
+            required = request.headers.get_list("Require")
+            unsupported = [tag for tag in required if tag not in SUPPORTED_OPTION_TAGS]
+            if unsupported:
+                return _Rejection(420, headers=(("Unsupported", ", ".join(unsupported)),))
+        content_type = request.content_type
+        if (
+            request.body
+            and content_type
+            and method not in ("BYE", "CANCEL")
+            and content_type not in self._accept
+        ):
+            # §8.2.3: a body we cannot read; Accept says what we can.
+            return _Rejection(415, headers=(("Accept", ", ".join(self._accept)),))
+        if method == "INVITE":
+            try:
+                parse_remote_target(request)
+                parse_route_set(request)
+            except SipParseError as exc:
+                return _Rejection(400, str(exc))
+        return None
+
+    def _receive_out_of_dialog(
+        self, request: Request, key: TransactionKey, flow: Flow, now: float, call: CallRef
+    ) -> None:
+        if request.method == "INVITE":
+            self._receive_invite(request, key, flow, now, call)
+        elif request.method == "BYE":
+            self._reject(request, key, flow, now, _Rejection(481))  # §15.1.2
+        elif request.method == "OPTIONS":
+            self._answer_options(request, key, flow, now)
+        else:
+            self._pass_up(request, key, flow, None)
+
+    def _receive_invite(
+        self, request: Request, key: TransactionKey, flow: Flow, now: float, call: CallRef
+    ) -> None:
+        if call in self._sessions:
+            # §8.2.2.2 merged request: same Call-ID and From tag, another transaction
+            # (a forked INVITE reaching us twice).
+            self._reject(request, key, flow, now, _Rejection(482))
+            return
+        dialog = Dialog.for_uas(
+            request, local_tag=self._new_tag(), local_cseq=self._rng.randrange(1, 2**16),
+            flow=flow,
+        )
+        transaction = ServerInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        session = InviteSession(call, dialog, pending_invite=transaction)
+        self._sessions[call] = session
+        self._send_trying(transaction, now)
+        self._events.append(InviteReceived(call, request, flow))
+
+    def _receive_reinvite(
+        self, session: InviteSession, request: Request, key: TransactionKey, flow: Flow,
+        now: float,
+    ) -> None:
+        if session.state is SessionState.TERMINATING:
+            self._reject(request, key, flow, now, _Rejection(481, "Call Is Ending"))
+            return
+        if session.pending_invite is not None or session.answer is not None:
+            # §14.2: one INVITE at a time in a dialog; the peer retries after a random
+            # delay (§14.1). An unacknowledged 2xx still counts: its offer/answer is open.
+            self._reject(request, key, flow, now, _Rejection(491))
+            return
+        transaction = ServerInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        session.pending_invite = transaction
+        self._send_trying(transaction, now)
+        self._events.append(ReinviteReceived(session.call, request))
+
+    def _receive_bye(
+        self, session: InviteSession, request: Request, key: TransactionKey, flow: Flow,
+        now: float,
+    ) -> None:
+        transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        response = response_to(request, 200)
+        self._add_server(response)
+        self._run(transaction, transaction.send_response(200, bytes(response), now))
+        if session.pending_invite is not None:
+            # §15.1.2: pending requests of the dialog still get a response, 487.
+            self._send_invite_response(session, session.pending_invite, 487, now)
+            session.pending_invite = None
+        session.answer = None
+        session.apply(SessionInput.BYE_RECEIVED)
+        self._events.append(ByeReceived(session.call))
+        self._end(session, "remote hung up")
+
+    def _receive_cancel(
+        self, request: Request, key: TransactionKey, flow: Flow, now: float
+    ) -> None:
+        """CANCEL (RFC 3261 §9.2): 200 when it matches an INVITE, 487 if still unanswered."""
+        invite = self._server_transactions.get(key.for_method("INVITE"))
+        if not isinstance(invite, ServerInviteTransaction):
+            self._reject(request, key, flow, now, _Rejection(481))
+            return
+        invite_request = invite.request
+        session = self._sessions.get(
+            CallRef(invite_request.call_id, invite_request.from_address.tag or "")
+        )
+        # §9.2: the 200 to CANCEL SHOULD carry the To tag of the INVITE's responses.
+        to_tag = session.dialog.local_tag if session is not None else self._new_tag()
+        transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        response = response_to(request, 200, to_tag=to_tag)
+        self._add_server(response)
+        self._run(transaction, transaction.send_response(200, bytes(response), now))
+        if session is None or session.pending_invite is not invite:
+            return  # already finally answered: the CANCEL has no effect
+        session.pending_invite = None
+        initial = session.state in (SessionState.INCOMING, SessionState.EARLY)
+        self._send_invite_response(session, invite, 487, now)
+        session.apply(SessionInput.CANCEL_RECEIVED)
+        if initial:
+            self._events.append(CallCancelled(session.call))
+            self._end(session, "cancelled")
+
+    def _receive_ack(self, request: Request, key: TransactionKey, flow: Flow, now: float) -> None:
+        transaction = self._server_transactions.get(key)
+        if isinstance(transaction, ServerInviteTransaction):
+            outcome = transaction.receive_ack(now)
+            self._run(transaction, outcome)
+            if not outcome.delivered:
+                return  # the ACK of our non-2xx final: the transaction's business alone
+        # An ACK for a 2xx is its own transaction (§17.1.1.3), or reaches the TU through
+        # an Accepted transaction when the peer reused the INVITE's branch (RFC 6026 §8.7).
+        call = CallRef(request.call_id, request.from_address.tag or "")
+        session = self._sessions.get(call)
+        number = request.cseq.number
+        if session is None:
+            self._drop("ACK matches no transaction or call", flow)
+            return
+        answer = session.answer
+        if answer is None or answer.cseq != number:
+            if session.acked_cseq != number:
+                self._drop(f"ACK (CSeq {number}) matches no 2xx awaiting one", flow)
+            return  # else a copy of an ACK already taken: the peer saw our 2xx again
+        # Matching is by Call-ID, From tag and CSeq number, not by our To tag: pyVoIP
+        # 1.6.8 ACKs our 2xx with a fresh random To tag of its own. An ACK cannot be
+        # answered, so taking it is the only way such a call gets confirmed.
+        session.answer = None
+        session.acked_cseq = number
+        session.apply(SessionInput.ACK_RECEIVED)
+        self._events.append(CallConfirmed(call, request))
+        if session.bye_pending:
+            self._send_bye(session, now)
+
+    def _answer_options(
+        self, request: Request, key: TransactionKey, flow: Flow, now: float
+    ) -> None:
+        """OPTIONS (RFC 3261 §11.2): say what we allow, accept and support."""
+        transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        response = response_to(request, 200, to_tag=self._new_tag(), headers=self._capabilities())
+        response.headers.add("Accept", ", ".join(self._accept))
+        self._add_server(response)
+        self._run(transaction, transaction.send_response(200, bytes(response), now))
+
+    def _pass_up(
+        self, request: Request, key: TransactionKey, flow: Flow, call: CallRef | None
+    ) -> None:
+        transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        self._events.append(RequestReceived(request, flow, key, call))
+
+    def _reject(
+        self, request: Request, key: TransactionKey, flow: Flow, now: float, rejection: _Rejection
+    ) -> None:
+        """Answer a request with a final response through a new transaction of its own."""
+        response = response_to(
+            request, rejection.status, rejection.reason, to_tag=self._new_tag(),
+            headers=rejection.headers,
+        )
+        self._add_server(response)
+        transaction: ServerTransaction
+        if request.method == "INVITE":
+            transaction = ServerInviteTransaction(key, request, flow, self._timers)
+        else:
+            transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
+        self._server_transactions[key] = transaction
+        self._run(transaction, transaction.send_response(rejection.status, bytes(response), now))
+
+    def _answer_unparsable(self, exc: PartialMessage, flow: Flow) -> None:
+        """Answer a request whose head parsed but which is invalid, statelessly.
+
+        The response can only find its transaction at the peer through the top Via
+        (§17.1.3), so without a usable Via, or for an ACK, the message is dropped;
+        whichever of From, To, Call-ID and CSeq exist are copied (§8.2.6.2).
+        """
+        request = exc.partial
+        if not isinstance(request, Request) or request.method == "ACK":
+            self._drop(f"unanswerable message: {exc}", flow)
+            return
+        try:
+            _stamp_via(request, flow)
+        except SipParseError:
+            self._drop(f"unanswerable request without a usable Via: {exc}", flow)
+            return
+        try:
+            response = response_to(request, exc.status_hint, str(exc), to_tag=self._new_tag())
+        except SipParseError:
+            response = response_to(request, exc.status_hint, str(exc))  # To unreadable
+        self._add_server(response)
+        self._send(bytes(response), flow)
+        self._drop(f"rejected with {exc.status_hint}: {exc}", flow)
+
+    # -- responses to our requests ---------------------------------------------------------
+
+    def _receive_response(self, response: Response, flow: Flow, now: float) -> None:
+        entry = self._client_transactions.get(
+            (response.top_via.branch or "", response.cseq.method)
+        )
+        if entry is None:
+            self._drop(f"{response.status} response matches no transaction", flow)
+            return
+        transaction, call = entry
+        outcome = transaction.receive_response(response.status, now)
+        self._run_client(transaction, outcome)
+        if outcome.delivered and response.status >= 200:
+            self._bye_completed(call, f"hung up, BYE answered {response.status}")
+
+    def _send_bye(self, session: InviteSession, now: float) -> None:
+        """Send BYE over the dialog's flow (RFC 3261 §15.1.1) and start its transaction."""
+        session.bye_pending = False
+        if session.pending_invite is not None:
+            # A re-INVITE still awaiting the application: the BYE ends it (§15.1.2 spirit).
+            self._send_invite_response(session, session.pending_invite, 487, now)
+            session.pending_invite = None
+            session.apply(SessionInput.FAILURE_SENT)
+        flow = session.flow
+        branch = f"{MAGIC_COOKIE}{self._rng.getrandbits(64):016x}"
+        via = f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport"
+        request = session.dialog.make_request("BYE", via)
+        request.headers.add("User-Agent", self._user_agent)
+        data = bytes(request)
+        transaction = ClientNonInviteTransaction(request, data, flow, self._timers, now)
+        self._client_transactions[(transaction.branch, transaction.method)] = (
+            transaction, session.call,
+        )
+        self._send(data, flow)
+        self._schedule(transaction)
+        session.apply(SessionInput.BYE_SENT)
+
+    def _bye_completed(self, call: CallRef, reason: str) -> None:
+        session = self._sessions.get(call)
+        if session is None or session.state is not SessionState.TERMINATING:
+            return  # ended meanwhile, e.g. the peer's own BYE crossed ours
+        session.apply(SessionInput.BYE_COMPLETED)
+        self._end(session, reason)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _fire(self, owner: _TimerOwner, now: float) -> None:
+        if isinstance(owner, InviteSession):
+            self._answer_timer(owner, now)
+        elif isinstance(owner, ClientNonInviteTransaction):
+            _, call = self._client_transactions[(owner.branch, owner.method)]
+            outcome = owner.handle_timer(now)
+            self._run_client(owner, outcome)
+            if outcome.timed_out:
+                self._bye_completed(call, "hung up, BYE timed out")
+        elif isinstance(owner, ServerInviteTransaction | ServerNonInviteTransaction):
+            # Timer H timing out needs no news: the call ended with the non-2xx already.
+            self._run(owner, owner.handle_timer(now))
+
+    def _answer_timer(self, session: InviteSession, now: float) -> None:
+        """Retransmit our 2xx, or stop waiting for its ACK (RFC 3261 §13.3.1.4)."""
+        answer = session.answer
+        if answer is None:
+            return
+        action = answer.handle_timer(now)
+        if action is AnswerTimer.RETRANSMIT:
+            # Through the Accepted transaction, which lives exactly as long (RFC 6026 §8.7).
+            transaction = answer.transaction
+            self._run(transaction, transaction.send_response(answer.status, answer.response, now))
+        elif action is AnswerTimer.GIVE_UP:
+            session.answer = None
+            session.apply(SessionInput.ACK_TIMED_OUT)
+            self._events.append(AckTimedOut(session.call))
+            if session.bye_pending:
+                self._send_bye(session, now)
+        self._schedule(session)
+
+    def _schedule(self, owner: _TimerOwner) -> None:
+        deadline = owner.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, next(self._deadline_order), owner))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _send_trying(self, transaction: ServerInviteTransaction, now: float) -> None:
+        """Send 100 Trying at once (§17.2.1); pyVoIP waits for a 1xx before anything else."""
+        response = response_to(transaction.request, 100)
+        self._add_server(response)
+        self._run(transaction, transaction.send_response(100, bytes(response), now))
+
+    def _send_invite_response(
+        self,
+        session: InviteSession,
+        transaction: ServerInviteTransaction,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> bytes:
+        """Build and send a response to an INVITE of the session; return its bytes.
+
+        Responses that create or refresh the dialog (101-299) copy Record-Route and carry
+        our Contact (§12.1.1); all carry our To tag, so 180, 200 and 487 agree.
+        """
+        request = transaction.request
+        response = response_to(request, status, reason, to_tag=session.dialog.local_tag)
+        if 100 < status < 300:
+            for value in request.headers.get_all("Record-Route"):
+                response.headers.add("Record-Route", value)
+            response.headers.add("Contact", self._contact(request, session.flow))
+            for name, value in self._capabilities():
+                response.headers.add(name, value)
+        self._add_server(response)
+        for name, value in headers:
+            response.headers.add(name, value)
+        if body:
+            response.headers.add("Content-Type", content_type)
+            response.body = body
+        data = bytes(response)
+        self._run(transaction, transaction.send_response(status, data, now))
+        return data
+
+    def _contact(self, request: Request, flow: Flow) -> str:
+        """Our Contact: the dialled user at the address the peer reached us on."""
+        user = SipUri.parse(request.uri).user
+        userinfo = f"{user}@" if user else ""
+        transport = "" if flow.transport == "udp" else f";transport={flow.transport}"
+        return f"<sip:{userinfo}{self._sent_by(flow)}{transport}>"
+
+    def _sent_by(self, flow: Flow) -> str:
+        return f"{_uri_host(self._external_address or flow.local_host)}:{flow.local_port}"
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        return [
+            ("Allow", ", ".join(self._allow)),
+            ("Supported", ", ".join(SUPPORTED_OPTION_TAGS)),
+        ]
+
+    def _add_server(self, response: Response) -> None:
+        if "Server" not in response.headers:
+            response.headers.add("Server", self._user_agent)
+
+    def _run(self, transaction: ServerTransaction, outcome: Outcome) -> None:
+        for data in outcome.send:
+            self._send(data, transaction.flow)
+        if transaction.terminated:
+            if self._server_transactions.get(transaction.key) is transaction:
+                del self._server_transactions[transaction.key]
+        else:
+            self._schedule(transaction)
+
+    def _run_client(self, transaction: ClientNonInviteTransaction, outcome: Outcome) -> None:
+        for data in outcome.send:
+            self._send(data, transaction.flow)
+        if transaction.terminated:
+            del self._client_transactions[(transaction.branch, transaction.method)]
+        else:
+            self._schedule(transaction)
+
+    def _end(self, session: InviteSession, reason: str) -> None:
+        """Forget an ended call and say so, once."""
+        session.answer = None
+        del self._sessions[session.call]
+        self._events.append(CallEnded(session.call, reason))
+
+    def _send(self, data: bytes, flow: Flow) -> None:
+        self._outgoing.append((data, flow))
+
+    def _drop(self, reason: str, flow: Flow) -> None:
+        self._events.append(MessageDropped(reason, flow))
+
+    def _new_tag(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
+
+
+def _describe(message: Request | Response) -> str:
+    if isinstance(message, Request):
+        return f"{message.method} request"
+    return f"{message.status} response"

@@ -1,0 +1,298 @@
+"""Dialogs (RFC 3261 §12) and the UAS INVITE session that lives in one (§13-§15).
+
+A `Dialog` is the state two UAs share: Call-ID, tags, CSeq numbers, route set, remote
+target and the flow it runs over; it checks the peer's CSeq order and builds our
+in-dialog requests (§12.2). An `InviteSession` is the INVITE usage on top of it (pjsip's
+split): answered or not, acknowledged or not, ending or not; which INVITE still awaits
+the application's answer; which 2xx still awaits its ACK. Neither sends anything or
+knows the application: the core drives both and turns their changes into datagrams.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseError
+from bridge.sip.events import CallRef
+from bridge.sip.flow import Flow
+from bridge.sip.message import NameAddress, Request, make_request
+from bridge.sip.transaction import ServerInviteTransaction, TimerConfig
+from bridge.sip.uri import SipUri
+
+MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
+
+
+def parse_remote_target(request: Request) -> str:
+    """Return the Contact URI of a dialog-creating or target-refresh request (§12.1.1).
+
+    A missing Contact, or one that is not a SIP or SIPS URI, leaves us no address for
+    in-dialog requests; both are a 400 (§8.1.1.8 requires a SIP URI in Contact).
+    """
+    contacts = request.contacts
+    if not contacts:
+        raise SipParseError("missing Contact header")
+    uri = contacts[0].uri
+    if SipUri.parse(uri).scheme not in ("sip", "sips"):
+        raise SipParseError(f"Contact is not a SIP URI: {uri[:60]!r}")
+    return uri
+
+
+def parse_route_set(request: Request) -> tuple[str, ...]:
+    """Return the Record-Route entries in order, as received (§12.1.1), checked to be SIP URIs."""
+    entries = tuple(request.headers.get_list("Record-Route"))
+    for entry in entries:
+        uri = NameAddress.parse(entry).uri
+        if SipUri.parse(uri).scheme not in ("sip", "sips"):
+            raise SipParseError(f"Record-Route is not a SIP URI: {uri[:60]!r}")
+    return entries
+
+
+@dataclass(eq=False)
+class Dialog:
+    """One dialog as the UAS holds it (RFC 3261 §12.1.1).
+
+    `local_address` is the To of the INVITE (our From in requests we send) and
+    `remote_address` its From, tag included. `local_cseq` is the last CSeq number we
+    used; `remote_cseq` the highest the peer used.
+    """
+
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_address: NameAddress
+    remote_address: NameAddress
+    remote_target: str
+    route_set: tuple[str, ...]
+    remote_cseq: int
+    local_cseq: int
+    flow: Flow
+
+    @classmethod
+    def for_uas(cls, invite: Request, *, local_tag: str, local_cseq: int, flow: Flow) -> Dialog:
+        """Build the dialog a 2xx (or a 1xx with a To tag) to `invite` creates (§12.1.1).
+
+        The initial `local_cseq` comes from the caller (chosen at random by the core,
+        §8.1.1.5); the flow is the one the INVITE arrived on, which our in-dialog
+        requests reuse (NAT and TCP friendly).
+        """
+        remote = invite.from_address
+        return cls(
+            call_id=invite.call_id,
+            local_tag=local_tag,
+            remote_tag=remote.tag or "",
+            local_address=invite.to_address,
+            remote_address=remote,
+            remote_target=parse_remote_target(invite),
+            route_set=parse_route_set(invite),
+            remote_cseq=invite.cseq.number,
+            local_cseq=local_cseq,
+            flow=flow,
+        )
+
+    def receive_cseq(self, number: int) -> None:
+        """Check and record the CSeq of an in-dialog request (RFC 3261 §12.2.2).
+
+        Lower than the remote sequence number is out of order: 500. Gaps are fine.
+        """
+        if number < self.remote_cseq:
+            raise RemoteProtocolError(
+                f"CSeq {number} is lower than {self.remote_cseq} (out of order)", status_hint=500
+            )
+        self.remote_cseq = number
+
+    def refresh_target(self, request: Request) -> None:
+        """Take the new remote target of an accepted re-INVITE (§12.2.2 target refresh)."""
+        self.remote_target = parse_remote_target(request)
+
+    def make_request(self, method: str, via: str) -> Request:
+        """Build our next in-dialog request (RFC 3261 §12.2.1.1); the caller adds the rest.
+
+        To is the peer's From with its tag, From is our To with our tag, CSeq is one
+        more than the last we used. With a loose-routing first route (`;lr`) the
+        Request-URI is the remote target and Route is the route set; otherwise the
+        first route is a strict router and becomes the Request-URI, and the remote
+        target goes last in Route.
+        """
+        self.local_cseq += 1
+        uri, routes = self._target_and_routes()
+        headers = [
+            ("Via", via),
+            ("Max-Forwards", str(MAX_FORWARDS)),
+            ("From", str(self.local_address.with_tag(self.local_tag))),
+            ("To", str(self.remote_address)),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self.local_cseq} {method}"),
+        ]
+        headers += [("Route", route) for route in routes]
+        return make_request(method, uri, headers)
+
+    def _target_and_routes(self) -> tuple[str, list[str]]:
+        if not self.route_set:
+            return self.remote_target, []
+        first = SipUri.parse(NameAddress.parse(self.route_set[0]).uri)
+        if first.param("lr") is not None:
+            return self.remote_target, list(self.route_set)
+        # §12.2.1.1 strict routing: the Request-URI loses parameters a Request-URI may
+        # not carry (§19.1.1 table: `method`) and any URI headers.
+        params = tuple((name, value) for name, value in first.params if name != "method")
+        request_uri = str(first.with_params(params)).partition("?")[0]
+        return request_uri, [*self.route_set[1:], f"<{self.remote_target}>"]
+
+
+class SessionState(enum.Enum):
+    INCOMING = "incoming"  # INVITE received, no answer from the application yet
+    EARLY = "early"  # a 101-199 with our To tag was sent: an early dialog (§12.1)
+    ACCEPTED = "accepted"  # our 2xx was sent; waiting for its ACK
+    CONFIRMED = "confirmed"  # the ACK arrived (or stopped being waited for)
+    TERMINATING = "terminating"  # our BYE is in flight
+    TERMINATED = "terminated"  # the call is over; the core forgets the session
+
+
+class SessionInput(enum.Enum):
+    PROVISIONAL_SENT = "101-199 to an INVITE"
+    SUCCESS_SENT = "2xx to an INVITE"
+    FAILURE_SENT = "3xx-6xx to an INVITE"
+    CANCEL_RECEIVED = "CANCEL of a pending INVITE"
+    ACK_RECEIVED = "ACK for our 2xx"
+    ACK_TIMED_OUT = "no ACK for our 2xx within 64*T1"
+    BYE_RECEIVED = "BYE from the peer"
+    BYE_SENT = "our BYE"
+    BYE_COMPLETED = "final response to our BYE, or its timeout"
+
+
+_S = SessionState
+_I = SessionInput
+
+# The UAS INVITE usage (RFC 3261 §13.3, §14.2, §15). re-INVITEs live in CONFIRMED: their
+# answers and ACKs do not change the session state (a rejected re-INVITE keeps the call).
+#
+#            INVITE
+#              |
+#              V        1xx
+#        +----------+ -----> +-------+ 1xx
+#        | INCOMING |        | EARLY |<---+
+#        +----------+        +-------+----+
+#     2xx |   | 3xx-6xx,   2xx |   | 3xx-6xx, CANCEL, BYE
+#         |   | CANCEL         |   |
+#         V   +----------------|---+------------------------------+
+#        +----------+ <--------+                                  |
+#        | ACCEPTED |-- BYE ------------------------------------->|
+#        +----------+                                             |
+#    ACK, 64*T1 |                                                 |
+#               V                                                 V
+#        +-----------+ --- BYE received ------------------> +------------+
+#        | CONFIRMED |                                      | TERMINATED |
+#        +-----------+ --- BYE sent --> +-------------+ --> +------------+
+#     re-INVITE: 1xx, 2xx,              | TERMINATING |  BYE answered or
+#     3xx-6xx, CANCEL, ACK, 64*T1       +-------------+  timed out; BYE received
+SESSION_TABLE: dict[tuple[SessionState, SessionInput], SessionState] = {
+    (_S.INCOMING, _I.PROVISIONAL_SENT): _S.EARLY,
+    (_S.INCOMING, _I.SUCCESS_SENT): _S.ACCEPTED,
+    (_S.INCOMING, _I.FAILURE_SENT): _S.TERMINATED,
+    (_S.INCOMING, _I.CANCEL_RECEIVED): _S.TERMINATED,
+    (_S.EARLY, _I.PROVISIONAL_SENT): _S.EARLY,
+    (_S.EARLY, _I.SUCCESS_SENT): _S.ACCEPTED,
+    (_S.EARLY, _I.FAILURE_SENT): _S.TERMINATED,
+    (_S.EARLY, _I.CANCEL_RECEIVED): _S.TERMINATED,
+    (_S.EARLY, _I.BYE_RECEIVED): _S.TERMINATED,
+    (_S.ACCEPTED, _I.ACK_RECEIVED): _S.CONFIRMED,
+    (_S.ACCEPTED, _I.ACK_TIMED_OUT): _S.CONFIRMED,
+    (_S.ACCEPTED, _I.BYE_RECEIVED): _S.TERMINATED,
+    (_S.CONFIRMED, _I.PROVISIONAL_SENT): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.SUCCESS_SENT): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.FAILURE_SENT): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.CANCEL_RECEIVED): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.ACK_RECEIVED): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.ACK_TIMED_OUT): _S.CONFIRMED,
+    (_S.CONFIRMED, _I.BYE_RECEIVED): _S.TERMINATED,
+    (_S.CONFIRMED, _I.BYE_SENT): _S.TERMINATING,
+    (_S.TERMINATING, _I.BYE_RECEIVED): _S.TERMINATED,
+    (_S.TERMINATING, _I.BYE_COMPLETED): _S.TERMINATED,
+}
+
+
+class AnswerTimer(enum.Enum):
+    IDLE = "nothing due"
+    RETRANSMIT = "send the 2xx again"
+    GIVE_UP = "64*T1 passed without an ACK"
+
+
+class AnswerRetransmitter:
+    """Retransmit our 2xx to an INVITE until its ACK arrives (RFC 3261 §13.3.1.4).
+
+    The interval starts at T1 and doubles up to T2; after 64*T1 the dialog counts as
+    confirmed but the session should end. On reliable transports the transport does
+    the retransmitting, so only the 64*T1 limit applies. `transaction` is the INVITE's,
+    in Accepted state, through which the copies go (RFC 6026 §8.7).
+    """
+
+    def __init__(
+        self,
+        transaction: ServerInviteTransaction,
+        status: int,
+        response: bytes,
+        *,
+        now: float,
+        timers: TimerConfig,
+    ) -> None:
+        self.transaction = transaction
+        self.cseq = transaction.request.cseq.number
+        self.status = status
+        self.response = response
+        self._t2_s = timers.t2_s
+        self._interval_s = timers.t1_s
+        self._give_up_at: float | None = now + timers.timeout_s
+        reliable = transaction.flow.reliable
+        self._retransmit_at = None if reliable else now + self._interval_s
+
+    def next_deadline(self) -> float | None:
+        deadlines = [at for at in (self._give_up_at, self._retransmit_at) if at is not None]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> AnswerTimer:
+        """Say what is due at `now`; giving up wins over a retransmission due as well."""
+        if self._give_up_at is not None and now >= self._give_up_at:
+            self._give_up_at = self._retransmit_at = None
+            return AnswerTimer.GIVE_UP
+        if self._retransmit_at is not None and now >= self._retransmit_at:
+            self._interval_s = min(2 * self._interval_s, self._t2_s)
+            self._retransmit_at = now + self._interval_s
+            return AnswerTimer.RETRANSMIT
+        return AnswerTimer.IDLE
+
+
+@dataclass(eq=False)
+class InviteSession:
+    """One call the bridge answers: its dialog and where its INVITE usage stands.
+
+    `pending_invite` is the INVITE (initial or re-INVITE) whose final answer the
+    application still owes; `answer` is our 2xx awaiting its ACK. `acked_cseq` lets
+    retransmitted ACKs be absorbed. `bye_pending` records a hangup that must wait for
+    the ACK (§15: no BYE before the 2xx is acknowledged).
+    """
+
+    call: CallRef
+    dialog: Dialog
+    state: SessionState = SessionState.INCOMING
+    pending_invite: ServerInviteTransaction | None = None
+    answer: AnswerRetransmitter | None = None
+    acked_cseq: int | None = None
+    bye_pending: bool = False
+
+    @property
+    def flow(self) -> Flow:
+        return self.dialog.flow
+
+    def apply(self, input_: SessionInput) -> SessionState:
+        """Move along SESSION_TABLE; an input it does not list is our own bug."""
+        state = SESSION_TABLE.get((self.state, input_))
+        if state is None:
+            raise LocalProtocolError(
+                f"{input_.name} is not allowed in session state {self.state.name}"
+            )
+        self.state = state
+        return state
+
+    def next_deadline(self) -> float | None:
+        return self.answer.next_deadline() if self.answer is not None else None
