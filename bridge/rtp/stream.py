@@ -1,0 +1,254 @@
+"""The receiving side of one member's RTP stream: validation and reception statistics.
+
+RFC 3550 A.1 (sequence validation), A.3 (loss), A.8 (interarrival jitter), plus duplicate
+detection and SSRC changes. It takes header fields as primitives and returns a verdict;
+it neither buffers nor decodes payloads (that is `dsp.jitter`'s job) and never reads a
+clock: every arrival comes with `now` in seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bridge.rtp.rtcp import ReportBlock, ntp_middle32
+from bridge.rtp.seqnum import UINT16_MOD, uint32_diff
+
+MIN_SEQUENTIAL = 2  # packets in sequence before the first source is trusted (A.1)
+MAX_DROPOUT = 3000  # the largest forward jump taken as loss rather than a restart (A.1)
+MAX_MISORDER = 100  # how far behind a packet may be and still count as late, not stale (A.1)
+DUPLICATE_WINDOW = 128  # sequence numbers remembered for duplicate detection (> MAX_MISORDER)
+_WINDOW_MASK = (1 << DUPLICATE_WINDOW) - 1
+_LOST_MIN, _LOST_MAX = -(1 << 23), (1 << 23) - 1  # the RR field is 24-bit signed (A.3)
+
+
+class ReceiveStatus(enum.Enum):
+    """Verdict on one packet; the caller decides what to play.
+
+    | status               | when                                              | counted |
+    |----------------------|---------------------------------------------------|---------|
+    | PROBATION            | first source, fewer than MIN_SEQUENTIAL in a row  | yes     |
+    | ACCEPTED             | ahead by < MAX_DROPOUT, or late by < MAX_MISORDER | yes     |
+    | NEW_SOURCE           | SSRC differs from the current one: state reset    | yes     |
+    | RESTARTED            | second packet in sequence after a large jump      | yes     |
+    | DUPLICATE            | the highest, or a late one, already seen          | no      |
+    | BAD_SEQUENCE         | jump ahead by >= MAX_DROPOUT (maybe a restart)    | no      |
+    | OUT_OF_ORDER_TOO_OLD | behind by >= MAX_MISORDER (stale, maybe restart)  | no      |
+    """
+
+    ACCEPTED = enum.auto()
+    PROBATION = enum.auto()
+    DUPLICATE = enum.auto()
+    OUT_OF_ORDER_TOO_OLD = enum.auto()
+    BAD_SEQUENCE = enum.auto()
+    RESTARTED = enum.auto()
+    NEW_SOURCE = enum.auto()
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveStatistics:
+    """A snapshot of one stream's reception.
+
+    `packets_received`, `octets_received` (payload octets), `ssrc_changes` and `duplicates`
+    count over the stream's whole life; loss, jitter and the extended highest sequence
+    number describe the current source since its sequence base (A.1 `init_seq`), as the
+    RR does. `fraction_lost_last` is the value sent in the latest report block (1/256).
+    """
+
+    ssrc: int | None
+    packets_received: int
+    octets_received: int
+    cumulative_lost: int
+    fraction_lost_last: int
+    jitter_ts: float
+    jitter_ms: float
+    extended_highest_seq: int
+    ssrc_changes: int
+    duplicates: int
+    last_arrival: float | None
+
+
+class ReceiveStream:
+    """Validation and statistics for the packets one member sends us."""
+
+    def __init__(self, clock_rate_hz: int) -> None:
+        self.clock_rate_hz = clock_rate_hz
+        self._ssrc: int | None = None
+        self._probation = 0
+        self._max_seq = 0
+        self._cycles = 0  # wrap-arounds times 2**16 (A.1)
+        self._base_seq = 0
+        self._bad_seq: int | None = None
+        self._received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._seen = 0  # bit k: max_seq - k arrived
+        self._jitter_ts = 0.0
+        self._last_arrival_ts: float | None = None
+        self._last_timestamp = 0
+        self._packets_received = 0
+        self._octets_received = 0
+        self._ssrc_changes = 0
+        self._duplicates = 0
+        self._last_arrival: float | None = None
+        self._fraction_lost_last = 0
+        self._lsr = 0
+        self._last_sr_at: float | None = None
+
+    def receive(
+        self, sequence_number: int, timestamp: int, ssrc: int, payload_size: int, now: float
+    ) -> ReceiveStatus:
+        """Validate one packet's header fields and update the statistics (RFC 3550 A.1)."""
+        seq = sequence_number
+        if ssrc != self._ssrc:
+            if self._ssrc is None:
+                status = ReceiveStatus.PROBATION
+                self._probation = MIN_SEQUENTIAL - 1
+            else:
+                # A phone may change SSRC mid-call (Asterisk after a re-INVITE or transfer):
+                # a new source, but no probation, so no speech is lost to it.
+                status = ReceiveStatus.NEW_SOURCE
+                self._probation = 0
+                self._ssrc_changes += 1
+                self._jitter_ts = 0.0
+                self._fraction_lost_last = 0
+                self._last_sr_at = None
+            self._ssrc = ssrc
+            self._init_seq(seq)
+            self._last_arrival_ts = None
+        elif self._probation:
+            if seq == self._max_seq:
+                self._duplicates += 1
+                return ReceiveStatus.DUPLICATE
+            if seq == (self._max_seq + 1) & 0xFFFF:
+                self._probation -= 1
+                self._advance(seq, 1)
+            else:
+                self._probation = MIN_SEQUENTIAL - 1
+                self._init_seq(seq)
+            status = ReceiveStatus.PROBATION if self._probation else ReceiveStatus.ACCEPTED
+        else:
+            delta = (seq - self._max_seq) & 0xFFFF
+            if delta == 0:
+                self._duplicates += 1
+                return ReceiveStatus.DUPLICATE
+            if delta < MAX_DROPOUT:
+                self._advance(seq, delta)
+                status = ReceiveStatus.ACCEPTED
+            elif delta <= UINT16_MOD - MAX_MISORDER:
+                if seq != self._bad_seq:
+                    self._bad_seq = (seq + 1) & 0xFFFF
+                    if delta < UINT16_MOD // 2:
+                        return ReceiveStatus.BAD_SEQUENCE
+                    return ReceiveStatus.OUT_OF_ORDER_TOO_OLD
+                # A.1: two sequential packets after a jump: the sender restarted.
+                self._init_seq(seq)
+                self._last_arrival_ts = None
+                status = ReceiveStatus.RESTARTED
+            else:
+                behind = UINT16_MOD - delta
+                if self._seen >> behind & 1:
+                    self._duplicates += 1
+                    return ReceiveStatus.DUPLICATE
+                self._seen |= 1 << behind
+                status = ReceiveStatus.ACCEPTED
+        self._received += 1
+        self._packets_received += 1
+        self._octets_received += payload_size
+        self._last_arrival = now
+        self._update_jitter(timestamp, now)
+        return status
+
+    def _init_seq(self, seq: int) -> None:
+        """Make `seq` the base of a fresh sequence (A.1 `init_seq`)."""
+        self._base_seq = seq
+        self._max_seq = seq
+        self._cycles = 0
+        self._bad_seq = None
+        self._received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._seen = 1
+
+    def _advance(self, seq: int, delta: int) -> None:
+        if seq < self._max_seq:
+            self._cycles += UINT16_MOD
+        self._max_seq = seq
+        self._seen = (self._seen << delta | 1) & _WINDOW_MASK
+
+    def _update_jitter(self, timestamp: int, now: float) -> None:
+        """Fold one arrival into the interarrival jitter (RFC 3550 A.8, §6.4.1).
+
+        D = (R_j - R_i) - (S_j - S_i) in timestamp units, taken between consecutive
+        arrivals (not sequence order), with the timestamp difference wrap-safe.
+        """
+        arrival_ts = now * self.clock_rate_hz
+        if self._last_arrival_ts is not None:
+            transit_change = (arrival_ts - self._last_arrival_ts) - uint32_diff(
+                timestamp, self._last_timestamp
+            )
+            self._jitter_ts += (abs(transit_change) - self._jitter_ts) / 16
+        self._last_arrival_ts = arrival_ts
+        self._last_timestamp = timestamp
+
+    def _extended_max(self) -> int:
+        return self._cycles + self._max_seq
+
+    def _cumulative_lost(self) -> int:
+        """Return expected minus received, clamped to the RR's 24-bit signed field (A.3)."""
+        expected = self._extended_max() - self._base_seq + 1
+        return min(max(expected - self._received, _LOST_MIN), _LOST_MAX)
+
+    def statistics(self) -> ReceiveStatistics:
+        """Return a snapshot of the statistics; it changes nothing."""
+        return ReceiveStatistics(
+            ssrc=self._ssrc,
+            packets_received=self._packets_received,
+            octets_received=self._octets_received,
+            cumulative_lost=self._cumulative_lost() if self._ssrc is not None else 0,
+            fraction_lost_last=self._fraction_lost_last,
+            jitter_ts=self._jitter_ts,
+            jitter_ms=self._jitter_ts * 1000 / self.clock_rate_hz,
+            extended_highest_seq=self._extended_max(),
+            ssrc_changes=self._ssrc_changes,
+            duplicates=self._duplicates,
+            last_arrival=self._last_arrival,
+        )
+
+    def on_sender_report(self, ntp_timestamp: int, now: float) -> None:
+        """Remember the peer's latest SR for the LSR and DLSR fields (RFC 3550 §6.4.1)."""
+        self._lsr = ntp_middle32(ntp_timestamp)
+        self._last_sr_at = now
+
+    def report_block(self, now: float) -> ReportBlock | None:
+        """Return the report block for an RR/SR sent at `now`, None before any packet.
+
+        Starts a new reporting interval: the fraction lost covers the packets since the
+        previous call (RFC 3550 A.3).
+        """
+        if self._ssrc is None:
+            return None
+        expected = self._extended_max() - self._base_seq + 1
+        expected_interval = expected - self._expected_prior
+        received_interval = self._received - self._received_prior
+        self._expected_prior = expected
+        self._received_prior = self._received
+        lost_interval = expected_interval - received_interval
+        if expected_interval == 0 or lost_interval <= 0:
+            self._fraction_lost_last = 0
+        else:
+            self._fraction_lost_last = min((lost_interval << 8) // expected_interval, 255)
+        if self._last_sr_at is None:
+            lsr = dlsr = 0
+        else:
+            lsr = self._lsr
+            dlsr = min(max(int((now - self._last_sr_at) * 65536), 0), 0xFFFFFFFF)
+        return ReportBlock(
+            ssrc=self._ssrc,
+            fraction_lost=self._fraction_lost_last,
+            cumulative_lost=self._cumulative_lost(),
+            extended_highest_seq=self._extended_max() & 0xFFFFFFFF,
+            jitter_ts=int(self._jitter_ts),
+            lsr=lsr,
+            dlsr=dlsr,
+        )
