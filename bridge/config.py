@@ -1,0 +1,900 @@
+"""Configuration: one YAML file (dialplans/*.yaml) into frozen dataclasses.
+
+Owns the schema of docs/internals.md "Config schema", its defaults and every check on it.
+The whole document is walked before anything is refused, so an operator sees every problem
+at once, each with file, line and field. Clear passwords are hashed into digest HA1s here
+and never leave this module. No clock and no sockets; `load_config` alone reads a file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bridge.sip.auth import compute_ha1
+
+Transport = Literal["udp", "tcp"]
+Language = Literal["id", "en"]
+RoomMode = Literal["meeting"]
+RoomAccess = Literal["anyone", "accounts"]
+_Choice = TypeVar("_Choice", bound=str)
+
+TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
+LANGUAGES: dict[str, Language] = {"id": "id", "en": "en"}
+ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting"}
+ROOM_ACCESS: dict[str, RoomAccess] = {"anyone": "anyone", "accounts": "accounts"}
+# The codecs dsp/ can encode and decode today, by their RTP/AVP encoding names (RFC 3551 §4.5).
+SUPPORTED_CODECS: tuple[str, ...] = ("PCMU", "PCMA")
+
+DEFAULT_DOMAIN = "telerapat.local"
+DEFAULT_USER_AGENT = "telerapat"
+DEFAULT_RTP_PORT_MIN = 40000
+DEFAULT_RTP_PORT_MAX = 40999
+DEFAULT_RTP_TIMEOUT_S = 30.0
+DEFAULT_LANGUAGE: Language = "id"
+DEFAULT_CODECS: tuple[str, ...] = SUPPORTED_CODECS
+
+# Values that name something on the roadmap get "not ... yet" rather than "unknown".
+_LATER_TRANSPORTS = frozenset({"tls"})
+_LATER_CODECS = frozenset({"G722", "OPUS"})
+_LATER_MODES = frozenset({"webinar", "hotline"})
+
+_RTP_PORT_MIN = 1024  # below are privileged ports and well-known services
+_PORT_MAX = 65535
+_PIN_DIGITS_MAX = 16
+
+_ROOM_ID = re.compile(r"[a-z0-9_-]+", re.ASCII)
+_EXTENSION = re.compile(r"\+?[0-9]+", re.ASCII)
+_PIN = re.compile(r"[0-9]+", re.ASCII)
+_HA1_HEX_DIGITS = {"ha1": 32, "ha1_sha256": 64}
+_HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
+_RTP_PORTS = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", re.ASCII)
+_LISTEN = re.compile(r"(?P<transport>[^:]*):(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>[^:]*)")
+# RFC 3261 §25.1, without escapes: the account name is compared as written.
+#   user             =  1*( unreserved / escaped / user-unreserved )
+#   unreserved       =  alphanum / mark
+#   mark             =  "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"
+#   user-unreserved  =  "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"
+_SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]+", re.ASCII)
+# RFC 3261 §25.1:
+#   hostname         =  *( domainlabel "." ) toplabel [ "." ]
+#   domainlabel      =  alphanum / alphanum *( alphanum / "-" ) alphanum
+#   toplabel         =  ALPHA / ALPHA *( alphanum / "-" ) alphanum
+_HOSTNAME = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?",
+    re.ASCII,
+)
+# RFC 3261 §20.41: User-Agent = server-val *(LWS server-val); server-val = product / comment;
+# product = token [SLASH product-version]. Comments are taken without nesting.
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_SERVER_VAL = rf"(?:{_TOKEN}(?:/{_TOKEN})?|\([^()\\\x00-\x1f\x7f]*\))"
+_USER_AGENT = re.compile(rf"{_SERVER_VAL}(?:[ \t]+{_SERVER_VAL})*", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_YAML = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE, _TIMESTAMP = (
+    _YAML + name for name in ("str", "int", "float", "bool", "null", "merge", "timestamp")
+)
+# YAML 1.1 ints that do not print back as written: 0123 is octal 83, 0x1F, 1_000, 1:30.
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)", re.ASCII)
+_OCTAL = re.compile(r"[-+]?0[0-7_]+", re.ASCII)
+
+_TOP_KEYS = ("sip", "rtp", "language", "codecs", "accounts", "rooms")
+_SIP_KEYS = ("listen", "domain", "external_address", "user_agent")
+_RTP_KEYS = ("ports", "timeout_s")
+_ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
+_ROOM_KEYS = (
+    "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """One `sip.listen` entry: where the bridge binds and what it advertises for it."""
+
+    transport: Transport
+    host: str  # an IP address, IPv6 without brackets; a wildcard only with external_address
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+DEFAULT_LISTEN: tuple[ListenAddress, ...] = (
+    ListenAddress("udp", "127.0.0.1", 5060), ListenAddress("tcp", "127.0.0.1", 5060)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    listen: tuple[ListenAddress, ...]
+    domain: str  # digest realm (RFC 3261 §22.1) and our own From/Contact domain
+    external_address: str | None  # put in SDP and Contact instead of the local address (NAT)
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class RtpConfig:
+    port_min: int  # even: RTP on even ports, RTCP on the next odd one (RFC 3550 §11)
+    port_max: int  # inclusive
+    timeout_s: float  # no RTP for this long and the member is removed with a BYE
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A SIP digest account: HA1s for realm `sip.domain` (RFC 7616 §3.4.2), never a password."""
+
+    username: str
+    display: str | None
+    ha1_md5: str | None = field(repr=False)  # password-equivalent for this realm: keep out of logs
+    ha1_sha256: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    id: str
+    extension: str  # digits with an optional leading "+"
+    name: str | None
+    pin: str | None
+    moderator_pin: str | None
+    mode: RoomMode
+    access: RoomAccess
+    language: Language  # the global `language` when the room sets none
+    codecs: tuple[str, ...]  # the global `codecs` when the room sets none
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    sip: SipConfig
+    rtp: RtpConfig
+    language: Language
+    codecs: tuple[str, ...]
+    accounts: tuple[Account, ...]
+    rooms: tuple[RoomConfig, ...]
+    source: str  # the file it came from, for messages on reload
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file; `line` is 1-based, `field` a dotted path."""
+
+    filename: str
+    line: int
+    field: str  # e.g. "rooms[1].pin"; empty for problems of the YAML text itself
+    message: str
+
+    def __str__(self) -> str:
+        if not self.field:
+            return f"{self.filename}:{self.line}: {self.message}"
+        return f"{self.filename}:{self.line}: {self.field}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used, with every problem found in it, in file order."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file; OSError (missing, unreadable) passes through."""
+    filename = str(path)
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        raise ConfigError(
+            [ConfigProblem(filename, line, "", f"not UTF-8 text: byte 0x{byte:02x} is invalid")]
+        ) from None
+    return parse_config(text, filename)
+
+
+def parse_config(text: str, filename: str) -> Config:
+    """Check a config document and return it, or raise ConfigError listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([_syntax_problem(exc, filename)]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
+        raise ConfigError([ConfigProblem(filename, line, "", message)]) from None
+    reader = _ConfigReader(filename)
+    config = reader.read(root)
+    if reader.problems:
+        ordered = sorted(dict.fromkeys(reader.problems), key=lambda problem: problem.line)
+        raise ConfigError(ordered)
+    return config
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> ConfigProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    message = f"invalid YAML: {exc.problem or exc.context}"
+    if exc.context == "expected a single document in the stream":
+        message = "invalid YAML: a config is a single document, but another one starts here"
+    elif exc.problem and exc.context:
+        where = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+        message += f" ({exc.context}{where})"
+    return ConfigProblem(filename, line, "", message)
+
+
+def _show(text: str) -> str:
+    """Quote text from the file for a one-line message, escaping control characters."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _join(path: str, name: str) -> str:
+    if _CONTROL.search(name):
+        name = _show(name)
+    return f"{path}.{name}" if path else name
+
+
+def _closest(word: str, choices: Sequence[str]) -> str:
+    """Return a `; did you mean "x"?` hint, or the list of choices when nothing is close."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), by_lower, n=1)
+    if close:
+        return f'; did you mean "{by_lower[close[0]]}"?'
+    return f"; expected one of: {', '.join(choices)}"
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL
+
+
+class _ConfigReader:
+    """Walk one composed YAML document along the schema, collecting every problem.
+
+    Each reader returns a usable value even after a problem (the default, or what could be
+    salvaged), so the walk goes on and later problems are found too; `parse_config` raises
+    before any of those stand-in values can escape.
+    """
+
+    def __init__(self, filename: str) -> None:
+        self._filename = filename
+        self._constructor = SafeConstructor()
+        self.problems: list[ConfigProblem] = []
+
+    def report(self, node: Node, path: str, message: str) -> None:
+        line = node.start_mark.line + 1
+        self.problems.append(ConfigProblem(self._filename, line, path, message))
+
+    # -- the document ------------------------------------------------------------------
+
+    def read(self, root: Node | None) -> Config:
+        top = self.fields(root, "", _TOP_KEYS) if root is not None else {}
+        sip = self.read_sip(top.get("sip"))
+        rtp = self.read_rtp(top.get("rtp"), sip.listen)
+        language = DEFAULT_LANGUAGE
+        if "language" in top:
+            language = self.language(top["language"], "language") or DEFAULT_LANGUAGE
+        codecs = DEFAULT_CODECS
+        if "codecs" in top:
+            codecs = self.codecs(top["codecs"], "codecs") or DEFAULT_CODECS
+        accounts = self.read_accounts(top.get("accounts"), sip.domain)
+        # Judged on what is listed, so a mistyped account is not blamed on the rooms too.
+        listed = top.get("accounts")
+        has_accounts = isinstance(listed, MappingNode) and bool(listed.value)
+        rooms: tuple[RoomConfig, ...] = ()
+        if "rooms" in top:
+            rooms = self.read_rooms(top["rooms"], language, codecs, has_accounts=has_accounts)
+        elif root is None:
+            message = "the file is empty; a config needs at least a rooms: list"
+            self.problems.append(ConfigProblem(self._filename, 1, "", message))
+        elif isinstance(root, MappingNode):
+            self.report(root, "rooms", "required: a list of rooms, e.g. - {id: rakor, extension: "
+                        '"1000"}')
+        return Config(
+            sip=sip,
+            rtp=rtp,
+            language=language,
+            codecs=codecs,
+            accounts=accounts,
+            rooms=rooms,
+            source=self._filename,
+        )
+
+    # -- sip ---------------------------------------------------------------------------
+
+    def read_sip(self, node: Node | None) -> SipConfig:
+        values = self.fields(node, "sip", _SIP_KEYS) if node is not None else {}
+        external_address = None
+        if "external_address" in values:
+            external_address = self.external_address(values["external_address"])
+        listen = DEFAULT_LISTEN
+        if "listen" in values:
+            # An invalid external_address is reported on its own; do not also blame a wildcard.
+            listen = self.listen(values["listen"], has_external="external_address" in values)
+        domain = DEFAULT_DOMAIN
+        if "domain" in values:
+            domain = self.domain(values["domain"]) or DEFAULT_DOMAIN
+        user_agent = DEFAULT_USER_AGENT
+        if "user_agent" in values:
+            user_agent = self.user_agent(values["user_agent"]) or DEFAULT_USER_AGENT
+        return SipConfig(
+            listen=listen, domain=domain, external_address=external_address, user_agent=user_agent
+        )
+
+    def listen(self, node: Node, *, has_external: bool) -> tuple[ListenAddress, ...]:
+        items = self.sequence(node, "sip.listen")
+        if items is not None and not items:
+            self.report(node, "sip.listen", 'needs at least one address, e.g. "udp:127.0.0.1:5060"')
+        addresses: list[ListenAddress] = []
+        seen: dict[ListenAddress, str] = {}
+        for index, item in enumerate(items or ()):
+            path = f"sip.listen[{index}]"
+            text = self.text(item, path)
+            if text is None:
+                continue
+            address = _parse_listen(text)
+            if isinstance(address, str):
+                self.report(item, path, address)
+                continue
+            if ipaddress.ip_address(address.host).is_unspecified and not has_external:
+                self.report(
+                    item, path,
+                    f"{address.host} listens on every interface, so the bridge cannot tell which "
+                    "address to advertise in SDP and Contact; list each concrete address, or "
+                    "set sip.external_address",
+                )
+            clash = self.listen_clash(address, seen)
+            if clash:
+                self.report(item, path, clash)
+            else:
+                seen[address] = path
+            addresses.append(address)
+        return tuple(addresses)
+
+    @staticmethod
+    def listen_clash(address: ListenAddress, seen: dict[ListenAddress, str]) -> str | None:
+        """Say why `address` cannot be bound beside the ones already listed, if it cannot."""
+        ip = ipaddress.ip_address(address.host)
+        for other, other_path in seen.items():
+            if (other.transport, other.port) != (address.transport, address.port):
+                continue
+            other_ip = ipaddress.ip_address(other.host)
+            if other_ip == ip:
+                return f"{address} is listed twice (also {other_path})"
+            if other_ip.version == ip.version and (other_ip.is_unspecified or ip.is_unspecified):
+                return (f"{address} overlaps {other} ({other_path}): a wildcard address already "
+                        "takes that port on every interface")
+        return None
+
+    def external_address(self, node: Node) -> str | None:
+        text = self.text(node, "sip.external_address")
+        if text is None:
+            return None
+        try:
+            ip = ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            self.report(node, "sip.external_address",
+                        f'{_show(text)} is not an IP address; it is written into SDP c= lines and '
+                        "Contact headers, where phones expect an address (RFC 4566 §5.7)")
+            return None
+        if ip.is_unspecified:
+            self.report(node, "sip.external_address",
+                        f"{ip} cannot be advertised: callers would send their audio nowhere")
+            return None
+        return str(ip)
+
+    def domain(self, node: Node) -> str | None:
+        text = self.text(node, "sip.domain")
+        if text is None:
+            return None
+        if _HOSTNAME.fullmatch(text) or _is_ip_address(text):
+            return text
+        self.report(node, "sip.domain",
+                    f'{_show(text)} is not a host name or IP address (RFC 3261 §25.1); it is the '
+                    "digest realm and the domain of our SIP URIs")
+        return None
+
+    def user_agent(self, node: Node) -> str | None:
+        text = self.text(node, "sip.user_agent")
+        if text is None:
+            return None
+        if _USER_AGENT.fullmatch(text):
+            return text
+        self.report(node, "sip.user_agent",
+                    f'{_show(text)} is not a User-Agent value: product tokens such as '
+                    '"telerapat/0.1", optionally with (comments) (RFC 3261 §20.41)')
+        return None
+
+    # -- rtp ---------------------------------------------------------------------------
+
+    def read_rtp(self, node: Node | None, listen: Sequence[ListenAddress]) -> RtpConfig:
+        values = self.fields(node, "rtp", _RTP_KEYS) if node is not None else {}
+        port_min, port_max = DEFAULT_RTP_PORT_MIN, DEFAULT_RTP_PORT_MAX
+        if "ports" in values:
+            ports = self.rtp_ports(values["ports"], listen)
+            if ports is not None:
+                port_min, port_max = ports
+        timeout_s = DEFAULT_RTP_TIMEOUT_S
+        if "timeout_s" in values:
+            timeout_node = values["timeout_s"]
+            number = self.number(timeout_node, "rtp.timeout_s")
+            if number is not None and number <= 0:
+                self.report(timeout_node, "rtp.timeout_s",
+                            f"must be more than 0 seconds, got {timeout_node.value}")
+            elif number is not None:
+                timeout_s = number
+        return RtpConfig(port_min=port_min, port_max=port_max, timeout_s=timeout_s)
+
+    def rtp_ports(self, node: Node, listen: Sequence[ListenAddress]) -> tuple[int, int] | None:
+        text = self.text(node, "rtp.ports")
+        if text is None:
+            return None
+        match = _RTP_PORTS.fullmatch(text)
+        if match is None:
+            self.report(node, "rtp.ports", f'expected a range "first-last" such as "40000-40999", '
+                        f'got {_show(text)}')
+            return None
+        low, high = int(match[1]), int(match[2])
+        problems = []
+        for port in (low, high):
+            if not _RTP_PORT_MIN <= port <= _PORT_MAX:
+                problems.append(f"port {port} is outside {_RTP_PORT_MIN}-{_PORT_MAX}")
+        if low % 2:
+            problems.append(f"the range must start on an even port, not {low}: RTP takes even "
+                            "ports and RTCP the odd one above (RFC 3550 §11)")
+        if low >= high:
+            problems.append(f"{low}-{high} holds no RTP/RTCP port pair; the first port must be "
+                            "below the last")
+        for address in listen:
+            if address.transport == "udp" and low <= address.port <= high:
+                problems.append(f"{low}-{high} includes SIP port {address.port} ({address})")
+        for problem in problems:
+            self.report(node, "rtp.ports", problem)
+        return None if problems else (low, high)
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def read_accounts(self, node: Node | None, realm: str) -> tuple[Account, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, MappingNode):
+            self.report(node, "accounts", "expected a mapping of username: {password: ...}, got "
+                        f"{self.describe(node)}")
+            return ()
+        accounts = []
+        for name, key_node, value_node in self.entries(node, "accounts"):
+            path = _join("accounts", name)
+            username = self.text(key_node, path)
+            if username is None:
+                continue
+            if not _SIP_USER.fullmatch(username):
+                self.report(key_node, path,
+                            f"{_show(username)} is not a SIP user name (RFC 3261 §25.1): use "
+                            "letters, digits and - _ . ! ~ * ' ( ) & = + $ , ; ? /")
+                continue
+            account = self.account(value_node, path, username, realm)
+            if account is not None:
+                accounts.append(account)
+        return tuple(accounts)
+
+    def account(self, node: Node, path: str, username: str, realm: str) -> Account | None:
+        if not isinstance(node, MappingNode):
+            self.report(node, path, "expected a mapping such as {password: ..., display: ...}, "
+                        f"got {self.describe(node)}")
+            return None
+        values = self.fields(node, path, _ACCOUNT_KEYS)
+        display = None
+        if "display" in values:
+            display = self.display_text(values["display"], _join(path, "display"))
+        hashes = {
+            key: self.ha1(values[key], _join(path, key), _HA1_HEX_DIGITS[key])
+            for key in _HA1_HEX_DIGITS
+            if key in values
+        }
+        if "password" in values:
+            if hashes:
+                self.report(node, path, f"give either password or {' and '.join(hashes)}, not "
+                            "both: the hashes are computed from the password")
+                return None
+            password = self.text(values["password"], _join(path, "password"))
+            if password == "":
+                self.report(values["password"], _join(path, "password"), "must not be empty")
+            if not password:
+                return None
+            return Account(
+                username=username,
+                display=display,
+                ha1_md5=compute_ha1(username, realm, password, "MD5"),
+                ha1_sha256=compute_ha1(username, realm, password, "SHA-256"),
+            )
+        if not hashes:
+            self.report(node, path, "needs password, or ha1 and/or ha1_sha256 (hex digests of "
+                        f'"{username}:{realm}:password")')
+            return None
+        if None in hashes.values():
+            return None
+        return Account(
+            username=username,
+            display=display,
+            ha1_md5=hashes.get("ha1"),
+            ha1_sha256=hashes.get("ha1_sha256"),
+        )
+
+    def ha1(self, node: Node, path: str, digits: int) -> str | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        if len(text) != digits or not _HEX.fullmatch(text):
+            algorithm = "MD5" if digits == 32 else "SHA-256"
+            self.report(node, path, f"must be {digits} hex digits, the {algorithm} of "
+                        '"username:realm:password" with realm = sip.domain')
+            return None
+        return text.lower()
+
+    # -- rooms -------------------------------------------------------------------------
+
+    def read_rooms(
+        self,
+        node: Node,
+        language: Language,
+        codecs: tuple[str, ...],
+        *,
+        has_accounts: bool,
+    ) -> tuple[RoomConfig, ...]:
+        items = self.sequence(node, "rooms")
+        if items is not None and not items:
+            self.report(node, "rooms", 'needs at least one room, e.g. - {id: rakor, extension: '
+                        '"1000"}')
+        rooms = []
+        ids: dict[str, str] = {}
+        extensions: dict[str, tuple[str, str]] = {}
+        for index, item in enumerate(items or ()):
+            room = self.room(item, f"rooms[{index}]", language, codecs, has_accounts=has_accounts,
+                             ids=ids, extensions=extensions)
+            if room is not None:
+                rooms.append(room)
+        return tuple(rooms)
+
+    def room(
+        self,
+        node: Node,
+        path: str,
+        language: Language,
+        codecs: tuple[str, ...],
+        *,
+        has_accounts: bool,
+        ids: dict[str, str],
+        extensions: dict[str, tuple[str, str]],
+    ) -> RoomConfig | None:
+        """Read one room; `ids` and `extensions` hold the earlier rooms' ones for uniqueness."""
+        if not isinstance(node, MappingNode):
+            self.report(node, path, f"expected a room mapping with id and extension, got "
+                        f"{self.describe(node)}")
+            return None
+        values = self.fields(node, path, _ROOM_KEYS)
+        room_id = self.room_id(values, node, path)
+        if room_id is not None and room_id in ids:
+            self.report(values["id"], f"{path}.id",
+                        f'room id {_show(room_id)} is already used by {ids[room_id]}')
+        elif room_id is not None:
+            ids[room_id] = path
+        extension = self.extension(values, node, path)
+        if extension is not None:
+            # The dialplan ignores a leading "+", so "+1000" and "1000" reach the same room.
+            dialled = extension.removeprefix("+")
+            if dialled in extensions:
+                other_path, other = extensions[dialled]
+                same = "is" if other == extension else f'matches the same calls as {_show(other)},'
+                self.report(values["extension"], f"{path}.extension",
+                            f'extension {_show(extension)} {same} already used by {other_path}')
+            else:
+                extensions[dialled] = (path, extension)
+        name = None
+        if "name" in values:
+            name = self.display_text(values["name"], f"{path}.name")
+        pins = {key: self.pin(values[key], f"{path}.{key}")
+                for key in ("pin", "moderator_pin") if key in values}
+        pin, moderator_pin = pins.get("pin"), pins.get("moderator_pin")
+        if pin is not None and pin == moderator_pin:
+            self.report(values["moderator_pin"], f"{path}.moderator_pin",
+                        "must differ from pin, or every participant would join as moderator")
+        mode: RoomMode = "meeting"
+        if "mode" in values:
+            mode = self.choice(values["mode"], f"{path}.mode", ROOM_MODES, later=_LATER_MODES,
+                               later_note=" (issue #4)") or mode
+        access: RoomAccess = "anyone"
+        if "access" in values:
+            access = self.choice(values["access"], f"{path}.access", ROOM_ACCESS) or access
+            if access == "accounts" and not has_accounts:
+                self.report(values["access"], f"{path}.access",
+                            "accounts admits only callers who authenticate with an account, "
+                            "but accounts: lists none")
+        if "language" in values:
+            language = self.language(values["language"], f"{path}.language") or language
+        if "codecs" in values:
+            codecs = self.codecs(values["codecs"], f"{path}.codecs") or codecs
+        if room_id is None or extension is None:
+            return None
+        return RoomConfig(
+            id=room_id,
+            extension=extension,
+            name=name,
+            pin=pin,
+            moderator_pin=moderator_pin,
+            mode=mode,
+            access=access,
+            language=language,
+            codecs=codecs,
+        )
+
+    def room_id(self, values: dict[str, Node], room: Node, path: str) -> str | None:
+        if "id" not in values:
+            self.report(room, f"{path}.id", "required: a short name such as rakor, used in logs")
+            return None
+        text = self.text(values["id"], f"{path}.id")
+        if text is not None and not _ROOM_ID.fullmatch(text):
+            self.report(values["id"], f"{path}.id",
+                        f'{_show(text)} must be lowercase letters, digits, "_" or "-"')
+            return None
+        return text
+
+    def extension(self, values: dict[str, Node], room: Node, path: str) -> str | None:
+        if "extension" not in values:
+            self.report(room, f"{path}.extension",
+                        'required: the number callers dial to reach the room, e.g. "1000"')
+            return None
+        text = self.text(values["extension"], f"{path}.extension")
+        if text is not None and not _EXTENSION.fullmatch(text):
+            self.report(values["extension"], f"{path}.extension",
+                        f'{_show(text)} must be digits, optionally after a leading "+"')
+            return None
+        return text
+
+    def pin(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        if not _PIN.fullmatch(text) or len(text) > _PIN_DIGITS_MAX:
+            self.report(node, path, f'{_show(text)} must be 1 to {_PIN_DIGITS_MAX} digits (0-9), '
+                        "typed on the keypad")
+            return None
+        return text
+
+    # -- shared value readers ----------------------------------------------------------
+
+    def language(self, node: Node, path: str) -> Language | None:
+        return self.choice(node, path, LANGUAGES)
+
+    def codecs(self, node: Node, path: str) -> tuple[str, ...] | None:
+        """Read a codec preference list; encoding names are case-insensitive (RFC 4855 §3)."""
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        supported = ", ".join(SUPPORTED_CODECS)
+        if not items:
+            self.report(node, path, f"needs at least one codec; supported: {supported}")
+            return None
+        codecs: list[str] = []
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            name = self.text(item, item_path)
+            if name is None:
+                continue
+            canonical = name.upper()
+            if canonical in codecs:
+                self.report(item, item_path, f"{name} is listed twice")
+            elif canonical in SUPPORTED_CODECS:
+                codecs.append(canonical)
+            elif canonical in _LATER_CODECS:
+                self.report(item, item_path,
+                            f"{name} is not supported in this version; supported: {supported}")
+            else:
+                self.report(item, item_path, f'unknown codec {_show(name)}; supported: {supported}')
+        if len(codecs) != len(items):
+            return None
+        return tuple(codecs)
+
+    def choice(
+        self,
+        node: Node,
+        path: str,
+        choices: dict[str, _Choice],
+        *,
+        later: frozenset[str] = frozenset(),
+        later_note: str = "",
+    ) -> _Choice | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        if text in choices:
+            return choices[text]
+        expected = " or ".join(choices)
+        if text in later:
+            self.report(node, path, f"{text} is not available yet{later_note}; use {expected}")
+        elif text.lower() in choices:
+            self.report(node, path, f"write {text.lower()} in lower case")
+        else:
+            self.report(node, path, f"unknown value {_show(text)}; expected {expected}")
+        return None
+
+    def display_text(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is not None and _CONTROL.search(text):
+            self.report(node, path, "must be one line of printable text")
+            return None
+        return text
+
+    def text(self, node: Node, path: str) -> str | None:
+        """Return a scalar as the text the operator wrote, or None after saying why not.
+
+        Unquoted digits are YAML ints; they are taken as written (`extension: 1000`) unless
+        YAML changes them on the way (octal 0123 is 83), which would silently lose digits.
+        """
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return str(node.value)
+        if isinstance(node, ScalarNode) and node.tag == _INT:
+            raw = str(node.value)
+            if _DECIMAL.fullmatch(raw):
+                return raw
+            number = self._constructor.construct_object(node)
+            if _OCTAL.fullmatch(raw):
+                self.report(node, path, f"YAML reads {raw} as the octal number {number}; write "
+                            f'it in quotes to keep the leading zero: "{raw}"')
+            else:
+                self.report(node, path, f"YAML reads {raw} as the number {number}; write it in "
+                            f'quotes if you mean the text "{raw}"')
+            return None
+        self.report(node, path, f"expected text, got {self.describe(node)}")
+        return None
+
+    def number(self, node: Node, path: str) -> float | None:
+        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
+            try:
+                value = float(self._constructor.construct_object(node))
+            except OverflowError:  # an int too large for a float
+                value = math.inf
+            if math.isfinite(value):
+                return value
+            self.report(node, path, f"must be a finite number, got {node.value}")
+            return None
+        self.report(node, path, f"expected a number, got {self.describe(node)}")
+        return None
+
+    def describe(self, node: Node) -> str:
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            value = str(self._constructor.construct_object(node)).lower()
+            return f'"{node.value}", which YAML reads as the boolean {value}; quote it for text'
+        return _describe(node)
+
+    # -- structure ---------------------------------------------------------------------
+
+    def sequence(self, node: Node, path: str) -> list[Node] | None:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        self.report(node, path, f"expected a list, got {self.describe(node)}")
+        return None
+
+    def fields(self, node: Node, path: str, names: Sequence[str]) -> dict[str, Node]:
+        """Return the non-null values of a schema mapping; report unknown keys."""
+        if not isinstance(node, MappingNode):
+            what = f"a mapping with keys {', '.join(names)}"
+            self.report(node, path, f"expected {what}, got {self.describe(node)}")
+            return {}
+        values: dict[str, Node] = {}
+        for name, key_node, value_node in self.entries(node, path):
+            if name not in names:
+                self.report(key_node, _join(path, name),
+                            f'unknown key {_show(name)}{_closest(name, names)}')
+            elif not _is_null(value_node):
+                values[name] = value_node
+        return values
+
+    def entries(
+        self, node: MappingNode, path: str, merging: frozenset[int] = frozenset()
+    ) -> list[tuple[str, Node, Node]]:
+        """Return (name, key node, value node) for each key, YAML 1.1 merge keys applied.
+
+        PyYAML keeps the last of two equal keys without a word; here the first is kept and
+        the second reported, so no setting is silently dropped. Explicit keys override
+        merged ones, and earlier merged mappings override later ones (yaml.org/type/merge).
+        `merging` holds the mappings being merged into, so a merge loop ends.
+        """
+        explicit: dict[str, tuple[str, Node, Node]] = {}
+        merged: list[tuple[str, Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.extend(self.merge(value_node, path, merging | {id(node)}))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.report(key_node, path, f"keys must be names, got {self.describe(key_node)}")
+                continue
+            name = str(key_node.value)
+            if name in explicit:
+                first_line = explicit[name][1].start_mark.line + 1
+                self.report(key_node, _join(path, name),
+                            f'duplicate key {_show(name)} (first at line {first_line}); YAML would '
+                            "silently keep only the last one")
+                continue
+            explicit[name] = (name, key_node, value_node)
+        result = list(explicit.values())
+        for entry in merged:
+            if entry[0] not in explicit:
+                explicit[entry[0]] = entry
+                result.append(entry)
+        return result
+
+    def merge(
+        self, node: Node, path: str, merging: frozenset[int]
+    ) -> list[tuple[str, Node, Node]]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        entries = []
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                got = self.describe(source)
+                self.report(source, path, f"<< merges a mapping or a list of mappings, got {got}")
+            elif id(source) in merging:
+                self.report(source, path, "<< merges a mapping into itself")
+            else:
+                entries.extend(self.entries(source, path, merging))
+        return entries
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "nothing (null)"
+    if node.tag in (_INT, _FLOAT):
+        return f"the number {node.value}"
+    if node.tag == _STR:
+        return f"the text {_show(str(node.value))}"
+    if node.tag == _TIMESTAMP:
+        return f"{node.value}, which YAML reads as a date"
+    return f"a value tagged {node.tag}"
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_listen(text: str) -> ListenAddress | str:
+    """Parse "transport:IPv4:port" or "transport:[IPv6]:port"; return why not as a str."""
+    example = 'e.g. "udp:127.0.0.1:5060" or "udp:[::1]:5060"'
+    match = _LISTEN.fullmatch(text)
+    if match is None:
+        if text.count(":") > 2 and "[" not in text:
+            return f'{_show(text)}: write an IPv6 address in brackets, {example}'
+        return f'{_show(text)} is not transport:address:port, {example}'
+    transport_name, host, port_text = match["transport"].lower(), match["host"], match["port"]
+    transport = TRANSPORTS.get(transport_name)
+    if transport is None:
+        if transport_name in _LATER_TRANSPORTS:
+            return f"transport {transport_name} is not supported in this version; use udp or tcp"
+        return f'{_show(text)}: unknown transport {_show(match["transport"])}; use udp or tcp'
+    bracketed = host.startswith("[")
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return (f"{_show(text)}: {_show(host)} is not an IP address; the bridge binds to it and "
+                "advertises it, so give the address itself, not a host name")
+    if bracketed != (ip.version == 6):
+        return f'{_show(text)}: brackets are for IPv6 addresses only, {example}'
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= _PORT_MAX:
+        return f'{_show(text)}: port must be a number from 1 to {_PORT_MAX}'
+    return ListenAddress(transport=transport, host=str(ip), port=int(port_text))

@@ -1,0 +1,620 @@
+"""Config YAML loads into frozen dataclasses; every problem is reported as file:line: field."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.conftest import FIXTURES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.config import (
+    Account,
+    Config,
+    ConfigError,
+    ConfigProblem,
+    ListenAddress,
+    RoomConfig,
+    load_config,
+    parse_config,
+)
+
+CONFIG_FIXTURES = FIXTURES / "config"
+REPO = Path(__file__).resolve().parents[2]
+ROOM = 'rooms: [{id: rakor, extension: "1000"}]\n'
+
+# Each bad fixture and the exact lines `str(ConfigError)` prints for it, without the
+# "<path>:" prefix every line carries.
+EXPECTED_PROBLEMS: dict[str, list[str]] = {
+    "empty.yaml": [
+        "1: the file is empty; a config needs at least a rooms: list",
+    ],
+    "bad_syntax_mapping.yaml": [
+        "6: invalid YAML: mapping values are not allowed here",
+    ],
+    "bad_syntax_quote.yaml": [
+        "4: invalid YAML: expected <block end>, but found '<scalar>' "
+        "(while parsing a block mapping at line 2)",
+    ],
+    "bad_syntax_tab.yaml": [
+        "2: invalid YAML: found character '\\t' that cannot start any token "
+        "(while scanning for the next token)",
+    ],
+    "bad_two_documents.yaml": [
+        "2: invalid YAML: a config is a single document, but another one starts here",
+    ],
+    "bad_top_level.yaml": [
+        "1: expected a mapping with keys sip, rtp, language, codecs, accounts, rooms, got a list",
+    ],
+    "bad_no_rooms.yaml": [
+        '1: rooms: required: a list of rooms, e.g. - {id: rakor, extension: "1000"}',
+    ],
+    "bad_duplicate_keys.yaml": [
+        '3: sip.domain: duplicate key "domain" (first at line 2); '
+        "YAML would silently keep only the last one",
+        '6: accounts.dinkes: duplicate key "dinkes" (first at line 5); '
+        "YAML would silently keep only the last one",
+        '11: rooms[0].pin: duplicate key "pin" (first at line 10); '
+        "YAML would silently keep only the last one",
+        '12: rooms: duplicate key "rooms" (first at line 7); '
+        "YAML would silently keep only the last one",
+    ],
+    "bad_unknown_keys.yaml": [
+        '2: sip.listne: unknown key "listne"; did you mean "listen"?',
+        '5: rtp.timeout: unknown key "timeout"; did you mean "timeout_s"?',
+        '6: langauge: unknown key "langauge"; did you mean "language"?',
+        '7: room: unknown key "room"; did you mean "rooms"?',
+        '10: rooms[0].extension: required: the number callers dial to reach the room, e.g. "1000"',
+        '11: rooms[0].extention: unknown key "extention"; did you mean "extension"?',
+        '12: rooms[0].moderator_pn: unknown key "moderator_pn"; did you mean "moderator_pin"?',
+        '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, name, pin, '
+        "moderator_pin, mode, access, language, codecs",
+        '15: accounts.dinkes.pasword: unknown key "pasword"; did you mean "password"?',
+        '15: accounts.dinkes: needs password, or ha1 and/or ha1_sha256 (hex digests of '
+        '"dinkes:pemkab.example:password")',
+    ],
+    "bad_types.yaml": [
+        "1: sip: expected a mapping with keys listen, domain, external_address, user_agent, "
+        "got a list",
+        '2: rtp: expected a mapping with keys ports, timeout_s, got the text "40000-40999"',
+        "3: language: expected text, got a list",
+        '4: codecs: expected a list, got the text "PCMU"',
+        "5: accounts: expected a mapping of username: {password: ...}, got a list",
+        "6: rooms: expected a list, got a mapping",
+    ],
+    "bad_listen.yaml": [
+        "4: sip.listen[1]: udp:127.0.0.1:5060 is listed twice (also sip.listen[0])",
+        "5: sip.listen[2]: transport tls is not supported in this version; use udp or tcp",
+        '6: sip.listen[3]: "sctp:127.0.0.1:5062": unknown transport "sctp"; use udp or tcp',
+        '7: sip.listen[4]: "http:127.0.0.1:80": unknown transport "http"; use udp or tcp',
+        '8: sip.listen[5]: "udp:::1:5060": write an IPv6 address in brackets, '
+        'e.g. "udp:127.0.0.1:5060" or "udp:[::1]:5060"',
+        '9: sip.listen[6]: "udp:[127.0.0.1]:5060": brackets are for IPv6 addresses only, '
+        'e.g. "udp:127.0.0.1:5060" or "udp:[::1]:5060"',
+        '10: sip.listen[7]: "udp:localhost:5060": "localhost" is not an IP address; the bridge '
+        "binds to it and advertises it, so give the address itself, not a host name",
+        '11: sip.listen[8]: "udp:127.0.0.1:0": port must be a number from 1 to 65535',
+        '12: sip.listen[9]: "udp:127.0.0.1:65536": port must be a number from 1 to 65535',
+        '13: sip.listen[10]: "udp:127.0.0.1" is not transport:address:port, '
+        'e.g. "udp:127.0.0.1:5060" or "udp:[::1]:5060"',
+        '14: sip.listen[11]: "5060" is not transport:address:port, '
+        'e.g. "udp:127.0.0.1:5060" or "udp:[::1]:5060"',
+        "15: sip.listen[12]: 0.0.0.0 listens on every interface, so the bridge cannot tell which "
+        "address to advertise in SDP and Contact; list each concrete address, or set "
+        "sip.external_address",
+        "16: sip.listen[13]: :: listens on every interface, so the bridge cannot tell which "
+        "address to advertise in SDP and Contact; list each concrete address, or set "
+        "sip.external_address",
+    ],
+    "bad_listen_wildcard_overlap.yaml": [
+        "2: sip.listen[1]: udp:192.0.2.10:5060 overlaps udp:0.0.0.0:5060 (sip.listen[0]): "
+        "a wildcard address already takes that port on every interface",
+    ],
+    "bad_sip_values.yaml": [
+        '2: sip.listen: needs at least one address, e.g. "udp:127.0.0.1:5060"',
+        '3: sip.domain: "pemkab example" is not a host name or IP address (RFC 3261 §25.1); '
+        "it is the digest realm and the domain of our SIP URIs",
+        '4: sip.external_address: "nat.pemkab.example" is not an IP address; it is written '
+        "into SDP c= lines and Contact headers, where phones expect an address (RFC 4566 §5.7)",
+        '5: sip.user_agent: "telerapat\\t/ 0.1" is not a User-Agent value: product tokens such '
+        'as "telerapat/0.1", optionally with (comments) (RFC 3261 §20.41)',
+    ],
+    "bad_external_unspecified.yaml": [
+        '2: sip.listen: expected a list, got the text "udp:127.0.0.1:5060"',
+        "3: sip.external_address: 0.0.0.0 cannot be advertised: callers would send their "
+        "audio nowhere",
+        '5: sip.user_agent: expected text, got "yes", which YAML reads as the boolean true; '
+        "quote it for text",
+    ],
+    "bad_rtp.yaml": [
+        "4: rtp.ports: the range must start on an even port, not 40001: RTP takes even ports "
+        "and RTCP the odd one above (RFC 3550 §11)",
+        "4: rtp.ports: 40001-40000 holds no RTP/RTCP port pair; the first port must be below "
+        "the last",
+        "5: rtp.timeout_s: must be more than 0 seconds, got 0",
+    ],
+    "bad_rtp_range.yaml": [
+        "2: rtp.ports: port 1000 is outside 1024-65535",
+        "2: rtp.ports: port 70000 is outside 1024-65535",
+        "2: rtp.ports: 1000-70000 includes SIP port 5060 (udp:127.0.0.1:5060)",
+        '3: rtp.timeout_s: expected a number, got the text "30"',
+    ],
+    "bad_rtp_format.yaml": [
+        '2: rtp.ports: expected a range "first-last" such as "40000-40999", got "40000"',
+        "3: rtp.timeout_s: must be a finite number, got .inf",
+    ],
+    "bad_language_codecs.yaml": [
+        '1: language: unknown value "jv"; expected id or en',
+        "2: codecs[1]: G722 is not supported in this version; supported: PCMU, PCMA",
+        "2: codecs[2]: opus is not supported in this version; supported: PCMU, PCMA",
+        '2: codecs[3]: unknown codec "G729"; supported: PCMU, PCMA',
+        "2: codecs[4]: pcmu is listed twice",
+        "6: rooms[0].language: write en in lower case",
+        "7: rooms[0].codecs: needs at least one codec; supported: PCMU, PCMA",
+        '10: rooms[1].codecs: expected a list, got the text "PCMU"',
+    ],
+    "bad_accounts.yaml": [
+        '4: accounts.bad user: "bad user" is not a SIP user name (RFC 3261 §25.1): use letters, '
+        "digits and - _ . ! ~ * ' ( ) & = + $ , ; ? /",
+        '5: accounts.al@ice: "al@ice" is not a SIP user name (RFC 3261 §25.1): use letters, '
+        "digits and - _ . ! ~ * ' ( ) & = + $ , ; ? /",
+        "6: accounts.empty.password: must not be empty",
+        "7: accounts.both: give either password or ha1, not both: the hashes are computed from "
+        "the password",
+        "8: accounts.nothing: needs password, or ha1 and/or ha1_sha256 (hex digests of "
+        '"nothing:pemkab.example:password")',
+        '9: accounts.short.ha1: must be 32 hex digits, the MD5 of "username:realm:password" '
+        "with realm = sip.domain",
+        '10: accounts.longsha.ha1_sha256: must be 64 hex digits, the SHA-256 of '
+        '"username:realm:password" with realm = sip.domain',
+        '11: accounts.nothex.ha1: must be 32 hex digits, the MD5 of "username:realm:password" '
+        "with realm = sip.domain",
+        "12: accounts.0123: YAML reads 0123 as the octal number 83; write it in quotes to keep "
+        'the leading zero: "0123"',
+        "13: accounts.plain: expected a mapping such as {password: ..., display: ...}, "
+        'got the text "rahasia"',
+        "14: accounts.nulled: expected a mapping such as {password: ..., display: ...}, "
+        "got nothing (null)",
+        "15: accounts.octal.password: YAML reads 0755 as the octal number 493; write it in "
+        'quotes to keep the leading zero: "0755"',
+    ],
+    "bad_rooms.yaml": [
+        '3: rooms[0].id: "Rakor" must be lowercase letters, digits, "_" or "-"',
+        "4: rooms[0].extension: YAML reads 0123 as the octal number 83; write it in quotes to "
+        'keep the leading zero: "0123"',
+        '5: rooms[0].pin: "12a4" must be 1 to 16 digits (0-9), typed on the keypad',
+        '6: rooms[0].moderator_pin: "12345678901234567" must be 1 to 16 digits (0-9), typed on '
+        "the keypad",
+        "7: rooms[0].mode: webinar is not available yet (issue #4); use meeting",
+        '8: rooms[0].access: unknown value "everyone"; expected anyone or accounts',
+        "12: rooms[1].moderator_pin: must differ from pin, or every participant would join as "
+        "moderator",
+        "13: rooms[1].mode: hotline is not available yet (issue #4); use meeting",
+        "14: rooms[1].access: accounts admits only callers who authenticate with an account, "
+        "but accounts: lists none",
+        '15: rooms[2].id: room id "rakor" is already used by rooms[1]',
+        '16: rooms[2].extension: extension "+1000" matches the same calls as "1000", already '
+        "used by rooms[1]",
+        '17: rooms[2].mode: unknown value "meting"; expected meeting',
+        '19: rooms[3].extension: extension "1000" is already used by rooms[1]',
+        '21: rooms[4].extension: "10-00" must be digits, optionally after a leading "+"',
+        "22: rooms[4].name: must be one line of printable text",
+        "23: rooms[5].id: required: a short name such as rakor, used in logs",
+        "23: rooms[5].extension: YAML reads 1_000 as the number 1000; write it in quotes if you "
+        'mean the text "1_000"',
+        '24: rooms[6].extension: required: the number callers dial to reach the room, e.g. "1000"',
+        '25: rooms[7]: expected a room mapping with id and extension, got the text "rakor"',
+        '26: rooms[8].id: expected text, got "no", which YAML reads as the boolean false; '
+        "quote it for text",
+        "27: rooms[8].extension: YAML reads 0x10 as the number 16; write it in quotes if you "
+        'mean the text "0x10"',
+        "28: rooms[8].pin: YAML reads 12:30 as the number 750; write it in quotes if you mean "
+        'the text "12:30"',
+    ],
+    "bad_merge.yaml": [
+        '5: rooms[1]: << merges a mapping or a list of mappings, got the text "text"',
+        "8: rooms[2]: << merges a mapping or a list of mappings, got the number 5",
+    ],
+}
+
+
+def problems_of(text: str) -> list[str]:
+    """Parse `text` as "f.yaml", expect failure, return its lines without the file name."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "f.yaml")
+    lines = str(caught.value).splitlines()
+    assert all(line.startswith("f.yaml:") for line in lines)
+    return [line.removeprefix("f.yaml:") for line in lines]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PROBLEMS))
+def test_bad_fixture_reports_every_problem_exactly(name: str) -> None:
+    path = CONFIG_FIXTURES / name
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    expected = [f"{path}:{line}" for line in EXPECTED_PROBLEMS[name]]
+    assert str(caught.value).splitlines() == expected
+
+
+def test_every_bad_fixture_has_expectations() -> None:
+    on_disk = {path.name for path in CONFIG_FIXTURES.glob("*.yaml")} - {"valid_full.yaml"}
+    assert on_disk == set(EXPECTED_PROBLEMS)
+
+
+def test_config_error_holds_problems_in_file_order() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config('rooms: [{id: "A", extension: "1"}]\nlanguage: xx\nsip: {domain: "a b"}\n',
+                      "f.yaml")
+    problems = caught.value.problems
+    assert problems == (
+        ConfigProblem("f.yaml", 1, "rooms[0].id", '"A" must be lowercase letters, digits, "_" '
+                      'or "-"'),
+        ConfigProblem("f.yaml", 2, "language", 'unknown value "xx"; expected id or en'),
+        ConfigProblem("f.yaml", 3, "sip.domain", '"a b" is not a host name or IP address '
+                      "(RFC 3261 §25.1); it is the digest realm and the domain of our SIP URIs"),
+    )
+    assert str(problems[1]) == 'f.yaml:2: language: unknown value "xx"; expected id or en'
+    assert isinstance(caught.value, ValueError)
+
+
+def test_problem_without_field_prints_file_and_line_only() -> None:
+    assert str(ConfigProblem("a.yaml", 3, "", "invalid YAML: x")) == "a.yaml:3: invalid YAML: x"
+
+
+# -- the shipped files ---------------------------------------------------------------------
+
+
+def test_shipped_default_runs_on_loopback_with_two_rooms_and_demo_account() -> None:
+    config = load_config(REPO / "dialplans" / "default.yaml")
+    assert config.sip.listen == (
+        ListenAddress("udp", "127.0.0.1", 5060),
+        ListenAddress("tcp", "127.0.0.1", 5060),
+    )
+    assert config.sip.external_address is None
+    assert [(r.id, r.extension, r.pin, r.moderator_pin) for r in config.rooms] == [
+        ("terbuka", "2000", None, None),
+        ("rakor", "1000", "4321", "9876"),
+    ]
+    assert [a.username for a in config.accounts] == ["demo"]
+    realm_text = f"demo:{config.sip.domain}:demo1234".encode()
+    assert config.accounts[0].ha1_md5 == hashlib.md5(realm_text).hexdigest()
+
+
+def test_shipped_example_loads() -> None:
+    config = load_config(REPO / "dialplans" / "example.yaml")
+    assert config.sip.external_address == "203.0.113.5"
+    bpbd = next(a for a in config.accounts if a.username == "bpbd")
+    realm_text = f"bpbd:{config.sip.domain}:ganti-sandi-ini".encode()
+    assert bpbd.ha1_md5 == hashlib.md5(realm_text).hexdigest()
+    assert bpbd.ha1_sha256 == hashlib.sha256(realm_text).hexdigest()
+    assert {r.access for r in config.rooms} == {"anyone", "accounts"}
+
+
+# -- values ----------------------------------------------------------------------------------
+
+
+def test_defaults_fill_everything_but_rooms() -> None:
+    config = parse_config(ROOM, "f.yaml")
+    assert config == Config(
+        sip=config.sip,
+        rtp=config.rtp,
+        language="id",
+        codecs=("PCMU", "PCMA"),
+        accounts=(),
+        rooms=(RoomConfig(id="rakor", extension="1000", name=None, pin=None, moderator_pin=None,
+                          mode="meeting", access="anyone", language="id",
+                          codecs=("PCMU", "PCMA")),),
+        source="f.yaml",
+    )
+    assert [str(a) for a in config.sip.listen] == ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+    assert (config.sip.domain, config.sip.user_agent) == ("telerapat.local", "telerapat")
+    assert (config.rtp.port_min, config.rtp.port_max, config.rtp.timeout_s) == (40000, 40999, 30)
+
+
+def test_null_values_mean_the_default() -> None:
+    config = parse_config("sip: {external_address: null, domain: ~}\nlanguage:\n" + ROOM, "f")
+    assert config.sip.external_address is None
+    assert config.sip.domain == "telerapat.local"
+    assert config.language == "id"
+
+
+def test_full_fixture_normalises_values() -> None:
+    config = load_config(CONFIG_FIXTURES / "valid_full.yaml")
+    assert config.sip.listen == (
+        ListenAddress("udp", "192.0.2.10", 5070),
+        ListenAddress("tcp", "192.0.2.10", 5070),
+        ListenAddress("udp", "2001:db8::10", 5070),
+    )
+    assert str(config.sip.listen[2]) == "udp:[2001:db8::10]:5070"
+    assert config.sip.external_address == "2001:db8::99"
+    assert config.sip.user_agent == "telerapat/0.1 (Pemkab Contoh)"
+    assert (config.rtp.port_min, config.rtp.port_max, config.rtp.timeout_s) == (20000, 20099, 12.5)
+    assert config.codecs == ("PCMA", "PCMU")
+    assert [a.username for a in config.accounts] == ["dinkes", "bpbd", "1001", "0042"]
+    assert config.accounts[1].ha1_md5 == "7595f0fdcd1a7cac6fcbd9ca613f8e39"
+    assert config.accounts[1].ha1_sha256 is None
+    assert config.accounts[2].ha1_md5 is None
+    assert config.accounts[3].ha1_md5 == hashlib.md5(b"0042:pemkab.example:1234").hexdigest()
+    rakor, rakor_2, a_1 = config.rooms
+    assert rakor == RoomConfig(id="rakor", extension="1000", name="Rapat Koordinasi",
+                               pin="4321", moderator_pin="0987", mode="meeting",
+                               access="accounts", language="en", codecs=("PCMA", "PCMU"))
+    # The merge key brings rakor's settings; explicit keys override them.
+    assert rakor_2 == dataclasses.replace(rakor, id="rakor-2", extension="+6221555",
+                                          language="id", codecs=("PCMU",))
+    assert (a_1.extension, a_1.pin, a_1.moderator_pin) == ("0", None, "1234567890123456")
+
+
+def test_password_becomes_both_ha1s_for_the_realm_and_is_not_kept() -> None:
+    config = parse_config(
+        "sip: {domain: pemkab.example}\n"
+        'accounts: {dinkes: {password: "Rahasia-99", display: "Dinas Kesehatan"}}\n' + ROOM,
+        "f.yaml",
+    )
+    (account,) = config.accounts
+    secret = b"dinkes:pemkab.example:Rahasia-99"
+    assert account == Account(
+        username="dinkes",
+        display="Dinas Kesehatan",
+        ha1_md5=hashlib.md5(secret).hexdigest(),
+        ha1_sha256=hashlib.sha256(secret).hexdigest(),
+    )
+    assert "Rahasia-99" not in repr(config)
+    assert account.ha1_md5 is not None and account.ha1_md5 not in repr(account)
+    assert "Rahasia-99" not in str(dataclasses.asdict(config))
+
+
+def test_config_objects_are_frozen() -> None:
+    config = parse_config(ROOM, "f.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.rooms[0].pin = "1"  # type: ignore[misc]
+    assert isinstance(config.rooms, tuple) and isinstance(config.codecs, tuple)
+
+
+@pytest.mark.parametrize(
+    ("yaml_value", "extension"),
+    [("1000", "1000"), ('"0123"', "0123"), ("+6221555", "+6221555"), ("0", "0"), ("08", "08")],
+)
+def test_extension_accepts_yaml_ints_and_quoted_digits(yaml_value: str, extension: str) -> None:
+    config = parse_config(f"rooms: [{{id: r, extension: {yaml_value}}}]", "f.yaml")
+    assert config.rooms[0].extension == extension
+
+
+def test_wildcard_listen_is_allowed_with_external_address() -> None:
+    config = parse_config(
+        'sip: {listen: ["udp:0.0.0.0:5060", "tcp:[::]:5060"], external_address: 198.51.100.7}\n'
+        + ROOM,
+        "f.yaml",
+    )
+    assert [a.host for a in config.sip.listen] == ["0.0.0.0", "::"]
+
+
+def test_same_port_on_udp_and_tcp_and_other_addresses_is_fine() -> None:
+    config = parse_config(
+        'sip: {listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:127.0.0.2:5060", '
+        '"udp:[::1]:5060"]}\n' + ROOM,
+        "f.yaml",
+    )
+    assert len(config.sip.listen) == 4
+
+
+def test_rtp_range_of_one_pair_is_the_smallest() -> None:
+    config = parse_config('rtp: {ports: "1024-1025"}\n' + ROOM, "f.yaml")
+    assert (config.rtp.port_min, config.rtp.port_max) == (1024, 1025)
+
+
+def test_room_with_only_a_moderator_pin() -> None:
+    config = parse_config('rooms: [{id: r, extension: "1", moderator_pin: "77"}]', "f.yaml")
+    assert (config.rooms[0].pin, config.rooms[0].moderator_pin) == (None, "77")
+
+
+def test_merge_keys_override_in_yaml_order() -> None:
+    config = parse_config(
+        "rooms:\n"
+        "  - &a {id: a, extension: '1', language: en, pin: '11'}\n"
+        "  - &b {id: b, extension: '2', language: id, name: B}\n"
+        "  - {<<: [*a, *b], id: c, extension: '3'}\n",
+        "f.yaml",
+    )
+    room_c = config.rooms[2]
+    assert (room_c.language, room_c.pin, room_c.name) == ("en", "11", "B")
+
+
+def test_merge_into_itself_is_reported_not_looped() -> None:
+    assert problems_of("&a {<<: *a, rooms: [{id: x, extension: '1'}]}") == [
+        "1: << merges a mapping into itself",
+    ]
+
+
+def test_recursive_alias_in_a_list_is_a_type_problem() -> None:
+    assert problems_of("codecs: &c [PCMU, *c]\n" + ROOM) == [
+        "1: codecs[1]: expected text, got a list",
+    ]
+
+
+def test_keys_must_be_scalars() -> None:
+    assert problems_of("? [a, b]\n: 1\n" + ROOM) == ["1: keys must be names, got a list"]
+
+
+def test_unknown_key_with_control_characters_is_quoted_in_the_field() -> None:
+    assert problems_of('"a\\x01": 1\n' + ROOM) == [
+        '1: "a\\u0001": unknown key "a\\u0001"; expected one of: sip, rtp, language, codecs, '
+        "accounts, rooms",
+    ]
+
+
+def test_field_paths_name_list_items_and_nested_keys() -> None:
+    assert problems_of(
+        "rooms:\n"
+        "  - {id: a, extension: '1'}\n"
+        "  - {id: b, extension: '2', codecs: [PCMU, G729]}\n"
+    ) == ['3: rooms[1].codecs[1]: unknown codec "G729"; supported: PCMU, PCMA']
+
+
+def test_access_accounts_with_accounts_is_fine() -> None:
+    config = parse_config(
+        "accounts: {a: {password: x}}\nrooms: [{id: r, extension: '1', access: accounts}]",
+        "f.yaml",
+    )
+    assert config.rooms[0].access == "accounts"
+
+
+def test_invalid_account_is_not_also_blamed_on_rooms_that_need_accounts() -> None:
+    assert problems_of("accounts: {a: {pasword: x}}\n"
+                       "rooms: [{id: r, extension: '1', access: accounts}]") == [
+        '1: accounts.a.pasword: unknown key "pasword"; did you mean "password"?',
+        '1: accounts.a: needs password, or ha1 and/or ha1_sha256 (hex digests of '
+        '"a:telerapat.local:password")',
+    ]
+
+
+def test_invalid_external_address_is_not_also_blamed_on_a_wildcard_listen() -> None:
+    assert problems_of('sip: {listen: ["udp:0.0.0.0:5060"], external_address: nat}\n' + ROOM) == [
+        '1: sip.external_address: "nat" is not an IP address; it is written into SDP c= lines '
+        "and Contact headers, where phones expect an address (RFC 4566 §5.7)",
+    ]
+
+
+def test_timeout_too_large_for_a_float_is_refused() -> None:
+    assert problems_of(f"rtp: {{timeout_s: {'9' * 400}}}\n" + ROOM) == [
+        f"1: rtp.timeout_s: must be a finite number, got {'9' * 400}",
+    ]
+
+
+def test_accounts_may_be_empty() -> None:
+    assert parse_config("accounts: {}\n" + ROOM, "f.yaml").accounts == ()
+    assert parse_config("accounts:\n" + ROOM, "f.yaml").accounts == ()
+
+
+def test_syntax_error_is_one_problem_with_its_line() -> None:
+    assert problems_of("rooms:\n  - id: a\n   extension: 1\n") == [
+        "3: invalid YAML: expected <block end>, but found '<block mapping start>' "
+        "(while parsing a block collection at line 2)",
+    ]
+
+
+def test_control_character_is_a_problem_with_its_line() -> None:
+    assert problems_of(ROOM + "language: en\x07\n") == [
+        "2: invalid YAML: control character U+0007 is not allowed",
+    ]
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + ROOM.encode())
+    assert load_config(path).rooms[0].id == "rakor"
+
+
+def test_non_utf8_file_is_a_problem_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(ROOM.encode() + b"rooms_name: Rapat \xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:2: not UTF-8 text: byte 0xe9 is invalid"
+
+
+def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_source_is_the_path_given(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(ROOM)
+    assert load_config(path).source == str(path)
+    assert load_config(str(path)).source == str(path)
+
+
+# -- properties ------------------------------------------------------------------------------
+
+YAML_ALPHABET = st.sampled_from(list("abcdeiklmnoprstu0123456789:-[]{},'\"&*!|>#@ \n\t+._<?%"))
+KEYWORDS = st.sampled_from([
+    "rooms:", "sip:", "rtp:", "accounts:", "codecs:", "language:", "listen:", "id:",
+    "extension:", "pin:", "<<: *a", "&a", "- ", "\n  ", "0123", "udp:127.0.0.1:5060", "yes",
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(YAML_ALPHABET, KEYWORDS), max_size=60).map("".join))
+def test_any_text_gives_a_config_or_config_error(text: str) -> None:
+    try:
+        config = parse_config(text, "f.yaml")
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(problem.line >= 1 for problem in exc.problems)
+        assert [p.line for p in exc.problems] == sorted(p.line for p in exc.problems)
+    else:
+        assert config.rooms
+
+
+ROOM_IDS = st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True)
+PINS = st.none() | st.from_regex(r"[0-9]{1,16}", fullmatch=True)
+
+
+@st.composite
+def room_dicts(draw: st.DrawFn) -> list[dict[str, object]]:
+    ids = draw(st.lists(ROOM_IDS, min_size=1, max_size=6, unique=True))
+    numbers = draw(st.lists(st.integers(1, 10**12), min_size=len(ids), max_size=len(ids),
+                            unique=True))
+    rooms = []
+    for room_id, number in zip(ids, numbers, strict=True):
+        room: dict[str, object] = {"id": room_id}
+        # Unquoted ints and quoted strings must give the same extension.
+        room["extension"] = number if draw(st.booleans()) else str(number)
+        pin, moderator_pin = draw(PINS), draw(PINS)
+        if pin is not None:
+            room["pin"] = pin
+        if moderator_pin is not None and moderator_pin != pin:
+            room["moderator_pin"] = moderator_pin
+        if draw(st.booleans()):
+            room["language"] = draw(st.sampled_from(["id", "en"]))
+        if draw(st.booleans()):
+            room["codecs"] = draw(st.permutations(["PCMU", "PCMA"]))
+        rooms.append(room)
+    return rooms
+
+
+@settings(max_examples=100, deadline=None)
+@given(room_dicts(), st.sampled_from(["id", "en"]))
+def test_generated_rooms_load_as_written(rooms: list[dict[str, object]], language: str) -> None:
+    text = yaml.safe_dump({"language": language, "rooms": rooms}, sort_keys=False)
+    config = parse_config(text, "f.yaml")
+    assert [room.id for room in config.rooms] == [room["id"] for room in rooms]
+    for loaded, written in zip(config.rooms, rooms, strict=True):
+        assert loaded.extension == str(written["extension"])
+        assert loaded.pin == written.get("pin")
+        assert loaded.moderator_pin == written.get("moderator_pin")
+        assert loaded.language == written.get("language", language)
+        assert list(loaded.codecs) == written.get("codecs", ["PCMU", "PCMA"])
+
+
+SCHEMA_KEYS = st.sampled_from([
+    "sip", "listen", "domain", "external_address", "user_agent", "rtp", "ports", "timeout_s",
+    "language", "codecs", "accounts", "password", "ha1", "ha1_sha256", "display", "rooms", "id",
+    "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001",
+])
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
+    st.sampled_from(["udp:127.0.0.1:5060", "udp:0.0.0.0:1", "40000-40999", "en", "PCMU",
+                     "meeting", "accounts", "0123", "x" * 40, "a b", "+62", ""]),
+    st.text(max_size=8),
+)
+TREES = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(SCHEMA_KEYS, children,
+                                                                      max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(SCHEMA_KEYS, TREES, max_size=6))
+def test_any_yaml_data_gives_a_config_or_config_error(data: dict[str, object]) -> None:
+    try:
+        parse_config(yaml.safe_dump(data), "f.yaml")
+    except ConfigError as exc:
+        assert exc.problems
