@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from bridge.config import (
     load_config,
     parse_config,
 )
+from tests.conftest import FIXTURES
 
 CONFIG_FIXTURES = FIXTURES / "config"
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from tests.conftest import load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,7 @@ from bridge.sip.events import (
 from bridge.sip.flow import Flow
 from bridge.sip.message import Request, Response, response_to
 from bridge.sip.parser import parse_message
+from tests.conftest import load_fixture
 
 UDP = Flow("udp", "192.0.2.1", 5060, "198.51.100.7", 5062)
 TCP = Flow("tcp", "192.0.2.1", 5060, "198.51.100.7", 40111)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from bridge.sip.flow import Flow
 from bridge.sip.message import NameAddress, Request, make_request
 from bridge.sip.parser import parse_message
 from bridge.sip.transaction import ServerInviteTransaction, TimerConfig, TransactionKey
+from tests.conftest import load_fixture
 
 UDP = Flow("udp", "192.0.2.1", 5060, "198.51.100.7", 5062)
 TCP = Flow("tcp", "192.0.2.1", 5060, "198.51.100.7", 40111)

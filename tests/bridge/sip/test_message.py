@@ -1,7 +1,6 @@
 """Headers, header views (Via, NameAddress, CSeq) and response_to follow RFC 3261 §7, §20."""
 
 import pytest
-from tests.conftest import load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from bridge.sip.message import (
     split_header_list,
 )
 from bridge.sip.parser import parse_message
+from tests.conftest import load_fixture
 
 
 def invite(

@@ -6,7 +6,6 @@ import pytest
 
 # pyVoIP.SIP imports only after pyVoIP.VoIP (a circular import inside pyVoIP 1.6.8).
 import pyVoIP.VoIP  # noqa: F401
-from tests.conftest import load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyVoIP import RTP, SIP
@@ -24,6 +23,7 @@ from bridge.sip.offer_answer import (
     make_offer,
 )
 from bridge.sip.sdp import Connection, RtpMap, SdpParseError, SessionDescription
+from tests.conftest import load_fixture
 
 G711 = ("PCMU", "PCMA")
 BRIDGE_HOST = "192.0.2.50"

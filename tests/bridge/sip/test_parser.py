@@ -1,7 +1,6 @@
 """parse_message and StreamFramer accept real peers' messages and RFC 4475 torture tests."""
 
 import pytest
-from tests.conftest import FIXTURES, load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from bridge.sip.parser import (
     StreamFramer,
     parse_message,
 )
+from tests.conftest import FIXTURES, load_fixture
 
 SIP_FIXTURES = sorted(path.stem for path in (FIXTURES / "sip").glob("*.sip"))
 VALID = [name for name in SIP_FIXTURES if not name.endswith(("_invalid", "_truncated"))]

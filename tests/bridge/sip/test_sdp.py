@@ -1,7 +1,6 @@
 """SessionDescription parses real peers' SDP, prints it back, and rejects what we cannot use."""
 
 import pytest
-from tests.conftest import FIXTURES, load_fixture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from bridge.sip.sdp import (
     Timing,
     parse_rtpmap,
 )
+from tests.conftest import FIXTURES, load_fixture
 
 SDP_FIXTURES = sorted(path.stem for path in (FIXTURES / "sip").glob("sdp_*.txt"))
 VALID = [name for name in SDP_FIXTURES if not name.endswith(("_invalid", "_truncated"))]

@@ -1,0 +1,113 @@
+"""Composition root: build the controller and its edges from a Config. Wiring only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
+
+from bridge.conference.prompts import PromptLibrary
+from bridge.conference.room import ROOM_RATE_HZ
+from bridge.config import Config
+from bridge.controller import CallController
+from bridge.net.driver import ControllerDriver
+from bridge.net.media_clock import MediaClock
+from bridge.net.rtp_udp import RtpPortPool
+from bridge.net.sip_tcp import SipTcpFactory, TcpConnections
+from bridge.net.sip_udp import SipUdpProtocol
+from bridge.prompt_files import load_prompts
+from bridge.sip.flow import Flow
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# How long a stopping bridge waits for its BYEs to be answered.
+SHUTDOWN_GRACE_S = 1.0
+
+
+class Bridge:
+    """A running telerapat: sockets, media clock and the call controller."""
+
+    def __init__(
+        self,
+        reactor: Any,  # the Twisted reactor: IReactorTime, IReactorUDP, IReactorTCP
+        config: Config,
+        prompts: PromptLibrary | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.config = config
+        rng = rng or random.SystemRandom()
+        self._rtp = RtpPortPool(
+            reactor,
+            config.rtp.port_min,
+            config.rtp.port_max,
+            self._rtp_received,
+            self._rtcp_received,
+        )
+        self.controller = CallController(
+            config,
+            prompts or load_prompts(PROMPTS_DIR, ROOM_RATE_HZ),
+            self._rtp,
+            rng=rng,
+            secret=os.urandom(32),
+        )
+        self._udp: dict[tuple[str, int], SipUdpProtocol] = {}
+        self._tcp = TcpConnections()
+        self._driver = ControllerDriver(
+            reactor, self.controller, self._send_sip, self._rtp.send
+        )
+        self.clock = MediaClock(reactor, self._driver.tick)
+        self._listening: list[IListeningPort] = []
+
+    def start(self) -> None:
+        """Listen on every `sip.listen` address and start the media clock."""
+        for listen in self.config.sip.listen:
+            if listen.transport == "udp":
+                protocol = SipUdpProtocol(listen.host, listen.port, self._driver.sip_received)
+                self._udp[(listen.host, listen.port)] = protocol
+                port = self._reactor.listenUDP(
+                    listen.port, protocol, interface=listen.host
+                )
+            else:
+                factory = SipTcpFactory(self._tcp, self._driver.sip_received)
+                port = self._reactor.listenTCP(
+                    listen.port, factory, interface=listen.host
+                )
+            self._listening.append(port)
+            log.info("listening for SIP on %s:%s:%d", listen.transport, listen.host, listen.port)
+        self.clock.start()
+
+    def stop(self) -> Deferred[None]:
+        """Hang up every call, give the BYEs a moment, then close the sockets."""
+        self._driver.hang_up_all()
+        done: Deferred[None] = Deferred()
+
+        def close() -> None:
+            self.clock.stop()
+            for port in self._listening:
+                port.stopListening()
+            done.callback(None)
+
+        self._reactor.callLater(SHUTDOWN_GRACE_S, close)
+        return done
+
+    def _send_sip(self, data: bytes, flow: Flow) -> None:
+        if flow.transport == "tcp":
+            self._tcp.send(data, flow)
+            return
+        protocol = self._udp.get(flow.local)
+        if protocol is not None:
+            protocol.send(data, flow)
+
+    def _rtp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
+        self._driver.rtp_received(port, data, source)
+
+    def _rtcp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
+        self._driver.rtcp_received(port, data, source)

@@ -1,0 +1,360 @@
+"""One conference room: its members, what each hears, and what the keypad does.
+
+Every 20 ms `tick(now)` reads one frame from each member's playout buffer into a
+`(members, samples)` array, picks the talkers, mixes once (`dsp.mixer.mix_minus`) and
+encodes: everyone who hears the plain room mix with the same codec shares one encode;
+talkers (who must not hear themselves) and members hearing a prompt get their own.
+
+Members are integer ids chosen by the caller (the controller). The room never sends
+anything itself: it returns payloads, and commands such as `HangUp` through
+`pop_actions()`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+import dsp.tones as tones
+from bridge.conference.keypad import (
+    DEFAULT_KEYMAP,
+    CommandEntered,
+    KeypadCommand,
+    KeypadSequencer,
+    SequenceRejected,
+)
+from bridge.conference.pin import PinEntry, PinOutcome
+from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
+from bridge.config import RoomConfig
+from dsp.codecs import get_codec
+from dsp.codecs.base import FrameCodec
+from dsp.frame import frame_samples
+from dsp.jitter import JitterBuffer
+from dsp.mixer import limit, mix_minus
+
+log = logging.getLogger(__name__)
+
+ROOM_RATE_HZ = 8000
+FRAME_MS = 20  # one tick of the media clock
+# Frames quieter than this are not mixed at all: digital silence and idle lines add
+# nothing, and their members keep sharing the room's common encode. Speech sits
+# 30-60 dB above it. Voice activity detection with hangover replaces this in issue #7.
+TALKER_FLOOR_RMS = 10 ** (-60 / 20)
+# Seconds a caller may stay silent at the PIN prompt before it counts as a try.
+PIN_INPUT_TIMEOUT_S = 10.0
+
+
+class Phase(enum.Enum):
+    PIN_ENTRY = "pin_entry"  # hears prompts only; not heard by the room
+    IN_ROOM = "in_room"
+
+
+class Role(enum.Enum):
+    PARTICIPANT = "participant"
+    MODERATOR = "moderator"
+
+
+class MuteState(enum.Enum):
+    FREE = "free"
+    SELF_MUTED = "self_muted"
+    MODERATOR_MUTED = "moderator_muted"  # only a moderator lifts it (issue #4)
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """Command: end this member's call (after their last prompt has played)."""
+
+    member_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    """Event: a member passed PIN entry (or needed none) and is now in the room."""
+
+    member_id: int
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class MuteChanged:
+    member_id: int
+    state: MuteState
+
+
+@dataclass(frozen=True, slots=True)
+class PinRejected:
+    member_id: int
+    attempts: int
+
+
+RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected
+
+
+@dataclass(eq=False)
+class Member:
+    """A member's state in the room; media buffers included."""
+
+    member_id: int
+    label: str
+    codec: FrameCodec
+    phase: Phase
+    joined_at: float
+    jitter: JitterBuffer
+    role: Role = Role.PARTICIPANT
+    mute: MuteState = MuteState.FREE
+    prompts: PromptPlayer = field(default_factory=PromptPlayer)
+    keypad: KeypadSequencer = field(default_factory=lambda: KeypadSequencer(DEFAULT_KEYMAP))
+    pin: PinEntry | None = None
+    pin_deadline: float | None = None
+    hang_up_reason: str | None = None  # set: hang up once the prompt queue is empty
+    on_hold: bool = False  # held members' music on hold must not reach the room
+
+
+class Room:
+    """A conference room driven by `tick(now)` every 20 ms."""
+
+    def __init__(self, config: RoomConfig, prompts: PromptLibrary) -> None:
+        if prompts.rate_hz != ROOM_RATE_HZ:
+            raise ValueError(
+                f"prompts are at {prompts.rate_hz} Hz, the room mixes at {ROOM_RATE_HZ}"
+            )
+        self.config = config
+        self._prompts = prompts
+        self._samples = frame_samples(ROOM_RATE_HZ, FRAME_MS)
+        self._members: dict[int, Member] = {}
+        self._actions: list[RoomAction] = []
+        self._tones: dict[str, Clip] = {
+            "error": tones.error_tone(ROOM_RATE_HZ),
+            "muted": tones.muted_tone(ROOM_RATE_HZ),
+            "unmuted": tones.unmuted_tone(ROOM_RATE_HZ),
+        }
+
+    # -- membership ---------------------------------------------------------------
+
+    @property
+    def needs_pin(self) -> bool:
+        return self.config.pin is not None or self.config.moderator_pin is not None
+
+    def add_member(self, member_id: int, label: str, codec_name: str, now: float) -> None:
+        """Take a new caller: straight in, or to PIN entry if the room has a PIN."""
+        codec = get_codec(codec_name)
+        member = Member(
+            member_id=member_id,
+            label=label,
+            codec=codec,
+            phase=Phase.PIN_ENTRY if self.needs_pin else Phase.IN_ROOM,
+            joined_at=now,
+            jitter=JitterBuffer(codec.sample_rate_hz),
+        )
+        self._members[member_id] = member
+        if member.phase is Phase.PIN_ENTRY:
+            member.pin = PinEntry(self.config.pin, self.config.moderator_pin)
+            self._play(member, "enter_pin")
+        else:
+            self._admit(member, Role.PARTICIPANT)
+
+    def remove_member(self, member_id: int) -> None:
+        """Forget a member (their call has ended)."""
+        self._members.pop(member_id, None)
+
+    def set_codec(self, member_id: int, codec_name: str) -> None:
+        """Switch a member's codec after a re-INVITE."""
+        member = self._members[member_id]
+        if member.codec.name != codec_name.upper():
+            member.codec = get_codec(codec_name)
+            member.jitter = JitterBuffer(member.codec.sample_rate_hz)
+
+    def set_on_hold(self, member_id: int, on_hold: bool) -> None:
+        """Keep a member out of the mix while their side holds the call."""
+        member = self._members.get(member_id)
+        if member is not None:
+            member.on_hold = on_hold
+
+    def member(self, member_id: int) -> Member:
+        return self._members[member_id]
+
+    def __contains__(self, member_id: object) -> bool:
+        return member_id in self._members
+
+    @property
+    def member_ids(self) -> list[int]:
+        return list(self._members)
+
+    @property
+    def present_count(self) -> int:
+        """Members past PIN entry."""
+        return sum(1 for m in self._members.values() if m.phase is Phase.IN_ROOM)
+
+    def pop_actions(self) -> list[RoomAction]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    # -- input ----------------------------------------------------------------------
+
+    def push_audio(self, member_id: int, timestamp: int, payload: bytes) -> None:
+        """Decode a member's RTP payload into their playout buffer."""
+        member = self._members.get(member_id)
+        if member is None or not payload:
+            return
+        member.jitter.push(timestamp, member.codec.decode(payload))
+
+    def press(self, member_id: int, digit: str, now: float) -> None:
+        """A keypad digit from a member (RFC 4733 event or SIP INFO)."""
+        member = self._members.get(member_id)
+        if member is None or member.hang_up_reason is not None:
+            return
+        if member.phase is Phase.PIN_ENTRY:
+            self._press_pin(member, digit, now)
+            return
+        result = member.keypad.press(digit, now)
+        if isinstance(result, CommandEntered):
+            self._run(member, result.command)
+        elif isinstance(result, SequenceRejected):
+            member.prompts.play(self._tones["error"])
+
+    def _press_pin(self, member: Member, digit: str, now: float) -> None:
+        assert member.pin is not None
+        member.prompts.stop()  # barge-in: typing cuts the prompt short
+        outcome = member.pin.press(digit)
+        member.pin_deadline = now + PIN_INPUT_TIMEOUT_S
+        if outcome is not None:
+            self._judge_pin(member, outcome)
+
+    def _judge_pin(self, member: Member, outcome: PinOutcome) -> None:
+        assert member.pin is not None
+        member.pin_deadline = None
+        if outcome is PinOutcome.MODERATOR:
+            self._admit(member, Role.MODERATOR)
+        elif outcome is PinOutcome.PARTICIPANT:
+            self._admit(member, Role.PARTICIPANT)
+        elif outcome is PinOutcome.WRONG:
+            self._actions.append(PinRejected(member.member_id, member.pin.attempts))
+            self._play(member, "wrong_pin")
+        else:
+            self._actions.append(PinRejected(member.member_id, member.pin.attempts))
+            self._play(member, "too_many_attempts")
+            member.hang_up_reason = "wrong PIN"
+
+    def _admit(self, member: Member, role: Role) -> None:
+        member.phase = Phase.IN_ROOM
+        member.role = role
+        member.pin = None
+        member.pin_deadline = None
+        if self.needs_pin:
+            self._play(member, "moderator" if role is Role.MODERATOR else "welcome")
+        if self.present_count == 1:
+            self._play(member, "alone")
+        self._actions.append(MemberJoined(member.member_id, role))
+
+    def _run(self, member: Member, command: KeypadCommand) -> None:
+        if command is KeypadCommand.TOGGLE_MUTE:
+            if member.mute is MuteState.MODERATOR_MUTED:
+                # Only a moderator lifts a moderator mute; the hand queue comes with #4.
+                self._play(member, "muted")
+                return
+            member.mute = MuteState.FREE if member.mute is MuteState.SELF_MUTED else (
+                MuteState.SELF_MUTED
+            )
+            muted = member.mute is MuteState.SELF_MUTED
+            member.prompts.play(self._tones["muted" if muted else "unmuted"])
+            self._play(member, "muted" if muted else "unmuted")
+            self._actions.append(MuteChanged(member.member_id, member.mute))
+
+    def _play(self, member: Member, name: str) -> None:
+        member.prompts.play(self._prompts.get(self.config.language, name))
+
+    # -- the 20 ms tick ---------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest keypad or PIN timeout (ticks run every 20 ms anyway)."""
+        deadlines = [
+            d
+            for m in self._members.values()
+            for d in (m.keypad.next_deadline, m.pin_deadline)
+            if d is not None
+        ]
+        return min(deadlines, default=None)
+
+    def _expire(self, now: float) -> None:
+        for member in list(self._members.values()):
+            if member.hang_up_reason is not None:
+                if not member.prompts.playing:
+                    self._actions.append(HangUp(member.member_id, member.hang_up_reason))
+                    self.remove_member(member.member_id)
+                continue
+            if member.phase is Phase.PIN_ENTRY and member.pin is not None:
+                if member.pin_deadline is None and not member.prompts.playing:
+                    member.pin_deadline = now + PIN_INPUT_TIMEOUT_S
+                elif member.pin_deadline is not None and now >= member.pin_deadline:
+                    self._judge_pin(member, member.pin.submit())
+            elif member.keypad.expire(now) is not None:
+                member.prompts.play(self._tones["error"])
+
+    def tick(self, now: float) -> dict[int, bytes]:
+        """Mix one frame; return the payload each member should be sent now."""
+        self._expire(now)
+        members = list(self._members.values())
+        if not members:
+            return {}
+        n = self._samples
+        frames = np.zeros((len(members), n), dtype=np.float32)
+        talking = np.zeros(len(members), dtype=np.bool_)
+        for row, member in enumerate(members):
+            samples, has_audio = member.jitter.pop(n)
+            if (
+                has_audio
+                and member.phase is Phase.IN_ROOM
+                and member.mute is MuteState.FREE
+                and not member.on_hold
+            ):
+                frames[row] = samples
+                talking[row] = True
+        # Digital silence and idle lines are not talkers (see TALKER_FLOOR_RMS).
+        talking &= np.sqrt(np.mean(frames * frames, axis=1)) > TALKER_FLOOR_RMS
+        mix = mix_minus(frames, talking)
+        minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
+        return self._encode(members, mix.total, mix.minus, minus_row)
+
+    def _encode(
+        self,
+        members: list[Member],
+        total: NDArray[np.float32],
+        minus: NDArray[np.float32],
+        minus_row: dict[int, int],
+    ) -> dict[int, bytes]:
+        silence = np.zeros(self._samples, dtype=np.float32)
+        shared: dict[tuple[str, str], list[int]] = {}  # (codec, "room"|"silence") -> members
+        own_rows: dict[str, list[tuple[int, NDArray[np.float32]]]] = {}
+        for row, member in enumerate(members):
+            prompt = member.prompts.read(self._samples)
+            if member.phase is Phase.PIN_ENTRY:
+                base, kind = silence, "silence"
+            elif row in minus_row:
+                base, kind = minus[minus_row[row]], ""
+            else:
+                base, kind = total, "room"
+            if prompt is not None:
+                signal = prompt if kind == "silence" else limit(base + prompt)
+                own_rows.setdefault(member.codec.name, []).append((member.member_id, signal))
+            elif kind:
+                shared.setdefault((member.codec.name, kind), []).append(member.member_id)
+            else:
+                own_rows.setdefault(member.codec.name, []).append((member.member_id, base))
+        out: dict[int, bytes] = {}
+        for (_, kind), ids in shared.items():
+            codec = self._members[ids[0]].codec
+            payload = codec.encode((silence if kind == "silence" else total)[np.newaxis])[0]
+            encoded = payload.tobytes()
+            for member_id in ids:
+                out[member_id] = encoded
+        for rows in own_rows.values():
+            codec = self._members[rows[0][0]].codec
+            encoded_rows = codec.encode(np.stack([signal for _, signal in rows]))
+            for (member_id, _), payload in zip(rows, encoded_rows, strict=True):
+                out[member_id] = payload.tobytes()
+        return out
