@@ -256,6 +256,8 @@ class CallController:
             local_audio=local_audio,
             sdp_session=SdpSession(self._rng.getrandbits(31), advertised),
             last_media_at=now,
+            # RFC 3550 §6.2: the first report goes out after half the minimum interval.
+            next_rtcp_at=now + RTCP_INTERVAL_S / 2,
         )
         try:
             if offer is None:

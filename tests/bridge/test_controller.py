@@ -1,0 +1,425 @@
+"""The call controller: SIP calls become room members and RTP carries their audio."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from bridge.conference.prompts import PromptLibrary
+from bridge.config import Config, parse_config
+from bridge.controller import CallController, NoMediaPorts
+from bridge.rtp.packet import RtpPacket
+from bridge.sip.flow import Flow
+from bridge.sip.message import Request, Response
+from bridge.sip.parser import parse_message
+from bridge.sip.sdp import SessionDescription
+from dsp.codecs import get_codec
+
+BRIDGE = ("192.0.2.1", 5060)
+RATE = 8000
+FRAME = 160
+PCMU = get_codec("PCMU")
+
+CONFIG = """
+sip:
+  listen: ["udp:192.0.2.1:5060"]
+  domain: telerapat.test
+rtp: {ports: "40000-40099", timeout_s: 5}
+language: en
+accounts:
+  demo: {password: "demo1234"}
+rooms:
+  - {id: terbuka, extension: "2000"}
+  - {id: rakor, extension: "1000", pin: "4321"}
+  - {id: tertutup, extension: "3000", access: accounts}
+"""
+
+
+def prompts() -> PromptLibrary:
+    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
+             "unmuted", "moderator")
+    clip = np.zeros(RATE // 50, dtype=np.float32)  # 20 ms of silence: prompts end at once
+    return PromptLibrary(RATE, {("en", name): clip for name in names})
+
+
+class FakePorts:
+    """Hands out even port numbers like the real pool, without binding anything."""
+
+    def __init__(self, limit: int = 50) -> None:
+        self.free = [40000 + 2 * i for i in range(limit)]
+        self.in_use: set[int] = set()
+
+    def allocate(self, host: str) -> int:
+        if not self.free:
+            raise NoMediaPorts("exhausted")
+        port = self.free.pop(0)
+        self.in_use.add(port)
+        return port
+
+    def release(self, port: int) -> None:
+        self.in_use.discard(port)
+        self.free.append(port)
+
+
+def config() -> Config:
+    return parse_config(CONFIG, "test.yaml")
+
+
+class Phone:
+    """A scripted SIP phone at `host:port` sending RTP from `rtp_port`."""
+
+    def __init__(self, number: int, rtp_port: int) -> None:
+        self.host = f"198.51.100.{number}"
+        self.port = 5060
+        self.rtp_port = rtp_port
+        self.call_id = f"call-{number}@{self.host}"
+        self.tag = f"tag{number}"
+        self.cseq = 1
+        self.flow = Flow("udp", *BRIDGE, self.host, self.port)
+        self.to_tag: str | None = None
+        self.seq = 1000 * number
+        self.ts = 0
+
+    def sdp(self, direction: str = "sendrecv", codecs: str = "0 101") -> str:
+        return (
+            f"v=0\r\no=- 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {self.host}\r\nt=0 0\r\n"
+            f"m=audio {self.rtp_port} RTP/AVP {codecs}\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na={direction}\r\n"
+        )
+
+    def request(self, method: str, extension: str, body: str = "", extra: str = "") -> bytes:
+        to_tag = f";tag={self.to_tag}" if self.to_tag and method != "INVITE" or (
+            method == "INVITE" and self.cseq > 1 and self.to_tag) else ""
+        content = "Content-Type: application/sdp\r\n" if body else ""
+        text = (
+            f"{method} sip:{extension}@{BRIDGE[0]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch=z9hG4bK{method}{self.cseq}"
+            f"{self.call_id}\r\n"
+            f"From: <sip:phone@{self.host}>;tag={self.tag}\r\n"
+            f"To: <sip:{extension}@{BRIDGE[0]}>{to_tag}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {self.cseq} {method}\r\n"
+            f"Contact: <sip:phone@{self.host}:{self.port}>\r\nMax-Forwards: 70\r\n"
+            f"{extra}{content}Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        return text.encode()
+
+    def rtp(self, payload: bytes, payload_type: int = 0, marker: bool = False) -> bytes:
+        packet = RtpPacket(payload_type, self.seq & 0xFFFF, self.ts, 0x1234, payload, marker)
+        self.seq += 1
+        self.ts += FRAME
+        return bytes(packet)
+
+
+class Rig:
+    """A controller with its outputs captured, driven by scripted time."""
+
+    def __init__(self, ports: FakePorts | None = None) -> None:
+        self.ports = ports or FakePorts()
+        self.controller = CallController(
+            config(), prompts(), self.ports, rng=random.Random(7), secret=b"s" * 32
+        )
+        self.now = 100.0
+
+    def sip(self, phone: Phone, data: bytes) -> list[Response | Request]:
+        self.controller.receive_sip(data, phone.flow, self.now)
+        return self.sent_sip()
+
+    def sent_sip(self) -> list[Response | Request]:
+        return [parse_message(data) for data, _ in self.controller.sip_datagrams()]
+
+    def call(self, phone: Phone, extension: str = "2000", body: str | None = None) -> Response:
+        out = self.sip(phone, phone.request("INVITE", extension, phone.sdp() if body is None
+                                            else body))
+        final = [m for m in out if isinstance(m, Response) and m.status >= 200]
+        assert len(final) == 1, out
+        if final[0].status == 200:
+            phone.to_tag = final[0].to_address.tag
+            self.sip(phone, phone.request("ACK", extension))
+        return final[0]
+
+    def local_port(self, response: Response) -> int:
+        return SessionDescription.parse(response.body).media[0].port
+
+    def speak(self, phone: Phone, local_port: int, samples: np.ndarray) -> None:
+        payload = PCMU.encode(samples[np.newaxis])[0].tobytes()
+        self.controller.receive_rtp(local_port, phone.rtp(payload), (phone.host, phone.rtp_port),
+                                    self.now)
+
+    def tick(self) -> list[tuple[int, bytes, tuple[str, int]]]:
+        self.controller.tick(self.now)
+        self.now += 0.02
+        return self.controller.rtp_datagrams()
+
+
+def tone(freq_hz: float, index: int) -> np.ndarray:
+    t = (np.arange(FRAME) + index * FRAME) / RATE
+    return (0.3 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def level_at(samples: np.ndarray, freq_hz: float) -> float:
+    t = np.arange(samples.shape[0]) / RATE
+    return float(2 * abs(np.mean(samples * np.exp(-2j * np.pi * freq_hz * t))))
+
+
+def test_unknown_extension_gets_404() -> None:
+    rig = Rig()
+    assert rig.call(Phone(1, 7000), extension="9999").status == 404
+    assert not rig.ports.in_use
+
+
+def test_call_is_answered_with_pcmu_on_an_allocated_port() -> None:
+    rig = Rig()
+    response = rig.call(Phone(1, 7000))
+    assert response.status == 200
+    answer = SessionDescription.parse(response.body)
+    assert answer.media[0].formats == ["0", "101"]
+    assert answer.connection is not None and answer.connection.address == BRIDGE[0]
+    assert rig.local_port(response) in rig.ports.in_use
+
+
+def test_offer_without_a_common_codec_gets_488_and_frees_the_port() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    assert rig.call(phone, body=phone.sdp(codecs="18")).status == 488
+    assert not rig.ports.in_use
+
+
+def test_no_free_rtp_port_gets_503() -> None:
+    rig = Rig(FakePorts(limit=0))
+    assert rig.call(Phone(1, 7000)).status == 503
+
+
+def test_room_for_accounts_challenges_an_unauthenticated_caller() -> None:
+    rig = Rig()
+    response = rig.call(Phone(1, 7000), extension="3000")
+    assert response.status == 401
+    assert "WWW-Authenticate" in response.headers
+    assert not rig.ports.in_use
+
+
+def test_two_callers_hear_each_other_and_not_themselves() -> None:
+    rig = Rig()
+    alice, bob = Phone(1, 7000), Phone(2, 7002)
+    alice_port = rig.local_port(rig.call(alice))
+    bob_port = rig.local_port(rig.call(bob))
+    heard: dict[tuple[str, int], list[np.ndarray]] = {}
+    for index in range(30):
+        rig.speak(alice, alice_port, tone(500, index))
+        rig.speak(bob, bob_port, tone(1300, index))
+        for port, data, destination in rig.tick():
+            packet = RtpPacket.parse(data)
+            assert port in (alice_port, bob_port)
+            heard.setdefault(destination, []).append(PCMU.decode(packet.payload))
+    to_alice = np.concatenate(heard[(alice.host, alice.rtp_port)])[-FRAME * 10 :]
+    to_bob = np.concatenate(heard[(bob.host, bob.rtp_port)])[-FRAME * 10 :]
+    assert level_at(to_alice, 1300) > 0.2 and level_at(to_alice, 500) < 0.01
+    assert level_at(to_bob, 500) > 0.2 and level_at(to_bob, 1300) < 0.01
+
+
+def test_rtp_is_sent_every_tick_with_continuous_sequence_and_timestamps() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    rig.call(phone)
+    packets = [RtpPacket.parse(data) for _ in range(10) for _, data, _ in rig.tick()]
+    assert len(packets) == 10
+    seqs = [p.sequence_number for p in packets]
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    stamps = [p.timestamp for p in packets]
+    assert all((b - a) % 2**32 == FRAME for a, b in zip(stamps, stamps[1:], strict=False))
+    assert len({p.ssrc for p in packets}) == 1
+
+
+def test_rtp_latches_to_the_address_packets_really_come_from() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    nat = ("203.0.113.9", 31000)
+    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), nat, rig.now)
+    assert {destination for _, _, destination in rig.tick()} == {nat}
+
+
+def test_rtp_relatches_only_after_several_packets_from_a_new_source() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    source = (phone.host, phone.rtp_port)
+    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
+    stray = ("203.0.113.66", 4444)
+    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), stray, rig.now)
+    assert {destination for _, _, destination in rig.tick()} == {source}
+    for _ in range(5):
+        rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), stray, rig.now)
+    assert {destination for _, _, destination in rig.tick()} == {stray}
+
+
+def telephone_event(event: int, end: bool, duration: int) -> bytes:
+    return struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+
+
+def press(rig: Rig, phone: Phone, port: int, digit_event: int) -> None:
+    """One RFC 4733 key press: start, continuation, three end packets, same timestamp."""
+    start_ts = phone.ts
+    for i, end in enumerate([False, False, True, True, True]):
+        phone.ts = start_ts
+        rig.controller.receive_rtp(
+            port, phone.rtp(telephone_event(digit_event, end, 400 * (i + 1)), 101, i == 0),
+            (phone.host, phone.rtp_port), rig.now)
+    phone.ts = start_ts + 800
+
+
+def test_star_six_over_rfc4733_mutes_a_caller_for_the_others() -> None:
+    rig = Rig()
+    alice, bob = Phone(1, 7000), Phone(2, 7002)
+    alice_port = rig.local_port(rig.call(alice))
+    rig.local_port(rig.call(bob))
+    press(rig, alice, alice_port, 10)  # *
+    press(rig, alice, alice_port, 6)
+    heard = []
+    for index in range(20):
+        rig.speak(alice, alice_port, tone(700, index))
+        heard += [PCMU.decode(RtpPacket.parse(data).payload) for _, data, dest in rig.tick()
+                  if dest[0] == bob.host]
+    assert level_at(np.concatenate(heard), 700) < 0.001
+
+
+def test_digit_in_sip_info_is_accepted() -> None:
+    rig = Rig()
+    alice, bob = Phone(1, 7000), Phone(2, 7002)
+    alice_port = rig.local_port(rig.call(alice))
+    rig.call(bob)
+    for digit in ("*", "6"):
+        alice.cseq += 1
+        body = f"Signal={digit}\r\nDuration=160\r\n"
+        info = alice.request("INFO", "2000", extra="Content-Type: application/dtmf-relay\r\n")
+        info = info.replace(b"Content-Length: 0\r\n\r\n",
+                            f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        responses = rig.sip(alice, info)
+        assert [r.status for r in responses if isinstance(r, Response)] == [200]
+    heard = []
+    for index in range(20):
+        rig.speak(alice, alice_port, tone(700, index))
+        heard += [PCMU.decode(RtpPacket.parse(data).payload) for _, data, dest in rig.tick()
+                  if dest[0] == bob.host]
+    assert level_at(np.concatenate(heard), 700) < 0.001
+
+
+def test_silent_member_is_hung_up_with_bye_after_the_timeout() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    rig.call(phone)
+    requests: list[Request] = []
+    for _ in range(5 * 50 + 60):  # timeout_s: 5
+        rig.tick()
+        requests += [m for m in rig.sent_sip() if isinstance(m, Request)]
+    assert [r.method for r in requests] == ["BYE"]
+    assert requests[0].uri == f"sip:phone@{phone.host}:{phone.port}"
+
+
+def test_talking_member_is_not_hung_up() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    for index in range(8 * 50):
+        rig.speak(phone, port, tone(300, index))
+        rig.tick()
+        assert not [m for m in rig.sent_sip() if isinstance(m, Request)]
+
+
+def test_bye_from_the_caller_frees_the_member_and_port() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    rig.call(phone)
+    phone.cseq += 1
+    responses = rig.sip(phone, phone.request("BYE", "2000"))
+    assert [r.status for r in responses if isinstance(r, Response)] == [200]
+    assert not rig.ports.in_use
+    assert rig.controller.active_calls == 0
+    assert rig.tick() == []
+
+
+def test_invite_without_sdp_gets_an_offer_and_takes_the_answer_from_the_ack() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    out = rig.sip(phone, phone.request("INVITE", "2000"))
+    ok = [m for m in out if isinstance(m, Response) and m.status == 200][0]
+    offer = SessionDescription.parse(ok.body)
+    assert {"0", "8", "101"} <= set(offer.media[0].formats)
+    phone.to_tag = ok.to_address.tag
+    assert rig.tick() == []  # nothing to send before the answer says where
+    rig.sip(phone, phone.request("ACK", "2000", body=phone.sdp()))
+    assert {dest for _, _, dest in rig.tick()} == {(phone.host, phone.rtp_port)}
+
+
+def test_hold_stops_our_audio_and_resume_restarts_it() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    rig.call(phone)
+    assert rig.tick()
+    phone.cseq += 1
+    out = rig.sip(phone, phone.request("INVITE", "2000", phone.sdp("sendonly")))
+    ok = [m for m in out if isinstance(m, Response) and m.status == 200][0]
+    assert "a=recvonly" in ok.body.decode()
+    rig.sip(phone, phone.request("ACK", "2000"))
+    assert rig.tick() == []
+    phone.cseq += 1
+    rig.sip(phone, phone.request("INVITE", "2000", phone.sdp("sendrecv")))
+    rig.sip(phone, phone.request("ACK", "2000"))
+    assert rig.tick()
+
+
+def test_wrong_pin_three_times_ends_the_call() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone, extension="1000"))
+    for _ in range(3):
+        for event in (1, 1, 11):  # "11#"
+            press(rig, phone, port, event)
+            rig.tick()
+    requests: list[Request] = []
+    for _ in range(10):
+        rig.tick()
+        requests += [m for m in rig.sent_sip() if isinstance(m, Request)]
+    assert [r.method for r in requests] == ["BYE"]
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x80\x00", b"\x80" + b"\x00" * 5, b"\xff" * 200])
+def test_malformed_rtp_is_ignored(garbage: bytes) -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    rig.controller.receive_rtp(port, garbage, (phone.host, phone.rtp_port), rig.now)
+    rig.controller.receive_rtcp(port + 1, garbage, (phone.host, phone.rtp_port + 1), rig.now)
+    assert len(rig.tick()) == 1
+
+
+def test_register_is_challenged_then_accepted() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    register = (
+        f"REGISTER sip:{BRIDGE[0]} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {phone.host}:5060;branch=z9hG4bKreg1\r\n"
+        f"From: <sip:demo@telerapat.test>;tag=r1\r\nTo: <sip:demo@telerapat.test>\r\n"
+        f"Call-ID: reg@{phone.host}\r\nCSeq: 1 REGISTER\r\n"
+        f"Contact: <sip:demo@{phone.host}:5060>\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    responses = rig.sip(phone, register)
+    assert [r.status for r in responses if isinstance(r, Response)] == [401]
+
+
+def test_rtcp_reports_go_to_the_rtcp_port_every_five_seconds() -> None:
+    from bridge.rtp.rtcp import RtcpSenderReport, parse_rtcp
+
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    reports: list[tuple[float, int, tuple[str, int], bytes]] = []
+    for index in range(50 * 11):
+        rig.speak(phone, port, tone(300, index))
+        reports += [(rig.now, p, d, data) for p, data, d in rig.tick() if p % 2]
+    assert [t - 100.0 for t, _, _, _ in reports] == pytest.approx([2.5, 7.5], abs=0.07)
+    assert {(p, d) for _, p, d, _ in reports} == {(port + 1, (phone.host, phone.rtp_port + 1))}
+    packets = parse_rtcp(reports[-1][3])
+    assert isinstance(packets[0], RtcpSenderReport) and packets[0].report_blocks
