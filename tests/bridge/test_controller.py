@@ -423,4 +423,4 @@ def test_rtcp_reports_go_to_the_rtcp_port_every_five_seconds() -> None:
     assert {(p, d) for _, p, d, _ in reports} == {(port + 1, (phone.host, phone.rtp_port + 1))}
     packets = parse_rtcp(reports[-1][3])
     assert isinstance(packets[0], RtcpSenderReport) and packets[0].reports
-    assert packets[0].packet_count > 500
+    assert packets[0].packet_count >= 375  # 7.5 s of 20 ms packets
