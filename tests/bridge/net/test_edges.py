@@ -1,0 +1,213 @@
+"""Twisted edges: media clock, driver timer, SIP over UDP/TCP, RTP port pool (no real sockets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import Clock
+from twisted.internet.testing import FakeDatagramTransport, StringTransport
+
+from bridge.controller import NoMediaPorts
+from bridge.net.driver import ControllerDriver
+from bridge.net.media_clock import MAX_CATCH_UP_TICKS, MediaClock
+from bridge.net.rtp_udp import RtpPortPool
+from bridge.net.sip_tcp import SipTcpFactory, TcpConnections
+from bridge.net.sip_udp import SipUdpProtocol
+from bridge.sip.flow import Flow
+
+OPTIONS = (
+    b"OPTIONS sip:2000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:7000;branch=z9hG4bK1\r\n"
+    b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2000@127.0.0.1>\r\nCall-ID: c1\r\n"
+    b"CSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody"
+)
+
+
+def test_media_clock_ticks_every_20_ms() -> None:
+    clock = Clock()
+    ticks: list[float] = []
+    media = MediaClock(clock, ticks.append)
+    media.start()
+    for count in range(1, 11):
+        clock.advance(count * 0.02 - clock.seconds())  # the exact due times, no float drift
+    assert len(ticks) == 10
+    assert media.statistics.late_ticks == 0
+    media.stop()
+
+
+def test_media_clock_catches_up_a_few_ticks_after_a_stall_and_skips_the_rest() -> None:
+    clock = Clock()
+    ticks: list[float] = []
+    media = MediaClock(clock, ticks.append)
+    media.start()
+    clock.advance(0.02)
+    clock.advance(0.2)  # a 200 ms stall: ten ticks due at once
+    assert len(ticks) == 1 + MAX_CATCH_UP_TICKS
+    assert media.statistics.skipped_ticks == 10 - MAX_CATCH_UP_TICKS
+    assert media.statistics.late_ticks == 1
+    media.stop()
+
+
+class StubController:
+    """Just enough of CallController for the driver: outputs and one deadline."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.timer_calls: list[float] = []
+        self.sip_out: list[tuple[bytes, Flow]] = []
+        self.rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
+        self.received: list[tuple[str, float]] = []
+
+    def receive_sip(self, data: bytes, flow: Flow, now: float) -> None:
+        self.received.append(("sip", now))
+        self.sip_out.append((b"reply", flow))
+        self.deadline = now + 0.5
+
+    def receive_rtp(self, port: int, data: bytes, source: Any, now: float) -> None:
+        self.received.append(("rtp", now))
+
+    def handle_timer(self, now: float) -> None:
+        self.timer_calls.append(now)
+        self.deadline = None
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def sip_datagrams(self) -> list[tuple[bytes, Flow]]:
+        out, self.sip_out = self.sip_out, []
+        return out
+
+    def rtp_datagrams(self) -> list[tuple[int, bytes, tuple[str, int]]]:
+        out, self.rtp_out = self.rtp_out, []
+        return out
+
+
+def test_driver_flushes_outputs_and_fires_the_deadline_timer() -> None:
+    clock = Clock()
+    controller = StubController()
+    sent: list[bytes] = []
+    driver = ControllerDriver(clock, controller, lambda d, f: sent.append(d),  # type: ignore[arg-type]
+                              lambda p, d, a: None)
+    flow = Flow("udp", "127.0.0.1", 5060, "127.0.0.1", 7000)
+    clock.advance(10.0)
+    driver.sip_received(b"x", flow)
+    assert sent == [b"reply"]
+    clock.advance(0.49)
+    assert controller.timer_calls == []
+    clock.advance(0.01)
+    assert controller.timer_calls == [10.5]
+    assert not clock.getDelayedCalls()
+
+
+def test_sip_udp_hands_datagrams_on_with_their_flow_and_sends_back() -> None:
+    received: list[tuple[bytes, Flow]] = []
+    protocol = SipUdpProtocol("127.0.0.1", 5060, lambda d, f: received.append((d, f)))
+    transport = FakeDatagramTransport()
+    protocol.makeConnection(transport)
+    protocol.datagramReceived(b"hello", ("127.0.0.2", 7000))
+    assert received == [(b"hello", Flow("udp", "127.0.0.1", 5060, "127.0.0.2", 7000))]
+    protocol.send(b"reply", received[0][1])
+    assert transport.written == [(b"reply", ("127.0.0.2", 7000))]
+
+
+def make_tcp(received: list[tuple[bytes, Flow]]) -> tuple[Any, StringTransport, TcpConnections]:
+    connections = TcpConnections()
+    factory = SipTcpFactory(connections, lambda d, f: received.append((d, f)))
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 5060),
+        peerAddress=IPv4Address("TCP", "127.0.0.3", 40123),
+    )
+    protocol.makeConnection(transport)
+    return protocol, transport, connections
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_sip_tcp_frames_messages_however_the_bytes_arrive(chunk: int) -> None:
+    received: list[tuple[bytes, Flow]] = []
+    protocol, _, connections = make_tcp(received)
+    stream = OPTIONS + OPTIONS
+    for start in range(0, len(stream), chunk):
+        protocol.dataReceived(stream[start : start + chunk])
+    flow = Flow("tcp", "127.0.0.1", 5060, "127.0.0.3", 40123)
+    assert received == [(OPTIONS, flow), (OPTIONS, flow)]
+    assert len(connections) == 1
+
+
+def test_sip_tcp_answers_keepalive_pings_and_routes_replies_by_flow() -> None:
+    received: list[tuple[bytes, Flow]] = []
+    protocol, transport, connections = make_tcp(received)
+    protocol.dataReceived(b"\r\n\r\n\r\n\r\n")
+    assert transport.value() == b"\r\n\r\n"
+    transport.clear()
+    connections.send(b"reply", Flow("tcp", "127.0.0.1", 5060, "127.0.0.3", 40123))
+    assert transport.value() == b"reply"
+
+
+def test_sip_tcp_closes_a_connection_that_cannot_be_framed() -> None:
+    received: list[tuple[bytes, Flow]] = []
+    protocol, transport, connections = make_tcp(received)
+    protocol.dataReceived(b"OPTIONS sip:x SIP/2.0\r\nCall-ID: a\r\n\r\n")  # no Content-Length
+    assert transport.disconnecting
+    protocol.connectionLost()
+    assert len(connections) == 0 and received == []
+
+
+class FakeUdpPort:
+    def __init__(self, reactor: UdpReactor, port: int) -> None:
+        self._reactor = reactor
+        self.port = port
+
+    def stopListening(self) -> None:  # noqa: N802
+        self._reactor.bound.discard(self.port)
+
+
+class UdpReactor:
+    """Records UDP binds; ports in `taken` belong to another program."""
+
+    def __init__(self, taken: frozenset[int] = frozenset()) -> None:
+        self.taken = taken
+        self.bound: set[int] = set()
+        self.transports: dict[int, FakeDatagramTransport] = {}
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",  # noqa: N802
+                  maxPacketSize: int = 8192) -> FakeUdpPort:  # noqa: N803
+        if port in self.taken or port in self.bound:
+            raise CannotListenError(interface, port, OSError("in use"))
+        self.bound.add(port)
+        self.transports[port] = FakeDatagramTransport()
+        protocol.makeConnection(self.transports[port])
+        return FakeUdpPort(self, port)
+
+
+def test_rtp_pool_binds_even_odd_pairs_and_skips_taken_ports() -> None:
+    reactor = UdpReactor(taken=frozenset({40001}))
+    pool = RtpPortPool(reactor, 40000, 40007, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
+    assert pool.allocate("127.0.0.1") == 40002  # 40000 is free but its RTCP port is not
+    assert pool.allocate("127.0.0.1") == 40004
+    assert reactor.bound == {40002, 40003, 40004, 40005}
+    pool.release(40002)
+    assert reactor.bound == {40004, 40005} and len(pool) == 1
+
+
+def test_rtp_pool_sends_rtp_and_rtcp_from_their_own_sockets() -> None:
+    reactor = UdpReactor()
+    pool = RtpPortPool(reactor, 40000, 40003, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
+    port = pool.allocate("127.0.0.1")
+    pool.send(port, b"rtp", ("127.0.0.9", 7000))
+    pool.send(port + 1, b"rtcp", ("127.0.0.9", 7001))
+    assert reactor.transports[port].written == [(b"rtp", ("127.0.0.9", 7000))]
+    assert reactor.transports[port + 1].written == [(b"rtcp", ("127.0.0.9", 7001))]
+
+
+def test_rtp_pool_hands_out_released_ports_last_and_reports_exhaustion() -> None:
+    pool = RtpPortPool(UdpReactor(), 40000, 40003, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
+    first = pool.allocate("127.0.0.1")
+    second = pool.allocate("127.0.0.1")
+    with pytest.raises(NoMediaPorts):
+        pool.allocate("127.0.0.1")
+    pool.release(first)
+    assert pool.allocate("127.0.0.1") == first
+    assert {first, second} == {40000, 40002}
