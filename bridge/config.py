@@ -91,7 +91,11 @@ _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)", re.ASCII)
 _OCTAL = re.compile(r"[-+]?0[0-7_]+", re.ASCII)
 
 _TOP_KEYS = ("sip", "rtp", "language", "codecs", "accounts", "rooms")
-_SIP_KEYS = ("listen", "domain", "external_address", "user_agent")
+_SIP_KEYS = ("listen", "domain", "external_address", "user_agent", "digest_algorithms")
+# Offered in this order; MD5 alone by default because baresip 1.0.0 (libre) refuses a
+# whole challenge that lists SHA-256 (see bridge.sip.auth).
+DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+DEFAULT_DIGEST_ALGORITHMS: tuple[str, ...] = ("MD5",)
 _RTP_KEYS = ("ports", "timeout_s")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
 _ROOM_KEYS = (
@@ -123,6 +127,7 @@ class SipConfig:
     domain: str  # digest realm (RFC 3261 §22.1) and our own From/Contact domain
     external_address: str | None  # put in SDP and Contact instead of the local address (NAT)
     user_agent: str
+    digest_algorithms: tuple[str, ...] = DEFAULT_DIGEST_ALGORITHMS  # offered, strongest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,9 +332,41 @@ class _ConfigReader:
         user_agent = DEFAULT_USER_AGENT
         if "user_agent" in values:
             user_agent = self.user_agent(values["user_agent"]) or DEFAULT_USER_AGENT
+        digest_algorithms = DEFAULT_DIGEST_ALGORITHMS
+        if "digest_algorithms" in values:
+            digest_algorithms = (
+                self.digest_algorithms(values["digest_algorithms"]) or DEFAULT_DIGEST_ALGORITHMS
+            )
         return SipConfig(
-            listen=listen, domain=domain, external_address=external_address, user_agent=user_agent
+            listen=listen,
+            domain=domain,
+            external_address=external_address,
+            user_agent=user_agent,
+            digest_algorithms=digest_algorithms,
         )
+
+    def digest_algorithms(self, node: Node) -> tuple[str, ...] | None:
+        path = "sip.digest_algorithms"
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        names: list[str] = []
+        for index, item in enumerate(items):
+            text = self.text(item, f"{path}[{index}]")
+            if text is None:
+                continue
+            name = text.upper()
+            if name not in DIGEST_ALGORITHMS:
+                self.report(item, f"{path}[{index}]",
+                            f"{_show(text)} is not a digest algorithm we offer; use "
+                            + " or ".join(DIGEST_ALGORITHMS))
+            elif name in names:
+                self.report(item, f"{path}[{index}]", f"{name} is listed twice")
+            else:
+                names.append(name)
+        if not items:
+            self.report(node, path, "needs at least one algorithm, e.g. [MD5]")
+        return tuple(names) or None
 
     def listen(self, node: Node, *, has_external: bool) -> tuple[ListenAddress, ...]:
         items = self.sequence(node, "sip.listen")

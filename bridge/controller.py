@@ -142,7 +142,12 @@ class CallController:
         # pyVoIP 1.6.8 signs `sip:<server>` instead of the Request-URI; accepting that
         # costs little with single-use nonces (see bridge.sip.auth) and lets it register.
         self._auth = Authenticator(
-            config.sip.domain, accounts, secret, rng=rng, accept_host_only_digest_uri=True
+            config.sip.domain,
+            accounts,
+            secret,
+            rng=rng,
+            algorithms=config.sip.digest_algorithms,
+            accept_host_only_digest_uri=True,
         )
         self._registrar = Registrar(self._auth, config.sip.domain)
         self._rooms = {room.id: Room(room, prompts) for room in config.rooms}

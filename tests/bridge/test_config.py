@@ -79,7 +79,7 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
     ],
     "bad_types.yaml": [
         "1: sip: expected a mapping with keys listen, domain, external_address, user_agent, "
-        "got a list",
+        "digest_algorithms, got a list",
         '2: rtp: expected a mapping with keys ports, timeout_s, got the text "40000-40999"',
         "3: language: expected text, got a list",
         '4: codecs: expected a list, got the text "PCMU"',
@@ -618,3 +618,20 @@ def test_any_yaml_data_gives_a_config_or_config_error(data: dict[str, object]) -
         parse_config(yaml.safe_dump(data), "f.yaml")
     except ConfigError as exc:
         assert exc.problems
+
+
+def test_digest_algorithms_default_to_md5_and_accept_sha256() -> None:
+    base = 'rooms: [{id: a, extension: "1"}]\n'
+    assert parse_config(base, "c.yaml").sip.digest_algorithms == ("MD5",)
+    config = parse_config("sip: {digest_algorithms: [sha-256, MD5]}\n" + base, "c.yaml")
+    assert config.sip.digest_algorithms == ("SHA-256", "MD5")
+
+
+def test_unknown_digest_algorithm_is_refused_with_its_line() -> None:
+    text = 'sip:\n  digest_algorithms: [MD5, SHA-1]\nrooms: [{id: a, extension: "1"}]\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yaml")
+    assert str(caught.value) == (
+        'c.yaml:2: sip.digest_algorithms[1]: "SHA-1" is not a digest algorithm we offer; '
+        "use SHA-256 or MD5"
+    )
