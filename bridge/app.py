@@ -19,7 +19,7 @@ from bridge.net.driver import ControllerDriver
 from bridge.net.media_clock import MediaClock
 from bridge.net.rtp_udp import RtpPortPool
 from bridge.net.sip_tcp import SipTcpFactory, TcpConnections
-from bridge.net.sip_udp import SipUdpProtocol
+from bridge.net.sip_udp import SipUdpProtocol, listen_sip_udp
 from bridge.prompt_files import load_prompts
 from bridge.sip.flow import Flow
 
@@ -72,9 +72,7 @@ class Bridge:
             if listen.transport == "udp":
                 protocol = SipUdpProtocol(listen.host, listen.port, self._driver.sip_received)
                 self._udp[(listen.host, listen.port)] = protocol
-                port = self._reactor.listenUDP(
-                    listen.port, protocol, interface=listen.host
-                )
+                port = listen_sip_udp(self._reactor, protocol)
             else:
                 factory = SipTcpFactory(self._tcp, self._driver.sip_received)
                 port = self._reactor.listenTCP(
