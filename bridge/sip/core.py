@@ -385,8 +385,10 @@ class SipCore:
         if max_forwards is not None:
             if not _DIGITS.match(max_forwards.strip()):
                 return _Rejection(400, f"Invalid Max-Forwards: {max_forwards[:20]!r}")
-            # §16.3 is the proxy's rule, but a request that spent its hops is a loop.
-            if int(max_forwards) == 0:
+            # §16.3 is the proxy's rule, but a request that spent its hops is a loop;
+            # except OPTIONS, which §11 lets a server answer at Max-Forwards 0 whatever
+            # its Request-URI: monitors ping the first hop that way.
+            if int(max_forwards) == 0 and method != "OPTIONS":
                 return _Rejection(483)
         if method != "CANCEL":
             required = request.headers.get_list("Require")

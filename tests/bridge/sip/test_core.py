@@ -1019,6 +1019,17 @@ def test_max_forwards_zero_is_483_and_garbage_is_400() -> None:
     assert second.status == 400 and second.reason.startswith("Invalid Max-Forwards")
 
 
+def test_options_with_max_forwards_zero_is_answered_not_483() -> None:
+    """RFC 3261 §11: OPTIONS at Max-Forwards 0 pings the first hop, which may answer it."""
+    bridge = Bridge()
+    bridge.receive(Caller().request("OPTIONS", 1, branch="z9hG4bK-o1",
+                                    extra=[("Accept", "application/sdp")])
+                   .replace(b"Max-Forwards: 70", b"Max-Forwards: 0"))
+    (response,) = bridge.responses()
+    assert response.status == 200 and response.cseq.method == "OPTIONS"
+    assert "INVITE" in (response.headers.get("Allow") or "")
+
+
 def test_missing_max_forwards_is_fine() -> None:
     bridge = Bridge()
     bridge.receive(Caller().invite().replace(b"Max-Forwards: 70\r\n", b""))
