@@ -46,6 +46,11 @@ FRAME_MS = 20  # one tick of the media clock
 TALKER_FLOOR_RMS = 10 ** (-60 / 20)
 # Seconds a caller may stay silent at the PIN prompt before it counts as a try.
 PIN_INPUT_TIMEOUT_S = 10.0
+# Seconds of silence between a parting prompt's last frame and the hang-up. The caller's
+# jitter buffer still holds the prompt's end when its last packet leaves (baresip keeps
+# 100-200 ms), and a BYE right behind it makes the phone drop that audio: measured with
+# baresip, "too many attempts, goodbye" lost its last 90 ms without this.
+HANG_UP_DRAIN_S = 0.5
 
 
 class Phase(enum.Enum):
@@ -112,6 +117,7 @@ class Member:
     pin: PinEntry | None = None
     pin_deadline: float | None = None
     hang_up_reason: str | None = None  # set: hang up once the prompt queue is empty
+    hang_up_at: float | None = None  # set when the last prompt ended: HANG_UP_DRAIN_S on
     on_hold: bool = False  # held members' music on hold must not reach the room
 
 
@@ -271,11 +277,11 @@ class Room:
     # -- the 20 ms tick ---------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest keypad or PIN timeout (ticks run every 20 ms anyway)."""
+        """The earliest keypad, PIN or hang-up deadline (ticks run every 20 ms anyway)."""
         deadlines = [
             d
             for m in self._members.values()
-            for d in (m.keypad.next_deadline, m.pin_deadline)
+            for d in (m.keypad.next_deadline, m.pin_deadline, m.hang_up_at)
             if d is not None
         ]
         return min(deadlines, default=None)
@@ -283,7 +289,11 @@ class Room:
     def _expire(self, now: float) -> None:
         for member in list(self._members.values()):
             if member.hang_up_reason is not None:
-                if not member.prompts.playing:
+                if member.prompts.playing:
+                    continue
+                if member.hang_up_at is None:
+                    member.hang_up_at = now + HANG_UP_DRAIN_S
+                elif now >= member.hang_up_at:
                     self._actions.append(HangUp(member.member_id, member.hang_up_reason))
                     self.remove_member(member.member_id)
                 continue

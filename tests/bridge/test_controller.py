@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bridge.conference.prompts import PromptLibrary
+from bridge.conference.room import HANG_UP_DRAIN_S
 from bridge.config import Config, parse_config
 from bridge.controller import CallController, NoMediaPorts
 from bridge.rtp.packet import RtpPacket
@@ -379,6 +380,11 @@ def test_wrong_pin_three_times_ends_the_call() -> None:
             press(rig, phone, port, event)
             rig.tick()
     requests: list[Request] = []
+    # The 20 ms goodbye prompt, then HANG_UP_DRAIN_S for the phone to play it out.
+    for _ in range(round(HANG_UP_DRAIN_S / 0.02) - 2):
+        rig.tick()
+        requests += [m for m in rig.sent_sip() if isinstance(m, Request)]
+    assert requests == []
     for _ in range(10):
         rig.tick()
         requests += [m for m in rig.sent_sip() if isinstance(m, Request)]

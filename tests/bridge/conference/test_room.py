@@ -7,6 +7,7 @@ import pytest
 
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
+    HANG_UP_DRAIN_S,
     HangUp,
     MemberJoined,
     MuteChanged,
@@ -184,7 +185,7 @@ def test_pin_room_holds_members_out_until_the_right_pin() -> None:
     assert level_at(heard[2][-FRAME * 5 :], 600) > 0.2
 
 
-def test_three_wrong_pins_hang_up_after_the_goodbye_prompt() -> None:
+def test_three_wrong_pins_hang_up_after_the_goodbye_prompt_has_drained() -> None:
     room = Room(room_config(pin="4321"), prompt_library())
     room.add_member(1, "A", "PCMU", now=0.0)
     harness = Harness(room)
@@ -193,9 +194,19 @@ def test_three_wrong_pins_hang_up_after_the_goodbye_prompt() -> None:
         actions = room.pop_actions()
         assert PinRejected(1, attempt) in actions
     assert not any(isinstance(a, HangUp) for a in room.pop_actions())
-    harness.run(10, {})  # the goodbye prompt is 100 ms long
+    frames: list[np.ndarray] = []
+    while 1 in room and len(frames) < 100:
+        heard = harness.step({})
+        if 1 in heard:
+            frames.append(heard[1])
     assert room.pop_actions() == [HangUp(1, "wrong PIN")]
     assert 1 not in room
+    # The 100 ms goodbye prompt (5 frames at 500 Hz), then silence long enough for the
+    # caller's jitter buffer to play the prompt's end before the BYE.
+    goodbye, drain = np.concatenate(frames[:5]), np.concatenate(frames[5:])
+    assert level_at(goodbye, 500) > 0.05
+    assert np.all(drain == 0.0)
+    assert HANG_UP_DRAIN_S <= len(frames[5:]) * FRAME / RATE <= HANG_UP_DRAIN_S + FRAME / RATE
 
 
 def test_silence_at_the_pin_prompt_counts_as_a_try() -> None:
