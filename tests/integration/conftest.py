@@ -5,12 +5,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ProcessGroup, processes
+from tests.integration.harness import ProcessGroup, RunningBridge, processes, start_bridge
 
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
     yield from processes(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBridge]:
+    """One bridge on the default test config per module, for tests that need nothing else.
+
+    The robustness tests feed it every malformed message in turn, then check it still works.
+    """
+    group = ProcessGroup(tmp_path_factory.mktemp("bridge"))
+    try:
+        yield start_bridge(group)
+    finally:
+        group.stop_all()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
