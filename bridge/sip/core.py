@@ -450,9 +450,17 @@ class SipCore:
         if session.state is SessionState.TERMINATING:
             self._reject(request, key, flow, now, _Rejection(481, "Call Is Ending"))
             return
-        if session.pending_invite is not None or session.answer is not None:
-            # §14.2: one INVITE at a time in a dialog; the peer retries after a random
-            # delay (§14.1). An unacknowledged 2xx still counts: its offer/answer is open.
+        if session.pending_invite is not None:
+            # §14.2: the first INVITE is still unanswered, so the second gets 500 with a
+            # random Retry-After of 0-10 s (a 491 is for INVITEs crossing each other).
+            retry_after = str(self._rng.randrange(0, 11))
+            self._reject(request, key, flow, now,
+                         _Rejection(500, "Previous INVITE Pending",
+                                    (("Retry-After", retry_after),)))
+            return
+        if session.answer is not None:
+            # Our 2xx is out but its ACK is not in, so its offer/answer is still open:
+            # 491 makes the peer retry after a random delay (§14.1, RFC 6337 §3.2).
             self._reject(request, key, flow, now, _Rejection(491))
             return
         transaction = ServerInviteTransaction(key, request, flow, self._timers)
