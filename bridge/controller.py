@@ -530,7 +530,7 @@ class CallController:
                 log.info("%s: joined as %s (%d present)", call.log_prefix, action.role.value,
                          room.present_count)
             elif isinstance(action, MuteChanged):
-                log.info("%s: %s", call.log_prefix, action.state.value.replace("_", " "))
+                log.info("%s: mute: %s", call.log_prefix, action.state.value.replace("_", " "))
             elif isinstance(action, PinRejected):
                 log.info("%s: wrong PIN (try %d)", call.log_prefix, action.attempts)
 

@@ -247,11 +247,11 @@ def test_star_six_mutes_and_unmutes_a_member(
     start = bravo.heard_samples()
     bravo.wait_heard(start + window + margin, deadline_s)
     alpha.send_digits("*6")
-    _wait_log(bridge, _call_log(alpha_id, "self muted"))
+    _wait_log(bridge, _call_log(alpha_id, "mute: self muted"))
     muted_at = bravo.heard_samples()
     bravo.wait_heard(muted_at + window + 2 * margin, deadline_s)
     alpha.send_digits("*6")
-    _wait_log(bridge, _call_log(alpha_id, "free"))
+    _wait_log(bridge, _call_log(alpha_id, "mute: free"))
     freed_at = bravo.heard_samples()
     bravo.wait_heard(freed_at + window + margin, deadline_s)
     for member in (alpha, bravo):
