@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= dialplans/default.yaml
-# Debian packages the integration tests drive: real SIP clients nobody here wrote.
-DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox
+# Debian packages: libopus for the bridge itself; the tests also drive real SIP clients.
+RUNTIME_PACKAGES := libopus0
+DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) sip-tester baresip espeak-ng sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint unit system-packages prompts clean
@@ -16,6 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
+	@$(MAKE) --no-print-directory system-packages DEBIAN_PACKAGES="$(RUNTIME_PACKAGES)"
 	$(BIN)/telerapat serve --config $(CONFIG)
 
 system-packages:
