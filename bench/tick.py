@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.conference.room import ROOM_RATE_HZ
+from bridge.conference.media import ROOM_RATE_HZ
 from bridge.config import parse_config
 from bridge.controller import CallController
 from bridge.prompt_files import load_prompts

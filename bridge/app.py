@@ -11,8 +11,8 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 
+from bridge.conference.media import ROOM_RATE_HZ
 from bridge.conference.prompts import PromptLibrary
-from bridge.conference.room import ROOM_RATE_HZ
 from bridge.config import Config
 from bridge.controller import CallController
 from bridge.net.driver import ControllerDriver

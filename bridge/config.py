@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import json
 import math
 import re
@@ -34,8 +35,15 @@ TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
 LANGUAGES: dict[str, Language] = {"id": "id", "en": "en"}
 ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting"}
 ROOM_ACCESS: dict[str, RoomAccess] = {"anyone": "anyone", "accounts": "accounts"}
-# The codecs dsp/ can encode and decode today, by their RTP/AVP encoding names (RFC 3551 §4.5).
-SUPPORTED_CODECS: tuple[str, ...] = ("PCMU", "PCMA")
+# The codecs the bridge carries, by their RTP/AVP encoding names (RFC 3551 §4.5, RFC 7587),
+# in the default order of preference: Opus and G.722 are wideband, G.711 the fallback.
+SUPPORTED_CODECS: tuple[str, ...] = ("OPUS", "G722", "PCMU", "PCMA")
+# Packet times we can send: whole numbers of 20 ms frames, up to Opus's 60 ms frame.
+PTIMES_MS: tuple[int, ...] = (20, 40, 60)
+# Opus bitrates we accept in `opus:`: 6 kbit/s is Opus's floor (RFC 6716 §2.1.1) and
+# 64 kbit/s is far above what mono speech at 16 kHz gains from (RFC 7587 §3.1.1).
+OPUS_BITRATE_MIN_BPS = 6000
+OPUS_BITRATE_MAX_BPS = 64000
 
 DEFAULT_DOMAIN = "telerapat.local"
 DEFAULT_USER_AGENT = "telerapat"
@@ -44,10 +52,10 @@ DEFAULT_RTP_PORT_MAX = 40999
 DEFAULT_RTP_TIMEOUT_S = 30.0
 DEFAULT_LANGUAGE: Language = "id"
 DEFAULT_CODECS: tuple[str, ...] = SUPPORTED_CODECS
+DEFAULT_PTIMES_MS: tuple[int, ...] = PTIMES_MS
 
 # Values that name something on the roadmap get "not ... yet" rather than "unknown".
 _LATER_TRANSPORTS = frozenset({"tls"})
-_LATER_CODECS = frozenset({"G722", "OPUS"})
 _LATER_MODES = frozenset({"webinar", "hotline"})
 
 _RTP_PORT_MIN = 1024  # below are privileged ports and well-known services
@@ -90,13 +98,16 @@ _STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE, _TIMESTAMP = (
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)", re.ASCII)
 _OCTAL = re.compile(r"[-+]?0[0-7_]+", re.ASCII)
 
-_TOP_KEYS = ("sip", "rtp", "language", "codecs", "accounts", "rooms")
+_TOP_KEYS = ("sip", "rtp", "language", "codecs", "ptime_ms", "opus", "accounts", "rooms")
 _SIP_KEYS = ("listen", "domain", "external_address", "user_agent", "digest_algorithms")
 # Offered in this order; MD5 alone by default because baresip 1.0.0 (libre) refuses a
 # whole challenge that lists SHA-256 (see bridge.sip.auth).
 DIGEST_ALGORITHMS = ("SHA-256", "MD5")
 DEFAULT_DIGEST_ALGORITHMS: tuple[str, ...] = ("MD5",)
 _RTP_KEYS = ("ports", "timeout_s")
+_OPUS_KEYS = ("bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx")
+# The bitrates in the order they must keep: min <= start <= max.
+_OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
 _ROOM_KEYS = (
     "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
@@ -138,6 +149,20 @@ class RtpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpusConfig:
+    """How our Opus encoder runs; the far end's fmtp may lower the bitrate (RFC 7587 §6.1)."""
+
+    bitrate_bps: int = 16000  # where the encoder starts, and stays while the link is clean
+    min_bitrate_bps: int = 6000  # the floor when the link loses packets
+    max_bitrate_bps: int = 24000  # the ceiling, also our maxaveragebitrate in SDP
+    fec: bool = True  # in-band FEC (RFC 6716 §2.1.7), so the far end can hide single losses
+    dtx: bool = True  # discontinuous transmission in silence; also our usedtx in SDP
+
+
+DEFAULT_OPUS = OpusConfig()
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     """A SIP digest account: HA1s for realm `sip.domain` (RFC 7616 §3.4.2), never a password."""
 
@@ -166,6 +191,8 @@ class Config:
     rtp: RtpConfig
     language: Language
     codecs: tuple[str, ...]
+    ptimes_ms: tuple[int, ...]  # packet times we may send, each 20, 40 or 60
+    opus: OpusConfig
     accounts: tuple[Account, ...]
     rooms: tuple[RoomConfig, ...]
     source: str  # the file it came from, for messages on reload
@@ -292,6 +319,10 @@ class _ConfigReader:
         codecs = DEFAULT_CODECS
         if "codecs" in top:
             codecs = self.codecs(top["codecs"], "codecs") or DEFAULT_CODECS
+        ptimes_ms = DEFAULT_PTIMES_MS
+        if "ptime_ms" in top:
+            ptimes_ms = self.ptimes_ms(top["ptime_ms"]) or DEFAULT_PTIMES_MS
+        opus = self.read_opus(top.get("opus"))
         accounts = self.read_accounts(top.get("accounts"), sip.domain)
         # Judged on what is listed, so a mistyped account is not blamed on the rooms too.
         listed = top.get("accounts")
@@ -310,6 +341,8 @@ class _ConfigReader:
             rtp=rtp,
             language=language,
             codecs=codecs,
+            ptimes_ms=ptimes_ms,
+            opus=opus,
             accounts=accounts,
             rooms=rooms,
             source=self._filename,
@@ -498,6 +531,87 @@ class _ConfigReader:
         for problem in problems:
             self.report(node, "rtp.ports", problem)
         return None if problems else (low, high)
+
+    # -- media -------------------------------------------------------------------------
+
+    def ptimes_ms(self, node: Node) -> tuple[int, ...] | None:
+        """Read `ptime_ms`: the packet times we may send, 20, 40 and/or 60 ms."""
+        path = "ptime_ms"
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        choices = ", ".join(map(str, PTIMES_MS[:-1])) + f" or {PTIMES_MS[-1]}"
+        if not items:
+            self.report(node, path, f"needs at least one packet time; use {choices}")
+            return None
+        ptimes_ms: list[int] = []
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            value = self.integer(item, item_path)
+            if value is None:
+                continue
+            if value in ptimes_ms:
+                self.report(item, item_path, f"{value} is listed twice")
+            elif value in PTIMES_MS:
+                ptimes_ms.append(value)
+            else:
+                self.report(item, item_path, f"{value} ms is not a packet time we send; use "
+                            f"{choices} (whole 20 ms frames, at most one 60 ms Opus frame)")
+        if len(ptimes_ms) != len(items):
+            return None
+        return tuple(ptimes_ms)
+
+    def read_opus(self, node: Node | None) -> OpusConfig:
+        values = self.fields(node, "opus", _OPUS_KEYS) if node is not None else {}
+        bitrates: dict[str, int] = {}
+        for key in _OPUS_BITRATE_KEYS:
+            if key not in values:
+                continue
+            value = self.integer(values[key], f"opus.{key}")
+            if value is not None and not OPUS_BITRATE_MIN_BPS <= value <= OPUS_BITRATE_MAX_BPS:
+                self.report(values[key], f"opus.{key}",
+                            f"must be from {OPUS_BITRATE_MIN_BPS} to {OPUS_BITRATE_MAX_BPS} "
+                            f"bit/s, got {value}")
+            elif value is not None:
+                bitrates[key] = value
+        invalid = {key for key in _OPUS_BITRATE_KEYS if key in values and key not in bitrates}
+        self.opus_bitrate_order(values, bitrates, invalid)
+        flags = {key: self.flag(values[key], f"opus.{key}")
+                 for key in ("fec", "dtx") if key in values}
+        fec, dtx = flags.get("fec"), flags.get("dtx")
+        return OpusConfig(
+            bitrate_bps=bitrates.get("bitrate_bps", DEFAULT_OPUS.bitrate_bps),
+            min_bitrate_bps=bitrates.get("min_bitrate_bps", DEFAULT_OPUS.min_bitrate_bps),
+            max_bitrate_bps=bitrates.get("max_bitrate_bps", DEFAULT_OPUS.max_bitrate_bps),
+            fec=DEFAULT_OPUS.fec if fec is None else fec,
+            dtx=DEFAULT_OPUS.dtx if dtx is None else dtx,
+        )
+
+    def opus_bitrate_order(
+        self, values: dict[str, Node], given: dict[str, int], invalid: set[str]
+    ) -> None:
+        """Check min_bitrate_bps <= bitrate_bps <= max_bitrate_bps, defaults included.
+
+        A bitrate already reported as invalid is left out rather than compared as a default.
+        """
+        bitrates = {
+            "min_bitrate_bps": DEFAULT_OPUS.min_bitrate_bps,
+            "bitrate_bps": DEFAULT_OPUS.bitrate_bps,
+            "max_bitrate_bps": DEFAULT_OPUS.max_bitrate_bps,
+        } | given
+        for low_key, high_key in itertools.pairwise(_OPUS_BITRATE_KEYS):
+            low, high = bitrates[low_key], bitrates[high_key]
+            if low <= high or {low_key, high_key} & invalid:
+                continue
+            # Blamed on a key the operator wrote; the other one may be a default.
+            if high_key in given:
+                key, other_key, other, relation = high_key, low_key, low, "below"
+            else:
+                key, other_key, other, relation = low_key, high_key, high, "above"
+            default = "" if other_key in given else " (the default)"
+            self.report(values[key], f"opus.{key}",
+                        f"{bitrates[key]} is {relation} {other_key} {other}{default}; keep "
+                        "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps")
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -732,9 +846,6 @@ class _ConfigReader:
                 self.report(item, item_path, f"{name} is listed twice")
             elif canonical in SUPPORTED_CODECS:
                 codecs.append(canonical)
-            elif canonical in _LATER_CODECS:
-                self.report(item, item_path,
-                            f"{name} is not supported in this version; supported: {supported}")
             else:
                 self.report(item, item_path, f'unknown codec {_show(name)}; supported: {supported}')
         if len(codecs) != len(items):
@@ -805,6 +916,22 @@ class _ConfigReader:
             self.report(node, path, f"must be a finite number, got {node.value}")
             return None
         self.report(node, path, f"expected a number, got {self.describe(node)}")
+        return None
+
+    def integer(self, node: Node, path: str) -> int | None:
+        if isinstance(node, ScalarNode) and node.tag == _INT:
+            try:
+                return int(self._constructor.construct_object(node))
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+                self.report(node, path, f"{str(node.value)[:20]}... is far too large")
+                return None
+        self.report(node, path, f"expected a whole number, got {self.describe(node)}")
+        return None
+
+    def flag(self, node: Node, path: str) -> bool | None:
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            return bool(self._constructor.construct_object(node))
+        self.report(node, path, f"expected true or false, got {self.describe(node)}")
         return None
 
     def describe(self, node: Node) -> str:

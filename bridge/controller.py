@@ -16,12 +16,20 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.prompts import PromptLibrary
-from bridge.conference.room import FRAME_MS, HangUp, MemberJoined, MuteChanged, PinRejected, Room
+from bridge.conference.room import HangUp, MemberJoined, MuteChanged, PinRejected, Room
 from bridge.config import Config
 from bridge.dialplan import Dialplan
 from bridge.rtp.packet import RtpPacket, RtpParseError
-from bridge.rtp.rtcp import RtcpParseError, RtcpSenderReport, build_report, parse_rtcp
+from bridge.rtp.rtcp import (
+    ReportBlock,
+    RtcpParseError,
+    RtcpReceiverReport,
+    RtcpSenderReport,
+    build_report,
+    parse_rtcp,
+)
 from bridge.rtp.sender import SendStream
 from bridge.rtp.stream import ReceiveStatus, ReceiveStream
 from bridge.rtp.telephone_event import DigitStarted, TelephoneEventReceiver
@@ -47,6 +55,7 @@ from bridge.sip.offer_answer import (
     LocalAudio,
     NegotiatedAudio,
     NoCommonCodec,
+    OpusParameters,
     SdpSession,
     accept_answer,
     answer_offer,
@@ -55,6 +64,7 @@ from bridge.sip.offer_answer import (
 from bridge.sip.registrar import Registrar
 from bridge.sip.sdp import SessionDescription
 from bridge.sip.uri import SipUri
+from dsp.codecs.base import EncoderSettings
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +117,8 @@ class Call:
     relatch_source: tuple[str, int] | None = None
     relatch_count: int = 0
     next_rtcp_at: float = 0.0
+    highest_seq: int | None = None  # of the RTP received, for losses right before a packet
+    link: LinkAdapter | None = None  # Opus members: bitrate and FEC from their reports
     ending: bool = False
 
     @property
@@ -250,7 +262,12 @@ class CallController:
             self._core.respond_invite(ref, 503, now, headers=[("Retry-After", "30")])
             return
         advertised = self._config.sip.external_address or flow.local_host
-        local_audio = LocalAudio(codecs=room.config.codecs, host=advertised, port=local_port)
+        local_audio = LocalAudio(
+            codecs=room.config.codecs, host=advertised, port=local_port,
+            ptimes_ms=self._config.ptimes_ms,
+            opus_max_bitrate_bps=self._config.opus.max_bitrate_bps,
+            opus_dtx=self._config.opus.dtx,
+        )
         call = Call(
             ref=ref,
             member_id=self._next_member_id,
@@ -283,7 +300,8 @@ class CallController:
         self._by_member[call.member_id] = call
         self._core.respond_invite(ref, 200, now, body=body)
         codec = call.media.codec if call.media else room.config.codecs[0]
-        room.add_member(call.member_id, label, codec, now)
+        settings = self._encoder_settings(call.media) if call.media else None
+        room.add_member(call.member_id, label, codec, now, settings)
         if call.media is not None:
             room.set_on_hold(call.member_id, call.media.direction is not Direction.SENDRECV)
         log.info("%s: answered %s from %s:%d over %s, codec %s, rtp port %d",
@@ -299,14 +317,43 @@ class CallController:
             call.receive = ReceiveStream(negotiated.clock_rate_hz)
         if previous is None or previous.payload_type != negotiated.payload_type:
             call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng)
-        if previous is not None and previous.codec != negotiated.codec:
-            call.room.set_codec(call.member_id, negotiated.codec)
+        settings = self._encoder_settings(negotiated)
+        call.link = None
+        if negotiated.codec == "OPUS":
+            call.link = LinkAdapter(settings, self._config.opus.min_bitrate_bps,
+                                    self._opus_bitrate_cap(negotiated))
+        if previous is not None:
+            call.room.set_codec(call.member_id, negotiated.codec, settings)
         remote = (negotiated.remote_host, negotiated.remote_port)
         if previous is None or (previous.remote_host, previous.remote_port) != remote:
             # A new offer may move the stream; latching follows the packets again.
             call.remote_rtp = remote
             call.remote_rtcp = (negotiated.remote_host, negotiated.remote_rtcp_port)
         call.room.set_on_hold(call.member_id, negotiated.direction is not Direction.SENDRECV)
+
+    def _encoder_settings(self, negotiated: NegotiatedAudio) -> EncoderSettings:
+        """How to encode what a member hears: its packet time, and for Opus what the far
+        decoder said it takes (RFC 7587 §6.1) within what the config allows."""
+        if negotiated.codec != "OPUS":
+            return EncoderSettings(ptime_ms=negotiated.ptime_ms)
+        opus = self._config.opus
+        remote = negotiated.remote_opus or OpusParameters()
+        return EncoderSettings(
+            ptime_ms=negotiated.ptime_ms,
+            bitrate_bps=min(opus.bitrate_bps, self._opus_bitrate_cap(negotiated)),
+            fec=opus.fec and remote.use_inband_fec,
+            dtx=opus.dtx and remote.use_dtx,
+            # Audio bandwidth is half the playback rate; we mix at 16 kHz, so 8 kHz at most.
+            max_audio_bandwidth_hz=min(8000, remote.max_playback_rate_hz // 2),
+        )
+
+    def _opus_bitrate_cap(self, negotiated: NegotiatedAudio) -> int:
+        """The most we may send: our config's maximum, and the far end's maxaveragebitrate."""
+        opus = self._config.opus
+        remote = negotiated.remote_opus or OpusParameters()
+        if remote.max_average_bitrate_bps is None:
+            return opus.max_bitrate_bps
+        return max(opus.min_bitrate_bps, min(opus.max_bitrate_bps, remote.max_average_bitrate_bps))
 
     def _on_ack(self, ref: CallRef, ack: Request, now: float) -> None:
         call = self._calls.get(ref)
@@ -323,7 +370,8 @@ class CallController:
         first = call.media is None
         self._apply_media(call, negotiated)
         if first:
-            call.room.set_codec(call.member_id, negotiated.codec)
+            call.room.set_codec(call.member_id, negotiated.codec,
+                                self._encoder_settings(negotiated))
         log.info("%s: media from ACK: %s pt %d", call.log_prefix, negotiated.codec,
                  negotiated.payload_type)
 
@@ -425,12 +473,26 @@ class CallController:
             return
         self._latch(call, source)
         call.last_media_at = now
+        lost_before = self._follow_sequence(call, packet.sequence_number)
         if packet.payload_type == media.payload_type:
-            call.room.push_audio(call.member_id, packet.timestamp, packet.payload)
+            call.room.push_audio(call.member_id, packet.timestamp, packet.payload, lost_before)
         else:
             event = call.events.receive(packet.payload, packet.timestamp, packet.marker)
             if isinstance(event, DigitStarted):
                 self._press(call, event.digit, "RFC 4733", now)
+
+    @staticmethod
+    def _follow_sequence(call: Call, sequence_number: int) -> bool:
+        """Track the highest sequence number; say whether packets are missing right before
+        this one (a late packet filling a hole is not a loss, and neither is the first)."""
+        if call.highest_seq is None:
+            call.highest_seq = sequence_number
+            return False
+        ahead = (sequence_number - call.highest_seq) & 0xFFFF
+        if ahead >= 0x8000:  # older than the highest: reordered, fills an earlier hole
+            return False
+        call.highest_seq = sequence_number
+        return ahead > 1
 
     def _latch(self, call: Call, source: tuple[str, int]) -> None:
         """Symmetric RTP: send to where the packets really come from (NAT)."""
@@ -465,6 +527,22 @@ class CallController:
         for packet in packets:
             if isinstance(packet, RtcpSenderReport):
                 call.receive.on_sender_report(packet.ntp_timestamp, now)
+            if isinstance(packet, RtcpSenderReport | RtcpReceiverReport):
+                self._adapt_to_link(call, packet.reports)
+
+    def _adapt_to_link(self, call: Call, reports: tuple[ReportBlock, ...]) -> None:
+        """Follow what the member's receiver says of our stream to it."""
+        if call.link is None or call.send is None:
+            return
+        for block in reports:
+            if block.ssrc != call.send.ssrc:
+                continue
+            settings = call.link.on_report(block.fraction_lost)
+            if settings is not None:
+                log.info("%s: link: %.1f %% lost, sending %d bit/s with %d %% FEC protection",
+                         call.log_prefix, 100 * block.fraction_lost / 256,
+                         settings.bitrate_bps, settings.expected_loss_percent)
+                call.room.set_send_settings(call.member_id, settings)
 
     def _press(self, call: Call, digit: str, via: str, now: float) -> None:
         log.info("%s: digit %s (%s)", call.log_prefix, digit, via)
@@ -478,19 +556,21 @@ class CallController:
         for room in self._rooms.values():
             if not room.member_ids:
                 continue
-            payloads = room.tick(now)
-            for member_id, payload in payloads.items():
+            packets = room.tick(now)
+            for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)
                 if call is None or call.send is None or call.remote_rtp is None:
                     continue
                 assert call.media is not None
-                ts_step = call.media.clock_rate_hz * FRAME_MS // 1000
-                if call.media.direction in (Direction.SENDRECV, Direction.SENDONLY):
-                    self._rtp_out.append(
-                        (call.local_port, call.send.packet(payload, ts_step), call.remote_rtp)
-                    )
-                else:
-                    call.send.skip(ts_step)
+                sending = call.media.direction in (Direction.SENDRECV, Direction.SENDONLY)
+                if sending and packet.payload is not None:
+                    self._rtp_out.append((
+                        call.local_port,
+                        call.send.packet(packet.payload, packet.timestamp_step),
+                        call.remote_rtp,
+                    ))
+                else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
+                    call.send.skip(packet.timestamp_step)
             self._drain_room_actions(room, now)
         self._send_rtcp(now)
         if now >= self._next_timeout_check:

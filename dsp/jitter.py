@@ -7,8 +7,10 @@ leaves a hole that reads as silence and is reported in the returned mask, so
 concealment can fill it. The target delay is fixed here (prefill, default 40 ms);
 the adaptive delay and concealment of issue #7 replace the policy, not the timeline.
 
-Timestamps are RTP timestamps already scaled to this buffer's sample rate, as Python
-ints modulo 2**32; the buffer unwraps them against its own read position.
+Timestamps are RTP timestamps (Python ints modulo 2**32) on the stream's RTP clock, which
+need not be the sample rate: G.722 counts 8000 per second for 16 kHz audio (RFC 3551
+§4.5.2) and Opus 48000 for whatever rate it is decoded at (RFC 7587 §4.1). The buffer
+unwraps them against its own read position and converts clock ticks to samples.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ class JitterBuffer:
         self,
         rate_hz: int,
         *,
+        clock_rate_hz: int | None = None,
         prefill_ms: int = 40,
         max_delay_ms: int = 200,
         capacity_ms: int = 1000,
     ) -> None:
         self.rate_hz = rate_hz
+        self.clock_rate_hz = clock_rate_hz if clock_rate_hz is not None else rate_hz
         self._prefill = rate_hz * prefill_ms // 1000
         self._max_delay = rate_hz * max_delay_ms // 1000
         self._capacity = rate_hz * capacity_ms // 1000
@@ -68,8 +72,22 @@ class JitterBuffer:
         self._drift_drops = 0
 
     def _unwrap(self, timestamp: int) -> int:
+        """Return the sample position of an RTP timestamp, relative to the newest anchor."""
         delta = (timestamp - self._anchor_raw + _HALF_RANGE) % _RANGE - _HALF_RANGE
+        if self.clock_rate_hz != self.rate_hz:
+            delta = delta * self.rate_hz // self.clock_rate_hz
         return self._anchor + delta
+
+    def gap_before(self, timestamp: int) -> int:
+        """Samples missing between the newest audio buffered and a packet at `timestamp`.
+
+        Zero when the packet follows on, fills an earlier hole, or is the first: only a
+        gap that has not been played out yet can still be filled (by FEC or concealment).
+        """
+        if self._read_ts is None:
+            return 0
+        newest = max(self._highest_end, self._read_ts)
+        return max(0, self._unwrap(timestamp) - newest)
 
     def _reset(self, timestamp: int) -> None:
         self._anchor_raw = timestamp
@@ -80,7 +98,7 @@ class JitterBuffer:
         self._valid.fill(False)
 
     def push(self, timestamp: int, samples: NDArray[np.float32]) -> None:
-        """Place a decoded packet (`(k,)` float32) at its RTP timestamp (sample units)."""
+        """Place a decoded packet (`(k,)` float32) at its RTP timestamp (clock units)."""
         self._packets += 1
         if self._read_ts is None:
             self._reset(timestamp)
@@ -108,6 +126,11 @@ class JitterBuffer:
             start = self._read_ts
         self._write(start, samples)
         self._highest_end = max(self._highest_end, end)
+
+    def push_before(self, timestamp: int, samples: NDArray[np.float32]) -> None:
+        """Place audio that ends where the packet at `timestamp` starts (recovered by FEC)."""
+        ticks = samples.shape[0] * self.clock_rate_hz // self.rate_hz
+        self.push((timestamp - ticks) % _RANGE, samples)
 
     def _write(self, start: int, samples: NDArray[np.float32]) -> None:
         index = start % self._capacity

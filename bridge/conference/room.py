@@ -1,9 +1,10 @@
 """One conference room: its members, what each hears, and what the keypad does.
 
 Every 20 ms `tick(now)` reads one frame from each member's playout buffer into a
-`(members, samples)` array, picks the talkers, mixes once (`dsp.mixer.mix_minus`) and
-encodes: everyone who hears the plain room mix with the same codec shares one encode;
-talkers (who must not hear themselves) and members hearing a prompt get their own.
+`(members, samples)` array at 16 kHz, picks the talkers, mixes once
+(`dsp.mixer.mix_minus`) and hands what each member hears to `media.RoomEncoder`:
+everyone who hears the plain room mix with the same codec, settings and ptime shares one
+encode; talkers (who must not hear themselves) and members hearing a prompt get their own.
 
 Members are integer ids chosen by the caller (the controller). The room never sends
 anything itself: it returns payloads, and commands such as `HangUp` through
@@ -27,19 +28,23 @@ from bridge.conference.keypad import (
     KeypadSequencer,
     SequenceRejected,
 )
+from bridge.conference.media import (
+    FRAME_MS,
+    ROOM_RATE_HZ,
+    MemberMedia,
+    OutgoingPacket,
+    RoomEncoder,
+    gather_frames,
+)
 from bridge.conference.pin import PinEntry, PinOutcome
 from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
 from bridge.config import RoomConfig
-from dsp.codecs import get_codec
-from dsp.codecs.base import FrameCodec
+from dsp.codecs.base import EncoderSettings
 from dsp.frame import frame_samples
-from dsp.jitter import JitterBuffer
 from dsp.mixer import limit, mix_minus
 
 log = logging.getLogger(__name__)
 
-ROOM_RATE_HZ = 8000
-FRAME_MS = 20  # one tick of the media clock
 # Frames quieter than this are not mixed at all: digital silence and idle lines add
 # nothing, and their members keep sharing the room's common encode. Speech sits
 # 30-60 dB above it. Voice activity detection with hangover replaces this in issue #7.
@@ -106,10 +111,9 @@ class Member:
 
     member_id: int
     label: str
-    codec: FrameCodec
+    media: MemberMedia
     phase: Phase
     joined_at: float
-    jitter: JitterBuffer
     role: Role = Role.PARTICIPANT
     mute: MuteState = MuteState.FREE
     prompts: PromptPlayer = field(default_factory=PromptPlayer)
@@ -132,8 +136,10 @@ class Room:
         self.config = config
         self._prompts = prompts
         self._samples = frame_samples(ROOM_RATE_HZ, FRAME_MS)
+        self._silence = np.zeros(self._samples, dtype=np.float32)
         self._members: dict[int, Member] = {}
         self._actions: list[RoomAction] = []
+        self._encoder = RoomEncoder()
         self._tones: dict[str, Clip] = {
             "error": tones.error_tone(ROOM_RATE_HZ),
             "muted": tones.muted_tone(ROOM_RATE_HZ),
@@ -146,16 +152,17 @@ class Room:
     def needs_pin(self) -> bool:
         return self.config.pin is not None or self.config.moderator_pin is not None
 
-    def add_member(self, member_id: int, label: str, codec_name: str, now: float) -> None:
+    def add_member(
+        self, member_id: int, label: str, codec_name: str, now: float,
+        settings: EncoderSettings | None = None,
+    ) -> None:
         """Take a new caller: straight in, or to PIN entry if the room has a PIN."""
-        codec = get_codec(codec_name)
         member = Member(
             member_id=member_id,
             label=label,
-            codec=codec,
+            media=MemberMedia(codec_name, settings or EncoderSettings()),
             phase=Phase.PIN_ENTRY if self.needs_pin else Phase.IN_ROOM,
             joined_at=now,
-            jitter=JitterBuffer(codec.sample_rate_hz),
         )
         self._members[member_id] = member
         if member.phase is Phase.PIN_ENTRY:
@@ -168,12 +175,22 @@ class Room:
         """Forget a member (their call has ended)."""
         self._members.pop(member_id, None)
 
-    def set_codec(self, member_id: int, codec_name: str) -> None:
-        """Switch a member's codec after a re-INVITE."""
+    def set_codec(
+        self, member_id: int, codec_name: str, settings: EncoderSettings | None = None
+    ) -> None:
+        """Switch a member's codec or packet time after a re-INVITE."""
         member = self._members[member_id]
-        if member.codec.name != codec_name.upper():
-            member.codec = get_codec(codec_name)
-            member.jitter = JitterBuffer(member.codec.sample_rate_hz)
+        settings = settings or member.media.settings
+        if member.media.codec != codec_name.upper():
+            member.media = MemberMedia(codec_name, settings)
+        elif member.media.settings != settings:
+            member.media.set_settings(settings)
+
+    def set_send_settings(self, member_id: int, settings: EncoderSettings) -> None:
+        """Change how a member's audio is encoded (the link got better or worse)."""
+        member = self._members.get(member_id)
+        if member is not None:
+            member.media.set_settings(settings)
 
     def set_on_hold(self, member_id: int, on_hold: bool) -> None:
         """Keep a member out of the mix while their side holds the call."""
@@ -202,12 +219,15 @@ class Room:
 
     # -- input ----------------------------------------------------------------------
 
-    def push_audio(self, member_id: int, timestamp: int, payload: bytes) -> None:
-        """Decode a member's RTP payload into their playout buffer."""
+    def push_audio(
+        self, member_id: int, timestamp: int, payload: bytes, lost_before: bool = False
+    ) -> None:
+        """Decode a member's RTP payload into their playout buffer; `lost_before` says the
+        packet before it never came, so in-band FEC may rebuild it."""
         member = self._members.get(member_id)
         if member is None or not payload:
             return
-        member.jitter.push(timestamp, member.codec.decode(payload))
+        member.media.push(timestamp, payload, lost_before)
 
     def press(self, member_id: int, digit: str, now: float) -> None:
         """A keypad digit from a member (RFC 4733 event or SIP INFO)."""
@@ -305,66 +325,35 @@ class Room:
             elif member.keypad.expire(now) is not None:
                 member.prompts.play(self._tones["error"])
 
-    def tick(self, now: float) -> dict[int, bytes]:
-        """Mix one frame; return the payload each member should be sent now."""
+    def tick(self, now: float) -> dict[int, OutgoingPacket]:
+        """Mix one frame; return the packets due now, by member."""
         self._expire(now)
         members = list(self._members.values())
         if not members:
             return {}
-        n = self._samples
-        frames = np.zeros((len(members), n), dtype=np.float32)
-        talking = np.zeros(len(members), dtype=np.bool_)
-        for row, member in enumerate(members):
-            samples, has_audio = member.jitter.pop(n)
-            if (
-                has_audio
-                and member.phase is Phase.IN_ROOM
-                and member.mute is MuteState.FREE
-                and not member.on_hold
-            ):
-                frames[row] = samples
-                talking[row] = True
+        eligible = np.array([
+            m.phase is Phase.IN_ROOM and m.mute is MuteState.FREE and not m.on_hold
+            for m in members
+        ], dtype=np.bool_)
         # Digital silence and idle lines are not talkers (see TALKER_FLOOR_RMS).
-        talking &= np.sqrt(np.mean(frames * frames, axis=1)) > TALKER_FLOOR_RMS
+        frames, talking = gather_frames([m.media for m in members], eligible, TALKER_FLOOR_RMS)
         mix = mix_minus(frames, talking)
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
-        return self._encode(members, mix.total, mix.minus, minus_row)
-
-    def _encode(
-        self,
-        members: list[Member],
-        total: NDArray[np.float32],
-        minus: NDArray[np.float32],
-        minus_row: dict[int, int],
-    ) -> dict[int, bytes]:
-        silence = np.zeros(self._samples, dtype=np.float32)
-        shared: dict[tuple[str, str], list[int]] = {}  # (codec, "room"|"silence") -> members
-        own_rows: dict[str, list[tuple[int, NDArray[np.float32]]]] = {}
+        heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
         for row, member in enumerate(members):
             prompt = member.prompts.read(self._samples)
             if member.phase is Phase.PIN_ENTRY:
-                base, kind = silence, "silence"
+                base, kind = self._silence, "silence"
             elif row in minus_row:
-                base, kind = minus[minus_row[row]], ""
+                base, kind = mix.minus[minus_row[row]], "own"
             else:
-                base, kind = total, "room"
+                base, kind = mix.total, "room"
             if prompt is not None:
-                signal = prompt if kind == "silence" else limit(base + prompt)
-                own_rows.setdefault(member.codec.name, []).append((member.member_id, signal))
-            elif kind:
-                shared.setdefault((member.codec.name, kind), []).append(member.member_id)
+                heard[member.member_id] = (
+                    "own", prompt if kind == "silence" else limit(base + prompt)
+                )
             else:
-                own_rows.setdefault(member.codec.name, []).append((member.member_id, base))
-        out: dict[int, bytes] = {}
-        for (_, kind), ids in shared.items():
-            codec = self._members[ids[0]].codec
-            payload = codec.encode((silence if kind == "silence" else total)[np.newaxis])[0]
-            encoded = payload.tobytes()
-            for member_id in ids:
-                out[member_id] = encoded
-        for rows in own_rows.values():
-            codec = self._members[rows[0][0]].codec
-            encoded_rows = codec.encode(np.stack([signal for _, signal in rows]))
-            for (member_id, _), payload in zip(rows, encoded_rows, strict=True):
-                out[member_id] = payload.tobytes()
-        return out
+                heard[member.member_id] = (kind, base)
+        return self._encoder.encode(
+            {m.member_id: m.media for m in members}, heard, mix.total
+        )

@@ -3,8 +3,8 @@
 This module decides what we accept from a caller's offer and what we offer ourselves: one
 audio codec from our preference list in the caller's payload numbering, telephone-event
 (RFC 4733) at that codec's clock rate, the packet time, the direction seen from our side,
-and the o= version RFC 3264 §8 asks us to keep. It reads and builds `SessionDescription`s
-and knows nothing of dialogs, RTP packets or rooms.
+the far end's Opus parameters (RFC 7587) and the o= version RFC 3264 §8 asks us to keep.
+It reads and builds `SessionDescription`s and knows nothing of dialogs, RTP packets or rooms.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass
 
 from bridge.sip.errors import LocalProtocolError, SipParseError
+from bridge.sip.opus_fmtp import MAX_AVERAGE_BITRATE_BPS, MIN_AVERAGE_BITRATE_BPS, OpusParameters
 from bridge.sip.sdp import (
     Attribute,
     Connection,
@@ -31,6 +32,7 @@ __all__ = [
     "LocalAudio",
     "NegotiatedAudio",
     "NoCommonCodec",
+    "OpusParameters",
     "SdpSession",
     "accept_answer",
     "answer_offer",
@@ -44,7 +46,14 @@ TELEPHONE_EVENTS_OFFERED = "0-15"
 TELEPHONE_EVENT_PAYLOAD_TYPE = 101
 FIRST_DYNAMIC_PAYLOAD_TYPE = 96
 LAST_DYNAMIC_PAYLOAD_TYPE = 127
+# RFC 3551 §4.5: 20 ms is the usual packet time; we send it when the peer names none we have.
 DEFAULT_PTIME_MS = 20
+# What we ask of a far-end Opus encoder (RFC 7587 §6.1): rooms mix mono at 16 kHz, so audio
+# above 8 kHz or in stereo would be thrown away; we decode in-band FEC, which hides single
+# losses; we take packets up to 60 ms, the longest one Opus frame holds (RFC 6716 §2.1.4).
+OPUS_PLAYBACK_RATE_HZ = 16000
+OPUS_MAX_PTIME_MS = 60
+DEFAULT_OPUS_MAX_BITRATE_BPS = 24000
 _ACCEPTED_PROTOS = ("RTP/AVP", "RTP/AVPF")
 # RFC 3264 §8.4: an RFC 2543 peer holds a call by setting c= to this address.
 _RFC2543_HOLD_ADDRESS = "0.0.0.0"
@@ -59,7 +68,6 @@ class _Codec:
     clock_rate_hz: int  # the RTP clock, not the sampling rate: G.722 says 8000 (RFC 3551 §4.5.2)
     channels: int
     static_payload_type: int | None
-    fmtp: str | None = None
     # RFC 7587 §7: Opus always says /48000/2 whatever it carries, and some peers leave out
     # the /2 (SEMS did); only the name and clock rate identify it.
     channels_must_match: bool = True
@@ -71,8 +79,7 @@ _CODECS: dict[str, _Codec] = {
         _Codec("PCMU", "PCMU", 8000, 1, 0),
         _Codec("PCMA", "PCMA", 8000, 1, 8),
         _Codec("G722", "G722", 8000, 1, 9),
-        # In-band FEC is what we want to receive (RFC 7587 §6.1): it hides single losses.
-        _Codec("OPUS", "opus", 48000, 2, None, "useinbandfec=1", channels_must_match=False),
+        _Codec("OPUS", "opus", 48000, 2, None, channels_must_match=False),
     )
 }
 SUPPORTED_CODECS: tuple[str, ...] = tuple(_CODECS)
@@ -88,13 +95,19 @@ class NoCommonCodec(SipParseError):
 
 @dataclass(frozen=True, slots=True)
 class LocalAudio:
-    """What we offer or accept for one call: codecs in preference order and our RTP address."""
+    """What we offer or accept for one call: codecs in preference order and our RTP address.
+
+    `ptimes_ms` are the packet times we can send; `opus_max_bitrate_bps` and `opus_dtx` go
+    into our Opus fmtp as what the far end may send us (see `opus_parameters`).
+    """
 
     codecs: tuple[str, ...]
     host: str
     port: int
     telephone_event: bool = True
     ptimes_ms: tuple[int, ...] = (DEFAULT_PTIME_MS,)
+    opus_max_bitrate_bps: int = DEFAULT_OPUS_MAX_BITRATE_BPS
+    opus_dtx: bool = True
 
     def __post_init__(self) -> None:
         if not self.codecs:
@@ -106,6 +119,19 @@ class LocalAudio:
             raise ValueError(f"invalid ptimes_ms: {self.ptimes_ms}")
         if not 0 < self.port <= 65_535:
             raise ValueError(f"invalid RTP port: {self.port}")
+        if not MIN_AVERAGE_BITRATE_BPS <= self.opus_max_bitrate_bps <= MAX_AVERAGE_BITRATE_BPS:
+            raise ValueError(f"invalid opus_max_bitrate_bps: {self.opus_max_bitrate_bps}")
+
+    @property
+    def opus_parameters(self) -> OpusParameters:
+        """Return our receive-side Opus fmtp: what a far-end encoder should send us."""
+        return OpusParameters(
+            max_playback_rate_hz=OPUS_PLAYBACK_RATE_HZ,
+            sprop_max_capture_rate_hz=OPUS_PLAYBACK_RATE_HZ,
+            max_average_bitrate_bps=self.opus_max_bitrate_bps,
+            use_inband_fec=True,
+            use_dtx=self.opus_dtx,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +147,10 @@ class NegotiatedAudio:
     remote_port: int
     remote_rtcp_port: int
     direction: Direction  # from OUR side: RECVONLY when the peer holds us with sendonly
+    # Opus only: what the far end's decoder asked for (RFC 7587 §6.1). Our encoder keeps to
+    # its max_playback_rate_hz, max_average_bitrate_bps, use_inband_fec and use_dtx, and
+    # sends mono whatever its stereo says.
+    remote_opus: OpusParameters | None = None
 
 
 class SdpSession:
@@ -187,16 +217,25 @@ def _telephone_event_pt(rtpmaps: dict[int, RtpMap], clock_rate_hz: int) -> int |
     return None
 
 
-def _choose_ptime_ms(media: MediaDescription, local: LocalAudio) -> int:
-    """Send at the peer's a=ptime if we can, else at our first one within its a=maxptime."""
-    offered = media.ptime_ms
-    if offered in local.ptimes_ms:
-        return offered
-    maxptime_ms = media.maxptime_ms
-    for ptime_ms in local.ptimes_ms:
-        if maxptime_ms is None or ptime_ms <= maxptime_ms:
-            return ptime_ms
-    return min(local.ptimes_ms)
+def _choose_ptime_ms(
+    media: MediaDescription, local: LocalAudio, remote_opus: OpusParameters | None
+) -> int:
+    """Pick the packet time we send, within what the peer said it wants to receive.
+
+    Its a=ptime if we have it, else our longest one within its a=maxptime (RFC 8866 §6.4,
+    §6.5), else 20 ms. Opus peers may say ptime and maxptime in the fmtp instead (RFC 7587
+    §6.1); with both, the a= attribute is read first and the smaller maxptime holds.
+    """
+    opus = remote_opus or OpusParameters()
+    for wanted_ms in (media.ptime_ms, opus.ptime_ms):
+        if wanted_ms in local.ptimes_ms:
+            return wanted_ms
+    limits_ms = [limit for limit in (media.maxptime_ms, opus.max_ptime_ms) if limit is not None]
+    if limits_ms:
+        fitting = [ptime_ms for ptime_ms in local.ptimes_ms if ptime_ms <= min(limits_ms)]
+        if fitting:
+            return max(fitting)
+    return DEFAULT_PTIME_MS
 
 
 def _peer_direction(media: MediaDescription, sdp: SessionDescription) -> Direction:
@@ -263,6 +302,28 @@ def _rejected(media: MediaDescription) -> MediaDescription:
     )
 
 
+def _remote_opus(
+    codec: _Codec, media: MediaDescription, payload_type: int
+) -> OpusParameters | None:
+    """Read the peer's Opus fmtp for the chosen payload type; None for other codecs."""
+    if codec.name != "OPUS":
+        return None
+    return OpusParameters.parse(media.fmtp(payload_type))
+
+
+def _our_fmtp(codec: _Codec, local: LocalAudio) -> str | None:
+    """Return our a=fmtp value for a codec: Opus has one, G.722 and G.711 need none."""
+    return str(local.opus_parameters) if codec.name == "OPUS" else None
+
+
+def _packet_time_attributes(ptime_ms: int, codecs: list[_Codec]) -> list[Attribute]:
+    """Return a=ptime, and a=maxptime when Opus is among the codecs (RFC 7587 §7)."""
+    attributes: list[Attribute] = [("ptime", str(ptime_ms))]
+    if any(codec.name == "OPUS" for codec in codecs):
+        attributes.append(("maxptime", str(OPUS_MAX_PTIME_MS)))
+    return attributes
+
+
 def _codec_attributes(payload_type: int, rtpmap: RtpMap, fmtp: str | None) -> list[Attribute]:
     """Return the a=rtpmap and, if any, a=fmtp lines for one payload type."""
     attributes: list[Attribute] = [("rtpmap", f"{payload_type} {rtpmap}")]
@@ -298,11 +359,14 @@ def answer_offer(
     index, choice = accepted
     offered = offer.media[index]
     remote_host = _remote_host(offered, offer)
-    ptime_ms = _choose_ptime_ms(offered, local)
+    remote_opus = _remote_opus(choice.codec, offered, choice.payload_type)
+    ptime_ms = _choose_ptime_ms(offered, local, remote_opus)
     direction = _peer_direction(offered, offer).reversed()
 
     formats = [str(choice.payload_type)]
-    attributes = _codec_attributes(choice.payload_type, choice.rtpmap, choice.codec.fmtp)
+    attributes = _codec_attributes(
+        choice.payload_type, choice.rtpmap, _our_fmtp(choice.codec, local)
+    )
     if choice.telephone_event_pt is not None and choice.telephone_event_rtpmap is not None:
         formats.append(str(choice.telephone_event_pt))
         # The peer's event list (e.g. 0-16) is kept: it says what the peer will accept.
@@ -311,7 +375,8 @@ def answer_offer(
             choice.telephone_event_rtpmap,
             offered.fmtp(choice.telephone_event_pt),
         )
-    attributes += [("ptime", str(ptime_ms)), (direction.value, None)]
+    attributes += _packet_time_attributes(ptime_ms, [choice.codec])
+    attributes.append((direction.value, None))
     answered = MediaDescription(
         media=offered.media,
         port=local.port,
@@ -334,6 +399,7 @@ def answer_offer(
         remote_port=offered.port,
         remote_rtcp_port=offered.rtcp_port,
         direction=direction,
+        remote_opus=remote_opus,
     )
 
 
@@ -358,7 +424,7 @@ def make_offer(local: LocalAudio, session: SdpSession) -> SessionDescription:
         )
         formats.append(str(payload_type))
         rtpmap = RtpMap(codec.encoding_name, codec.clock_rate_hz, codec.channels)
-        attributes += _codec_attributes(payload_type, rtpmap, codec.fmtp)
+        attributes += _codec_attributes(payload_type, rtpmap, _our_fmtp(codec, local))
     if local.telephone_event:
         clock_rates_hz = dict.fromkeys(codec.clock_rate_hz for codec in codecs)
         for clock_rate_hz in clock_rates_hz:
@@ -367,7 +433,8 @@ def make_offer(local: LocalAudio, session: SdpSession) -> SessionDescription:
             attributes += _codec_attributes(
                 payload_type, RtpMap(TELEPHONE_EVENT, clock_rate_hz), TELEPHONE_EVENTS_OFFERED
             )
-    attributes += [("ptime", str(local.ptimes_ms[0])), (Direction.SENDRECV.value, None)]
+    attributes += _packet_time_attributes(local.ptimes_ms[0], codecs)
+    attributes.append((Direction.SENDRECV.value, None))
     media = MediaDescription(
         media="audio", port=local.port, proto="RTP/AVP", formats=formats, attributes=attributes
     )
@@ -414,6 +481,7 @@ def accept_answer(
         answered_codecs = ", ".join(str(rtpmap) for rtpmap in rtpmaps.values())
         raise NoCommonCodec(f"answer has no codec we offered: {answered_codecs or 'none'}")
     payload_type, codec = chosen
+    remote_opus = _remote_opus(codec, answered, payload_type)
     offered_direction = ours.direction(offer)
     direction = _peer_direction(answered, answer).reversed()
     direction = Direction.from_flags(
@@ -427,9 +495,10 @@ def accept_answer(
         telephone_event_pt=(
             _telephone_event_pt(rtpmaps, codec.clock_rate_hz) if local.telephone_event else None
         ),
-        ptime_ms=_choose_ptime_ms(answered, local),
+        ptime_ms=_choose_ptime_ms(answered, local, remote_opus),
         remote_host=_remote_host(answered, answer),
         remote_port=answered.port,
         remote_rtcp_port=answered.rtcp_port,
         direction=direction,
+        remote_opus=remote_opus,
     )

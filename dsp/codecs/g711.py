@@ -7,6 +7,10 @@ and one fancy-index. 16-bit input is reduced to G.711's 14-bit (μ-law) or 13-bi
 (bit-exact with both). The ITU-T G.191 STL reduces negative μ-law input by one's
 complement instead, which moves some negative decision points by one 16-bit LSB;
 decoded values are the same in all three.
+
+The G.711 stream adapters at the end let a single stream use the StreamEncoder and
+StreamDecoder interface that G.722 and Opus need; a room still encodes all its G.711
+members in one FrameCodec call.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.codecs.base import FrameCodec, to_pcm16
+from dsp.codecs.base import (
+    EncoderSettings,
+    FrameCodec,
+    StreamDecoder,
+    StreamEncoder,
+    to_pcm16,
+)
 
 # Every int16 value, indexed by its bit pattern read as uint16, so a lookup needs no offset.
 _LINEAR16 = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16).astype(np.int32)
@@ -158,3 +168,43 @@ class PcmaCodec(_G711Codec):
     name = "PCMA"
     _encode_table = _ALAW_ENCODE
     _decode_table = _ALAW_DECODE
+
+
+class G711StreamEncoder(StreamEncoder):
+    """One stream's G.711 encoder: a one-row call of a shared, stateless G.711 FrameCodec."""
+
+    def __init__(self, codec: FrameCodec, settings: EncoderSettings) -> None:
+        self.name = codec.name
+        self.sample_rate_hz = codec.sample_rate_hz
+        self.clock_rate_hz = codec.clock_rate_hz
+        self._codec = codec
+        self._frame_samples = 0
+        self.configure(settings)
+
+    def configure(self, settings: EncoderSettings) -> None:
+        """Take the packet duration from `settings.ptime_ms`; G.711 uses nothing else."""
+        if settings.ptime_ms <= 0:
+            raise ValueError(f"ptime must be positive, got {settings.ptime_ms} ms")
+        self._frame_samples = self.sample_rate_hz * settings.ptime_ms // 1000
+
+    def encode(self, frame: NDArray[np.float32]) -> bytes:
+        """Encode one `(ptime samples,)` float32 frame into as many bytes."""
+        if np.shape(frame) != (self._frame_samples,):
+            raise ValueError(
+                f"expected a ({self._frame_samples},) frame, got shape {np.shape(frame)}"
+            )
+        return self._codec.encode(np.reshape(frame, (1, -1))).tobytes()
+
+
+class G711StreamDecoder(StreamDecoder):
+    """One stream's G.711 decoder over a shared FrameCodec; G.711 has no FEC or PLC."""
+
+    def __init__(self, codec: FrameCodec) -> None:
+        self.name = codec.name
+        self.sample_rate_hz = codec.sample_rate_hz
+        self.clock_rate_hz = codec.clock_rate_hz
+        self._codec = codec
+
+    def decode(self, payload: bytes) -> NDArray[np.float32]:
+        """Decode one payload into `(len(payload),)` float32."""
+        return self._codec.decode(payload)

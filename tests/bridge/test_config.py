@@ -17,6 +17,7 @@ from bridge.config import (
     ConfigError,
     ConfigProblem,
     ListenAddress,
+    OpusConfig,
     RoomConfig,
     load_config,
     parse_config,
@@ -26,6 +27,7 @@ from tests.conftest import FIXTURES
 CONFIG_FIXTURES = FIXTURES / "config"
 REPO = Path(__file__).resolve().parents[2]
 ROOM = 'rooms: [{id: rakor, extension: "1000"}]\n'
+ALL_CODECS = ("OPUS", "G722", "PCMU", "PCMA")
 
 # Each bad fixture and the exact lines `str(ConfigError)` prints for it, without the
 # "<path>:" prefix every line carries.
@@ -48,7 +50,8 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         "2: invalid YAML: a config is a single document, but another one starts here",
     ],
     "bad_top_level.yaml": [
-        "1: expected a mapping with keys sip, rtp, language, codecs, accounts, rooms, got a list",
+        "1: expected a mapping with keys sip, rtp, language, codecs, ptime_ms, opus, accounts, "
+        "rooms, got a list",
     ],
     "bad_no_rooms.yaml": [
         '1: rooms: required: a list of rooms, e.g. - {id: rakor, extension: "1000"}',
@@ -149,12 +152,10 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
     ],
     "bad_language_codecs.yaml": [
         '1: language: unknown value "jv"; expected id or en',
-        "2: codecs[1]: G722 is not supported in this version; supported: PCMU, PCMA",
-        "2: codecs[2]: opus is not supported in this version; supported: PCMU, PCMA",
-        '2: codecs[3]: unknown codec "G729"; supported: PCMU, PCMA',
+        '2: codecs[3]: unknown codec "G729"; supported: OPUS, G722, PCMU, PCMA',
         "2: codecs[4]: pcmu is listed twice",
         "6: rooms[0].language: write en in lower case",
-        "7: rooms[0].codecs: needs at least one codec; supported: PCMU, PCMA",
+        "7: rooms[0].codecs: needs at least one codec; supported: OPUS, G722, PCMU, PCMA",
         '10: rooms[1].codecs: expected a list, got the text "PCMU"',
     ],
     "bad_accounts.yaml": [
@@ -292,6 +293,9 @@ def test_shipped_example_loads() -> None:
     assert bpbd.ha1_md5 == hashlib.md5(realm_text).hexdigest()
     assert bpbd.ha1_sha256 == hashlib.sha256(realm_text).hexdigest()
     assert {r.access for r in config.rooms} == {"anyone", "accounts"}
+    assert config.codecs == ("OPUS", "G722", "PCMA", "PCMU")
+    assert config.ptimes_ms == (20, 40, 60)
+    assert config.opus == OpusConfig()
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -303,11 +307,14 @@ def test_defaults_fill_everything_but_rooms() -> None:
         sip=config.sip,
         rtp=config.rtp,
         language="id",
-        codecs=("PCMU", "PCMA"),
+        codecs=ALL_CODECS,
+        ptimes_ms=(20, 40, 60),
+        opus=OpusConfig(bitrate_bps=16000, min_bitrate_bps=6000, max_bitrate_bps=24000,
+                        fec=True, dtx=True),
         accounts=(),
         rooms=(RoomConfig(id="rakor", extension="1000", name=None, pin=None, moderator_pin=None,
                           mode="meeting", access="anyone", language="id",
-                          codecs=("PCMU", "PCMA")),),
+                          codecs=ALL_CODECS),),
         source="f.yaml",
     )
     assert [str(a) for a in config.sip.listen] == ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
@@ -443,7 +450,7 @@ def test_keys_must_be_scalars() -> None:
 def test_unknown_key_with_control_characters_is_quoted_in_the_field() -> None:
     assert problems_of('"a\\x01": 1\n' + ROOM) == [
         '1: "a\\u0001": unknown key "a\\u0001"; expected one of: sip, rtp, language, codecs, '
-        "accounts, rooms",
+        "ptime_ms, opus, accounts, rooms",
     ]
 
 
@@ -452,7 +459,7 @@ def test_field_paths_name_list_items_and_nested_keys() -> None:
         "rooms:\n"
         "  - {id: a, extension: '1'}\n"
         "  - {id: b, extension: '2', codecs: [PCMU, G729]}\n"
-    ) == ['3: rooms[1].codecs[1]: unknown codec "G729"; supported: PCMU, PCMA']
+    ) == ['3: rooms[1].codecs[1]: unknown codec "G729"; supported: OPUS, G722, PCMU, PCMA']
 
 
 def test_access_accounts_with_accounts_is_fine() -> None:
@@ -533,7 +540,8 @@ def test_source_is_the_path_given(tmp_path: Path) -> None:
 
 YAML_ALPHABET = st.sampled_from(list("abcdeiklmnoprstu0123456789:-[]{},'\"&*!|>#@ \n\t+._<?%"))
 KEYWORDS = st.sampled_from([
-    "rooms:", "sip:", "rtp:", "accounts:", "codecs:", "language:", "listen:", "id:",
+    "rooms:", "sip:", "rtp:", "accounts:", "codecs:", "language:", "listen:", "id:", "ptime_ms:",
+    "opus:", "dtx:", "bitrate_bps:",
     "extension:", "pin:", "<<: *a", "&a", "- ", "\n  ", "0123", "udp:127.0.0.1:5060", "yes",
 ])
 
@@ -573,7 +581,7 @@ def room_dicts(draw: st.DrawFn) -> list[dict[str, object]]:
         if draw(st.booleans()):
             room["language"] = draw(st.sampled_from(["id", "en"]))
         if draw(st.booleans()):
-            room["codecs"] = draw(st.permutations(["PCMU", "PCMA"]))
+            room["codecs"] = draw(st.permutations(ALL_CODECS))
         rooms.append(room)
     return rooms
 
@@ -589,16 +597,18 @@ def test_generated_rooms_load_as_written(rooms: list[dict[str, object]], languag
         assert loaded.pin == written.get("pin")
         assert loaded.moderator_pin == written.get("moderator_pin")
         assert loaded.language == written.get("language", language)
-        assert list(loaded.codecs) == written.get("codecs", ["PCMU", "PCMA"])
+        assert list(loaded.codecs) == written.get("codecs", list(ALL_CODECS))
 
 
 SCHEMA_KEYS = st.sampled_from([
     "sip", "listen", "domain", "external_address", "user_agent", "rtp", "ports", "timeout_s",
     "language", "codecs", "accounts", "password", "ha1", "ha1_sha256", "display", "rooms", "id",
-    "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001",
+    "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001", "ptime_ms",
+    "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx",
 ])
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
+    st.sampled_from([20, 40, 60, 6000, 16000, 64000, "OPUS", "g722"]),
     st.sampled_from(["udp:127.0.0.1:5060", "udp:0.0.0.0:1", "40000-40999", "en", "PCMU",
                      "meeting", "accounts", "0123", "x" * 40, "a b", "+62", ""]),
     st.text(max_size=8),
@@ -635,3 +645,113 @@ def test_unknown_digest_algorithm_is_refused_with_its_line() -> None:
         'c.yaml:2: sip.digest_algorithms[1]: "SHA-1" is not a digest algorithm we offer; '
         "use SHA-256 or MD5"
     )
+
+
+# -- media: codecs, ptime_ms, opus -----------------------------------------------------------
+
+
+def test_codecs_take_opus_and_g722_in_any_case() -> None:
+    config = parse_config(
+        "codecs: [g722, Opus, pcma]\nrooms: [{id: r, extension: '1', codecs: [opus, PCMU]}]",
+        "f.yaml",
+    )
+    assert config.codecs == ("G722", "OPUS", "PCMA")
+    assert config.rooms[0].codecs == ("OPUS", "PCMU")
+
+
+def test_ptime_ms_and_opus_load_as_written() -> None:
+    config = parse_config(
+        "ptime_ms: [60, 20]\n"
+        "opus: {bitrate_bps: 20000, min_bitrate_bps: 8000, max_bitrate_bps: 32000, fec: false,"
+        " dtx: no}\n" + ROOM,
+        "f.yaml",
+    )
+    assert config.ptimes_ms == (60, 20)
+    assert config.opus == OpusConfig(
+        bitrate_bps=20000, min_bitrate_bps=8000, max_bitrate_bps=32000, fec=False, dtx=False
+    )
+
+
+def test_opus_keys_left_out_keep_their_defaults() -> None:
+    config = parse_config("opus: {max_bitrate_bps: 64000, fec: ~}\nptime_ms:\n" + ROOM, "f.yaml")
+    assert config.opus == OpusConfig(max_bitrate_bps=64000)
+    assert config.ptimes_ms == (20, 40, 60)
+    assert parse_config("opus: {bitrate_bps: 6000, min_bitrate_bps: 6000}\n" + ROOM,
+                        "f.yaml").opus.bitrate_bps == 6000
+
+
+def test_bad_ptime_ms_reports_every_item() -> None:
+    assert problems_of(
+        "ptime_ms:\n  - 20\n  - 30\n  - 20\n  - \"40\"\n  - 40.0\n  - yes\n  - 10\n" + ROOM
+    ) == [
+        "3: ptime_ms[1]: 30 ms is not a packet time we send; use 20, 40 or 60 (whole 20 ms "
+        "frames, at most one 60 ms Opus frame)",
+        "4: ptime_ms[2]: 20 is listed twice",
+        '5: ptime_ms[3]: expected a whole number, got the text "40"',
+        "6: ptime_ms[4]: expected a whole number, got the number 40.0",
+        '7: ptime_ms[5]: expected a whole number, got "yes", which YAML reads as the boolean '
+        "true; quote it for text",
+        "8: ptime_ms[6]: 10 ms is not a packet time we send; use 20, 40 or 60 (whole 20 ms "
+        "frames, at most one 60 ms Opus frame)",
+    ]
+
+
+def test_ptime_ms_must_be_a_non_empty_list() -> None:
+    assert problems_of("ptime_ms: []\n" + ROOM) == [
+        "1: ptime_ms: needs at least one packet time; use 20, 40 or 60",
+    ]
+    assert problems_of("ptime_ms: 20\n" + ROOM) == [
+        "1: ptime_ms: expected a list, got the number 20",
+    ]
+
+
+def test_bad_opus_values_are_reported_with_their_lines() -> None:
+    assert problems_of(
+        "opus:\n"
+        "  bitrate_bps: 5000\n"
+        "  min_bitrate_bps: 8000\n"
+        "  max_bitrate_bps: 128000\n"
+        "  fec: 1\n"
+        "  dtx: \"true\"\n"
+        "  vbr: true\n" + ROOM
+    ) == [
+        "2: opus.bitrate_bps: must be from 6000 to 64000 bit/s, got 5000",
+        "4: opus.max_bitrate_bps: must be from 6000 to 64000 bit/s, got 128000",
+        "5: opus.fec: expected true or false, got the number 1",
+        '6: opus.dtx: expected true or false, got the text "true"',
+        '7: opus.vbr: unknown key "vbr"; expected one of: bitrate_bps, min_bitrate_bps, '
+        "max_bitrate_bps, fec, dtx",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("opus", "problem"),
+    [
+        ("{bitrate_bps: 30000}",
+         "opus.bitrate_bps: 30000 is above max_bitrate_bps 24000 (the default); keep "
+         "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
+        ("{max_bitrate_bps: 12000}",
+         "opus.max_bitrate_bps: 12000 is below bitrate_bps 16000 (the default); keep "
+         "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
+        ("{min_bitrate_bps: 20000}",
+         "opus.min_bitrate_bps: 20000 is above bitrate_bps 16000 (the default); keep "
+         "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
+        ("{min_bitrate_bps: 12000, bitrate_bps: 10000}",
+         "opus.bitrate_bps: 10000 is below min_bitrate_bps 12000; keep "
+         "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
+    ],
+)
+def test_opus_bitrates_must_keep_their_order(opus: str, problem: str) -> None:
+    assert problems_of(f"opus: {opus}\n" + ROOM) == [f"1: {problem}"]
+
+
+def test_opus_must_be_a_mapping() -> None:
+    assert problems_of("opus: [16000]\n" + ROOM) == [
+        "1: opus: expected a mapping with keys bitrate_bps, min_bitrate_bps, max_bitrate_bps, "
+        "fec, dtx, got a list",
+    ]
+
+
+def test_huge_opus_bitrate_is_a_problem_not_a_crash() -> None:
+    (problem,) = problems_of(f"opus: {{bitrate_bps: {'9' * 5000}}}\n" + ROOM)
+    assert problem == "1: opus.bitrate_bps: 99999999999999999999... is far too large"

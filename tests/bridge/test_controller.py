@@ -22,6 +22,7 @@ from dsp.codecs import get_codec
 BRIDGE = ("192.0.2.1", 5060)
 RATE = 8000
 FRAME = 160
+ROOM_RATE = 16000
 PCMU = get_codec("PCMU")
 
 CONFIG = """
@@ -42,8 +43,8 @@ rooms:
 def prompts() -> PromptLibrary:
     names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
              "unmuted", "moderator")
-    clip = np.zeros(RATE // 50, dtype=np.float32)  # 20 ms of silence: prompts end at once
-    return PromptLibrary(RATE, {("en", name): clip for name in names})
+    clip = np.zeros(ROOM_RATE // 50, dtype=np.float32)  # 20 ms of silence: prompts end at once
+    return PromptLibrary(ROOM_RATE, {("en", name): clip for name in names})
 
 
 class FakePorts:

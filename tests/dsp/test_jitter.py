@@ -112,3 +112,35 @@ def test_fast_sender_clock_does_not_grow_delay_without_bound() -> None:
         buffer.pop(FRAME)
     assert buffer.buffered_ms <= 200 + 20
     assert buffer.statistics().drift_drops > 0
+
+
+def test_rtp_clock_other_than_the_sample_rate_is_converted() -> None:
+    """Opus counts 48 kHz whatever it is decoded at: 960 ticks per 20 ms, 320 samples."""
+    buffer = JitterBuffer(16000, clock_rate_hz=48000, prefill_ms=20)
+    wide = 320
+    buffer.push(2**32 - 960, frame(1.0, wide))  # wraps on the next packet
+    buffer.push(0, frame(2.0, wide))
+    buffer.push(960, frame(3.0, wide))
+    buffer.pop(wide)
+    assert [buffer.pop(wide)[0][0] for _ in range(3)] == [1.0, 2.0, 3.0]
+
+
+def test_gap_before_counts_only_audio_never_received_and_not_yet_played() -> None:
+    buffer = JitterBuffer(16000, clock_rate_hz=8000, prefill_ms=40)  # G.722's clock
+    assert buffer.gap_before(0) == 0  # nothing yet: the first packet follows nothing
+    buffer.push(0, frame(1.0, 320))
+    assert buffer.gap_before(160) == 0  # the next packet follows on
+    assert buffer.gap_before(320) == 320  # one 20 ms packet is missing before this one
+    assert buffer.gap_before(0) == 0  # a duplicate or late packet leaves no gap
+
+
+def test_push_before_places_recovered_audio_right_before_a_packet() -> None:
+    buffer = JitterBuffer(16000, clock_rate_hz=48000, prefill_ms=20)
+    buffer.push(0, frame(1.0, 320))
+    buffer.push_before(1920, frame(2.0, 320))  # FEC of the packet at 960
+    buffer.push(1920, frame(3.0, 320))
+    buffer.pop(320)
+    heard = [buffer.pop(320) for _ in range(3)]
+    assert [(samples[0], has_audio) for samples, has_audio in heard] == [
+        (1.0, True), (2.0, True), (3.0, True)
+    ]

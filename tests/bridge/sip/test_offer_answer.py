@@ -17,6 +17,7 @@ from bridge.sip.offer_answer import (
     LocalAudio,
     NegotiatedAudio,
     NoCommonCodec,
+    OpusParameters,
     SdpSession,
     accept_answer,
     answer_offer,
@@ -28,6 +29,11 @@ from tests.conftest import load_fixture
 G711 = ("PCMU", "PCMA")
 BRIDGE_HOST = "192.0.2.50"
 BRIDGE_PORT = 40000
+# What we ask of an Opus sender by default: 16 kHz mono, at most 24 kbit/s, FEC and DTX.
+OUR_OPUS_FMTP = (
+    "maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=24000;"
+    "useinbandfec=1;usedtx=1;stereo=0"
+)
 
 
 def parse(name: str) -> SessionDescription:
@@ -100,6 +106,8 @@ def test_offer_from_real_peer_is_negotiated(name: str) -> None:
         remote_port=port,
         remote_rtcp_port=rtcp,
         direction=direction,
+        # FreeSWITCH's fmtp says useinbandfec=1 and nothing else.
+        remote_opus=OpusParameters(use_inband_fec=True) if codec == "OPUS" else None,
     )
 
 
@@ -193,7 +201,7 @@ def test_opus_takes_telephone_event_at_48000_only() -> None:
     assert (baresip.payload_type, baresip.telephone_event_pt) == (96, None)
     assert sdp.media[0].formats == ["96"]
     assert sdp.media[0].rtpmaps() == {96: RtpMap("opus", 48000, 2)}
-    assert sdp.media[0].fmtp(96) == "useinbandfec=1"
+    assert sdp.media[0].fmtp(96) == OUR_OPUS_FMTP
 
 
 def test_opus_without_channel_count_still_matches() -> None:
@@ -202,6 +210,101 @@ def test_opus_without_channel_count_still_matches() -> None:
         offer_of("m=audio 5000 RTP/AVP 102", "a=rtpmap:102 opus/48000"), local("OPUS")
     )
     assert negotiated.payload_type == 102
+
+
+def test_freeswitch_opus_answer_is_exactly_what_we_send() -> None:
+    sdp, _ = answer(parse("sdp_freeswitch_opus"), local("OPUS", "PCMU"))
+    assert str(sdp) == sdp_text(
+        "v=0",
+        "o=telerapat 7 1 IN IP4 192.0.2.50",
+        "s=-",
+        "c=IN IP4 192.0.2.50",
+        "t=0 0",
+        "m=audio 40000 RTP/AVP 96 101",
+        "a=rtpmap:96 opus/48000/2",
+        f"a=fmtp:96 {OUR_OPUS_FMTP}",
+        "a=rtpmap:101 telephone-event/48000",
+        "a=fmtp:101 0-15",
+        "a=ptime:20",
+        "a=maxptime:60",
+        "a=sendrecv",
+    )
+
+
+def test_opus_fmtp_follows_our_bitrate_and_dtx() -> None:
+    audio = LocalAudio(
+        ("OPUS",), BRIDGE_HOST, BRIDGE_PORT, opus_max_bitrate_bps=32000, opus_dtx=False
+    )
+    sdp, _ = answer(parse("sdp_freeswitch_opus"), audio)
+    assert sdp.media[0].fmtp(96) == (
+        "maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=32000;"
+        "useinbandfec=1;usedtx=0;stereo=0"
+    )
+    assert audio.opus_parameters == OpusParameters.parse(sdp.media[0].fmtp(96))
+
+
+def test_baresip_opus_parameters_are_what_it_said() -> None:
+    # baresip 1.0.0 offers stereo=1;sprop-stereo=1: it could take stereo; we send mono anyway.
+    _, negotiated = answer(parse("sdp_baresip"), local("OPUS"))
+    assert negotiated.remote_opus == OpusParameters(stereo=True, sprop_stereo=True)
+    assert negotiated.remote_opus.max_playback_rate_hz == 48000
+    assert negotiated.remote_opus.max_average_bitrate_bps is None
+
+
+def test_remote_opus_is_only_for_opus() -> None:
+    assert answer(parse("sdp_baresip"), local("G722"))[1].remote_opus is None
+    assert answer(parse("sdp_baresip"), local("PCMU"))[1].remote_opus is None
+
+
+def test_opus_without_fmtp_has_the_rfc_defaults() -> None:
+    _, negotiated = answer(
+        offer_of("m=audio 5000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2"), local("OPUS")
+    )
+    assert negotiated.remote_opus == OpusParameters()
+    assert negotiated.remote_opus.use_inband_fec is False
+
+
+def test_opus_fmtp_of_another_payload_type_is_not_read() -> None:
+    offer = offer_of(
+        "m=audio 5000 RTP/AVP 111 112",
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:112 opus/48000/2",
+        "a=fmtp:112 maxplaybackrate=8000",
+    )
+    _, negotiated = answer(offer, local("OPUS"))
+    assert (negotiated.payload_type, negotiated.remote_opus) == (111, OpusParameters())
+
+
+@pytest.mark.parametrize(
+    ("offered_lines", "expected_ms"),
+    [
+        (("a=fmtp:111 maxptime=40",), 40),
+        (("a=fmtp:111 maxptime=60",), 60),
+        (("a=fmtp:111 ptime=60",), 60),
+        (("a=fmtp:111 ptime=30;maxptime=50",), 40),
+        # The smaller of the two maxptimes holds.
+        (("a=fmtp:111 maxptime=60", "a=maxptime:40"), 40),
+        (("a=fmtp:111 maxptime=20", "a=maxptime:60"), 20),
+        # a=ptime is read before the fmtp's.
+        (("a=fmtp:111 ptime=60", "a=ptime:40"), 40),
+        (("a=fmtp:111 useinbandfec=1",), 20),
+    ],
+)
+def test_opus_fmtp_ptime_and_maxptime_choose_our_packet_time(
+    offered_lines: tuple[str, ...], expected_ms: int
+) -> None:
+    offer = offer_of("m=audio 5000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2", *offered_lines)
+    sdp, negotiated = answer(offer, local("OPUS", ptimes_ms=(20, 40, 60)))
+    assert negotiated.ptime_ms == expected_ms
+    assert sdp.media[0].ptime_ms == expected_ms
+    assert sdp.media[0].maxptime_ms == 60
+
+
+def test_maxptime_is_announced_only_with_opus() -> None:
+    for codecs in (("PCMU",), ("PCMA",), ("G722",)):
+        sdp, _ = answer(parse("sdp_baresip"), local(*codecs, ptimes_ms=(20, 40, 60)))
+        assert sdp.media[0].maxptime_ms is None
+        assert sdp.media[0].attribute("fmtp") == "101 0-15"
 
 
 def test_stereo_g711_is_not_ours() -> None:
@@ -222,7 +325,17 @@ def test_telephone_event_can_be_left_out() -> None:
         (("a=ptime:30",), (20,), 20),
         (("a=ptime:10", "a=maxptime:20"), (30, 20), 20),
         (("a=maxptime:10",), (30, 20), 20),
-        ((), (30, 20), 30),
+        # Nothing said: 20 ms, the RFC 3551 §4.5 default, not our first choice.
+        ((), (30, 20), 20),
+        (("a=ptime:40",), (20, 40, 60), 40),
+        (("a=ptime:60",), (20, 40, 60), 60),
+        (("a=ptime:30",), (20, 40, 60), 20),
+        (("a=ptime:30", "a=maxptime:60"), (20, 40, 60), 60),
+        (("a=maxptime:50",), (20, 40, 60), 40),
+        (("a=maxptime:50",), (60, 40, 20), 40),
+        (("a=maxptime:150",), (20, 40), 40),
+        (("a=ptime:60", "a=maxptime:40"), (20, 40), 40),
+        (("a=ptime:20.0",), (20, 40, 60), 20),
     ],
 )
 def test_ptime_follows_the_offer_when_we_can(
@@ -426,8 +539,47 @@ def test_our_offer_answered_by_ourselves_agrees(codecs: tuple[str, ...]) -> None
     assert ours.codec == theirs.codec == codecs[0]
     assert ours.payload_type == theirs.payload_type
     assert ours.telephone_event_pt == theirs.telephone_event_pt is not None
+    if codecs[0] == "OPUS":
+        # Each side reads what the other asked of its encoder.
+        assert theirs.remote_opus == caller.opus_parameters
+        assert ours.remote_opus == local(*codecs).opus_parameters
+    else:
+        assert ours.remote_opus is theirs.remote_opus is None
     assert (ours.remote_host, ours.remote_port) == (BRIDGE_HOST, BRIDGE_PORT)
     assert (theirs.remote_host, theirs.remote_port) == ("192.0.2.60", 42000)
+
+
+def test_offer_with_opus_carries_our_fmtp_and_maxptime() -> None:
+    offer = make_offer(local("OPUS", "PCMU", ptimes_ms=(20, 40, 60)), SdpSession(9, BRIDGE_HOST))
+    (audio,) = offer.media
+    assert audio.fmtp(96) == OUR_OPUS_FMTP
+    assert (audio.ptime_ms, audio.maxptime_ms) == (20, 60)
+    assert audio.fmtp(0) is None
+
+
+def test_opus_answer_in_the_ack_gives_its_parameters_and_packet_time() -> None:
+    caller = local("OPUS", "PCMU", ptimes_ms=(20, 40, 60))
+    offer = make_offer(caller, SdpSession(5, BRIDGE_HOST))
+    negotiated = accept_answer(
+        offer,
+        answer_of(
+            "m=audio 5000 RTP/AVP 96",
+            "a=rtpmap:96 opus/48000/2",
+            "a=fmtp:96 maxplaybackrate=8000; MaxAverageBitrate=12000; usedtx=1; maxptime=40",
+        ),
+        caller,
+    )
+    assert (negotiated.codec, negotiated.payload_type, negotiated.ptime_ms) == ("OPUS", 96, 40)
+    assert negotiated.remote_opus == OpusParameters(
+        max_playback_rate_hz=8000, max_ptime_ms=40, max_average_bitrate_bps=12000, use_dtx=True
+    )
+
+
+def test_pcmu_answer_in_the_ack_has_no_opus_parameters() -> None:
+    caller = local("OPUS", "PCMU")
+    offer = make_offer(caller, SdpSession(5, BRIDGE_HOST))
+    negotiated = accept_answer(offer, answer_of("m=audio 5000 RTP/AVP 0"), caller)
+    assert (negotiated.codec, negotiated.remote_opus) == ("PCMU", None)
 
 
 def test_offer_after_an_answer_is_a_new_version() -> None:
@@ -520,6 +672,8 @@ def test_accept_answer_needs_an_audio_offer() -> None:
         ({"ptimes_ms": ()}, "invalid ptimes_ms: ()"),
         ({"ptimes_ms": (0,)}, "invalid ptimes_ms: (0,)"),
         ({"port": 0}, "invalid RTP port: 0"),
+        ({"opus_max_bitrate_bps": 5999}, "invalid opus_max_bitrate_bps: 5999"),
+        ({"opus_max_bitrate_bps": 510_001}, "invalid opus_max_bitrate_bps: 510001"),
     ],
 )
 def test_local_audio_rejects_what_we_cannot_do(options: dict[str, object], message: str) -> None:
@@ -549,6 +703,19 @@ _OFFERED_CODECS = [
 ]
 
 
+_OPUS_FMTP_PARAMETERS = [
+    "maxplaybackrate", "sprop-maxcapturerate", "maxptime", "ptime", "minptime",
+    "maxaveragebitrate", "stereo", "sprop-stereo", "cbr", "useinbandfec", "usedtx", "x-google",
+]
+_OPUS_FMTPS = st.lists(
+    st.tuples(
+        st.sampled_from(_OPUS_FMTP_PARAMETERS),
+        st.one_of(st.integers(-1, 600_000).map(str), st.sampled_from(["", "yes", "1.5"])),
+    ),
+    max_size=6,
+).map(lambda pairs: ";".join(f"{name}={value}" for name, value in pairs))
+
+
 @st.composite
 def _offers(draw: st.DrawFn) -> SessionDescription:
     lines = []
@@ -561,11 +728,15 @@ def _offers(draw: st.DrawFn) -> SessionDescription:
         )
         lines.append(f"m={media} {port} {proto} " + " ".join(entry.split()[0] for entry in chosen))
         lines += [f"a=rtpmap:{entry}" for entry in chosen if " " in entry]
+        if "96 opus/48000/2" in chosen and draw(st.booleans()):
+            lines.append(f"a=fmtp:96 {draw(_OPUS_FMTPS)}")
         direction = draw(st.sampled_from(["", "sendrecv", "sendonly", "recvonly", "inactive"]))
         if direction:
             lines.append(f"a={direction}")
         if draw(st.booleans()):
-            lines.append(f"a=ptime:{draw(st.sampled_from([10, 20, 30, 60]))}")
+            lines.append(f"a=ptime:{draw(st.sampled_from([10, 20, 30, 40, 60]))}")
+        if draw(st.booleans()):
+            lines.append(f"a=maxptime:{draw(st.sampled_from([10, 20, 40, 50, 60, 120]))}")
     return offer_of(*lines)
 
 
@@ -574,11 +745,15 @@ def _offers(draw: st.DrawFn) -> SessionDescription:
     _offers(),
     st.lists(st.sampled_from(SUPPORTED_CODECS), min_size=1, max_size=4, unique=True),
     st.booleans(),
+    st.sampled_from([(20,), (20, 40, 60), (60, 40)]),
 )
 def test_any_offer_gets_a_consistent_answer_or_488(
-    offer: SessionDescription, codecs: list[str], telephone_event: bool
+    offer: SessionDescription,
+    codecs: list[str],
+    telephone_event: bool,
+    ptimes_ms: tuple[int, ...],
 ) -> None:
-    audio = LocalAudio(tuple(codecs), BRIDGE_HOST, BRIDGE_PORT, telephone_event=telephone_event)
+    audio = LocalAudio(tuple(codecs), BRIDGE_HOST, BRIDGE_PORT, telephone_event, ptimes_ms)
     try:
         sdp, negotiated = answer_offer(offer, audio, SdpSession(1, BRIDGE_HOST))
     except NoCommonCodec:
@@ -596,3 +771,8 @@ def test_any_offer_gets_a_consistent_answer_or_488(
     preferred = codecs[: codecs.index(negotiated.codec)]
     names = {rtpmap.encoding_name.upper() for rtpmap in offered.rtpmaps().values()}
     assert not ({"PCMU", "PCMA"} & set(preferred) & names)
+    # Opus parameters come with Opus only; the packet time is ours or the 20 ms default.
+    assert (negotiated.remote_opus is not None) == (negotiated.codec == "OPUS")
+    assert negotiated.ptime_ms in (*ptimes_ms, 20)
+    assert answered.ptime_ms == negotiated.ptime_ms
+    assert (answered.maxptime_ms == 60) == (negotiated.codec == "OPUS")

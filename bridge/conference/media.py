@@ -1,0 +1,276 @@
+"""A room's media at 16 kHz: members' decoders and playout, and packets out by codec and ptime.
+
+The room mixes wideband (16 kHz, 320 samples per 20 ms tick). Narrowband members (G.711)
+are decoded at 8 kHz, and their talkers' frames are upsampled in one vectorized call per
+tick; what they hear is downsampled the same way. Each member keeps the filter history of
+its own streams, so frame edges are seamless.
+
+Out, every member collects one frame per tick and sends a packet when its ptime (20, 40
+or 60 ms) is full; packet edges fall on the same ticks for everyone with the same ptime,
+so members with the same codec, encoder settings and mix (the plain room mix, or
+silence) share one encode. Talkers, and members hearing a prompt, get their own.
+
+Stateful codecs (G.722, Opus) keep one encoder per shared group and one per member for
+its own mix. A member moving between the two switches encoder state mid-stream, as
+Asterisk's softmix does when a listener starts talking: the far decoder hears a small
+step at that packet, not a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
+from dsp.codecs.base import EncoderSettings, StreamEncoder
+from dsp.frame import frame_samples
+from dsp.jitter import JitterBuffer
+from dsp.resample import (
+    downsample_16k_to_8k,
+    downsampler_state,
+    upsample_8k_to_16k,
+    upsampler_state,
+)
+
+ROOM_RATE_HZ = 16_000
+NARROWBAND_RATE_HZ = 8_000
+FRAME_MS = 20
+# Codecs the vectorized FrameCodec path encodes many members at once (no state).
+_BATCH_CODECS = ("PCMU", "PCMA")
+# A shared stateful encoder nobody has used for this long is dropped.
+_SHARED_ENCODER_IDLE_TICKS = 50
+
+Samples = NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingPacket:
+    """What a member is sent this tick: a payload, or None when the codec chose to stay
+    silent (Opus DTX); either way the RTP clock moves on by `timestamp_step`."""
+
+    payload: bytes | None
+    timestamp_step: int
+
+
+class MemberMedia:
+    """One member's codec state: decoder and playout in, frames waiting for a packet out."""
+
+    def __init__(self, codec: str, settings: EncoderSettings) -> None:
+        self.codec = codec.upper()
+        self.sample_rate_hz, self.clock_rate_hz = codec_rates(self.codec)
+        self.narrowband = self.sample_rate_hz == NARROWBAND_RATE_HZ
+        self.frame_samples = frame_samples(self.sample_rate_hz, FRAME_MS)
+        self.decoder = new_decoder(self.codec)
+        self.jitter = JitterBuffer(self.sample_rate_hz, clock_rate_hz=self.clock_rate_hz)
+        self.settings = settings
+        self.own_encoder: StreamEncoder | None = None
+        self.bad_payloads = 0
+        self.pending: list[tuple[str, Samples]] = []  # (kind, frame at the member's rate)
+        # Filter history of the upsampler (what they say) and of the downsampler of their
+        # own mix (what they hear when it is not the shared one). None: starts from zero.
+        self.up_state: NDArray[np.float32] | None = None
+        self.down_state: NDArray[np.float32] | None = None
+
+    @property
+    def frames_per_packet(self) -> int:
+        return self.settings.ptime_ms // FRAME_MS
+
+    def push(self, timestamp: int, payload: bytes, lost_before: bool) -> None:
+        """Decode a payload into the playout buffer; on a loss just before it, rebuild
+        the missing audio from the packet's in-band FEC where the codec has it."""
+        try:
+            if lost_before:
+                # FEC holds the previous packet only (at most 60 ms), in whole 2.5 ms steps
+                # (RFC 6716 §2.1.4); the rest of a longer gap plays as silence.
+                granule = self.sample_rate_hz // 400
+                gap = min(self.jitter.gap_before(timestamp), 3 * self.frame_samples)
+                gap -= gap % granule
+                recovered = self.decoder.recover(payload, gap) if gap else None
+                if recovered is not None:
+                    self.jitter.push_before(timestamp, recovered)
+            decoded = self.decoder.decode(payload)
+        except ValueError:
+            self.bad_payloads += 1  # a corrupt packet is dropped, the stream goes on
+            return
+        self.jitter.push(timestamp, decoded)
+
+    def set_settings(self, settings: EncoderSettings) -> None:
+        self.settings = settings
+        if self.own_encoder is not None:
+            self.own_encoder.configure(settings)
+
+    def own_encode(self, frame: Samples) -> bytes | None:
+        if self.own_encoder is None:
+            self.own_encoder = new_encoder(self.codec, self.settings)
+        return self.own_encoder.encode(frame)
+
+
+def gather_frames(
+    media: list[MemberMedia], eligible: NDArray[np.bool_], floor_rms: float
+) -> tuple[Samples, NDArray[np.bool_]]:
+    """Read one frame from every member's playout buffer into a `(members, 320)` array at
+    16 kHz, and say who talks: eligible, with audio, and above `floor_rms`.
+
+    Only talkers' narrowband frames are upsampled (one call for all of them); a member who
+    stops talking has its filter history cleared, so its next word starts clean.
+    """
+    count = len(media)
+    wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
+    frames = np.zeros((count, wide), dtype=np.float32)
+    talking = np.zeros(count, dtype=np.bool_)
+    narrow_rows: list[int] = []
+    narrow_frames: list[Samples] = []
+    for row, member in enumerate(media):
+        samples, has_audio = member.jitter.pop(member.frame_samples)
+        if not (has_audio and eligible[row]):
+            member.up_state = None
+            continue
+        if float(np.sqrt(np.mean(samples * samples))) <= floor_rms:
+            member.up_state = None
+            continue
+        talking[row] = True
+        if member.narrowband:
+            narrow_rows.append(row)
+            narrow_frames.append(samples)
+        else:
+            frames[row] = samples
+    if narrow_rows:
+        states = np.stack([_or_fresh(media[row].up_state, upsampler_state) for row in narrow_rows])
+        upsampled, states = upsample_8k_to_16k(np.stack(narrow_frames), states)
+        frames[narrow_rows] = upsampled
+        for k, row in enumerate(narrow_rows):
+            media[row].up_state = states[k]
+    return frames, talking
+
+
+def _or_fresh(
+    state: NDArray[np.float32] | None, fresh: Callable[[], NDArray[np.float32]]
+) -> NDArray[np.float32]:
+    return state if state is not None else fresh()
+
+
+class RoomEncoder:
+    """Turns what each member hears into packets, sharing every encode it can."""
+
+    def __init__(self) -> None:
+        self._tick = 0
+        self._room_down_state = downsampler_state()
+        self._room_down_state_before = self._room_down_state
+        self._shared: dict[tuple[str, EncoderSettings, str], StreamEncoder] = {}
+        self._shared_last_used: dict[tuple[str, EncoderSettings, str], int] = {}
+
+    def encode(
+        self,
+        media: dict[int, MemberMedia],
+        heard: dict[int, tuple[str, Samples]],
+        total: Samples,
+    ) -> dict[int, OutgoingPacket]:
+        """Queue this tick's frame for every member and return the packets now due.
+
+        `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
+        "silence" means zeros, "own" a mix of its own; only "own" frames are read.
+        """
+        self._queue_frames(media, heard, total)
+        self._tick += 1
+        due = [
+            (member_id, member) for member_id, member in media.items()
+            if self._tick % member.frames_per_packet == 0 and member.pending
+        ]
+        packets = self._packets(due)
+        self._forget_idle_encoders()
+        return packets
+
+    def _queue_frames(
+        self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
+        total: Samples,
+    ) -> None:
+        narrow_total: Samples | None = None
+        narrow_silence = np.zeros(frame_samples(NARROWBAND_RATE_HZ, FRAME_MS), np.float32)
+        wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
+        own_narrow: list[tuple[MemberMedia, Samples]] = []
+        for member_id, member in media.items():
+            kind, frame = heard[member_id]
+            if kind == "own" and member.narrowband:
+                own_narrow.append((member, frame))
+                continue
+            if not member.narrowband:
+                queued = total if kind == "room" else wide_silence if kind == "silence" else frame
+            elif kind == "room":
+                if narrow_total is None:
+                    narrow_total = self._downsample_room(total)
+                queued = narrow_total
+            else:
+                queued = narrow_silence
+            if member.narrowband:
+                member.down_state = None  # its own mix, if it gets one, starts afresh
+            member.pending.append((kind, queued))
+        if narrow_total is None and any(m.narrowband for m in media.values()):
+            narrow_total = self._downsample_room(total)  # keep the shared filter history
+        if own_narrow:
+            # A member that heard the room until now continues from the room's history.
+            states = np.stack([
+                member.down_state if member.down_state is not None
+                else self._room_down_state_before
+                for member, _ in own_narrow
+            ])
+            narrow, states = downsample_16k_to_8k(np.stack([f for _, f in own_narrow]), states)
+            for k, (member, _) in enumerate(own_narrow):
+                member.down_state = states[k]
+                member.pending.append(("own", narrow[k]))
+
+    def _downsample_room(self, total: Samples) -> Samples:
+        self._room_down_state_before = self._room_down_state
+        narrow, states = downsample_16k_to_8k(total[np.newaxis], self._room_down_state[np.newaxis])
+        self._room_down_state = states[0]
+        room_8k: Samples = narrow[0]
+        return room_8k
+
+    def _packets(self, due: list[tuple[int, MemberMedia]]) -> dict[int, OutgoingPacket]:
+        out: dict[int, OutgoingPacket] = {}
+        shared_payloads: dict[tuple[str, EncoderSettings, str, int], bytes | None] = {}
+        batch: dict[str, list[tuple[int, Samples]]] = {}  # G.711 own frames by codec
+        for member_id, member in due:
+            kinds = {kind for kind, _ in member.pending}
+            frame = np.concatenate([f for _, f in member.pending])
+            count = len(member.pending)
+            member.pending = []
+            step = count * frame_samples(member.clock_rate_hz, FRAME_MS)
+            kind = kinds.pop() if len(kinds) == 1 else "own"
+            if kind != "own" and count == member.frames_per_packet:
+                key = (member.codec, member.settings, kind, count)
+                if key not in shared_payloads:
+                    shared_payloads[key] = self._shared_encode(member, kind, frame)
+                out[member_id] = OutgoingPacket(shared_payloads[key], step)
+            elif member.codec in _BATCH_CODECS:
+                batch.setdefault(member.codec, []).append((member_id, frame))
+                out[member_id] = OutgoingPacket(None, step)  # payload filled in below
+            else:
+                out[member_id] = OutgoingPacket(member.own_encode(frame), step)
+        for codec_name, rows in batch.items():
+            by_length: dict[int, list[tuple[int, Samples]]] = {}
+            for member_id, frame in rows:
+                by_length.setdefault(frame.shape[0], []).append((member_id, frame))
+            for same_length in by_length.values():
+                encoded = get_codec(codec_name).encode(np.stack([f for _, f in same_length]))
+                for (member_id, _), payload in zip(same_length, encoded, strict=True):
+                    out[member_id] = replace(out[member_id], payload=payload.tobytes())
+        return out
+
+    def _shared_encode(self, member: MemberMedia, kind: str, frame: Samples) -> bytes | None:
+        if member.codec in _BATCH_CODECS:
+            payload: bytes = get_codec(member.codec).encode(frame[np.newaxis])[0].tobytes()
+            return payload
+        key = (member.codec, member.settings, kind)
+        encoder = self._shared.get(key)
+        if encoder is None:
+            encoder = self._shared[key] = new_encoder(member.codec, member.settings)
+        self._shared_last_used[key] = self._tick
+        return encoder.encode(frame)
+
+    def _forget_idle_encoders(self) -> None:
+        for key, last_used in list(self._shared_last_used.items()):
+            if self._tick - last_used > _SHARED_ENCODER_IDLE_TICKS:
+                del self._shared[key], self._shared_last_used[key]
