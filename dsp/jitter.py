@@ -154,13 +154,21 @@ class JitterBuffer:
         if self._highest_end - self._read_ts > self._max_delay + count:
             self._drift_drops += 1
             self._read_ts = self._highest_end - self._prefill - count
+        if self._read_ts >= self._highest_end:
+            # Nothing buffered ahead (a silent or DTX line): nothing to read or clear,
+            # since packets are only ever written below the highest end.
+            self._read_ts += count
+            self._underruns += 1
+            return np.zeros(count, dtype=np.float32), False
         index = self._read_ts % self._capacity
-        positions = (index + np.arange(count)) % self._capacity
-        out = self._samples[positions]
-        valid = self._valid[positions]
-        has_audio = bool(valid.any())
-        self._valid[positions] = False
-        self._samples[positions] = 0.0
+        if index + count <= self._capacity:
+            window: slice | NDArray[np.intp] = slice(index, index + count)
+        else:
+            window = (index + np.arange(count)) % self._capacity
+        out = self._samples[window].copy()
+        has_audio = bool(self._valid[window].any())
+        self._valid[window] = False
+        self._samples[window] = 0.0
         self._read_ts += count
         if not has_audio and self._read_ts >= self._highest_end:
             self._underruns += 1
