@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import struct
 
@@ -13,6 +14,7 @@ from bridge.conference.room import HANG_UP_DRAIN_S
 from bridge.config import Config, parse_config
 from bridge.controller import CallController, NoMediaPorts
 from bridge.rtp.packet import RtpPacket
+from bridge.rtp.rtcp import ReportBlock, RtcpReceiverReport
 from bridge.sip.flow import Flow
 from bridge.sip.message import Request, Response
 from bridge.sip.parser import parse_message
@@ -431,3 +433,43 @@ def test_rtcp_reports_go_to_the_rtcp_port_every_five_seconds() -> None:
     packets = parse_rtcp(reports[-1][3])
     assert isinstance(packets[0], RtcpSenderReport) and packets[0].reports
     assert packets[0].packet_count >= 375  # 7.5 s of 20 ms packets
+
+
+OPUS_OFFER_MEDIA = (
+    "m=audio {port} RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n"
+    "a=fmtp:111 useinbandfec=1;usedtx=1;maxplaybackrate=16000;maxaveragebitrate=20000\r\n"
+    "a=rtpmap:101 telephone-event/48000\r\na=fmtp:101 0-15\r\na=ptime:40\r\na=sendrecv\r\n"
+)
+
+
+def opus_offer(phone: Phone) -> str:
+    return (f"v=0\r\no=- 1 1 IN IP4 {phone.host}\r\ns=-\r\nc=IN IP4 {phone.host}\r\nt=0 0\r\n"
+            + OPUS_OFFER_MEDIA.format(port=phone.rtp_port))
+
+
+def test_opus_call_follows_the_callers_fmtp_and_ptime_and_adapts_to_reported_loss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    answer = rig.call(phone, body=opus_offer(phone))
+    assert answer.status == 200
+    sdp = answer.body.decode()
+    assert "a=rtpmap:111 opus/48000/2" in sdp and "a=ptime:40" in sdp
+    assert "maxplaybackrate=16000" in sdp and "useinbandfec=1" in sdp
+    media = rig.controller._by_member[1].room.member(1).media  # noqa: SLF001
+    # The caller's maxaveragebitrate caps our configured 16 kbit/s at nothing lower; its
+    # usedtx and useinbandfec are taken; ptime 40 means a packet every other tick.
+    assert (media.settings.ptime_ms, media.settings.bitrate_bps) == (40, 16_000)
+    assert media.settings.dtx and media.settings.fec
+    sent = [rtp for _ in range(10) for rtp in rig.tick()]
+    ssrc = RtpPacket.parse(sent[0][1]).ssrc
+    assert {RtpPacket.parse(data).payload_type for _, data, _ in sent} == {111}
+    report = RtcpReceiverReport(0x1234, (ReportBlock(ssrc, 8, 5, 1000, 0, 0, 0),))
+    port = rig.local_port(answer)
+    with caplog.at_level(logging.INFO):
+        rig.controller.receive_rtcp(port + 1, bytes(report), (phone.host, phone.rtp_port + 1),
+                                    rig.now)
+    # 3 % lost: FEC on at the lowest bitrate libopus sends it with, within the caller's cap.
+    assert (media.settings.bitrate_bps, media.settings.expected_loss_percent) == (20_000, 10)
+    assert "link: 3.1 % lost, sending 20000 bit/s with 10 % FEC protection" in caplog.text

@@ -1,0 +1,176 @@
+"""A 16 kHz room with mixed codecs: wideband stays wideband, narrowband gets no aliases,
+packets follow each member's ptime, encodes are shared, Opus DTX and FEC work."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bridge.conference.media import MemberMedia, OutgoingPacket
+from bridge.conference.prompts import PromptLibrary
+from bridge.conference.room import Room
+from bridge.config import RoomConfig
+from dsp.codecs import codec_rates, new_decoder, new_encoder
+from dsp.codecs.base import EncoderSettings, StreamDecoder, StreamEncoder
+
+Samples = NDArray[np.float32]
+ROOM_RATE = 16_000
+
+
+def quiet_room() -> Room:
+    """A PIN-less room whose prompts are 20 ms of silence, so they end at once."""
+    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
+             "unmuted", "moderator")
+    clip = np.zeros(ROOM_RATE // 50, dtype=np.float32)
+    config = RoomConfig(
+        id="r", extension="1", name=None, pin=None, moderator_pin=None, mode="meeting",
+        access="anyone", language="en", codecs=("OPUS", "G722", "PCMU", "PCMA"),
+    )
+    return Room(config, PromptLibrary(ROOM_RATE, {("en", n): clip for n in names}))
+
+
+def sine(freq_hz: float, seconds: float, rate_hz: int, amplitude: float = 0.3) -> Samples:
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def level_db(samples: Samples, freq_hz: float, rate_hz: int) -> float:
+    """Level of one frequency component, dB relative to full scale, by a Hann-windowed DFT."""
+    window = np.hanning(samples.shape[0])
+    t = np.arange(samples.shape[0]) / rate_hz
+    amplitude = 2 * abs(np.sum(samples * window * np.exp(-2j * np.pi * freq_hz * t)))
+    return float(20 * np.log10(amplitude / window.sum() + 1e-12))
+
+
+class Caller:
+    """A member's phone: encodes what it says with the member's codec, decodes what it gets."""
+
+    def __init__(self, room: Room, member_id: int, codec: str,
+                 settings: EncoderSettings | None = None) -> None:
+        self.room, self.member_id, self.codec = room, member_id, codec
+        self.settings = settings or EncoderSettings()
+        self.rate_hz, self.clock_hz = codec_rates(codec)
+        room.add_member(member_id, str(member_id), codec, 0.0, self.settings)
+        self.encoder: StreamEncoder = new_encoder(codec, EncoderSettings())
+        self.decoder: StreamDecoder = new_decoder(codec)
+        self.timestamp = 0
+        self.heard: list[Samples] = []
+        self.packets: list[OutgoingPacket] = []
+
+    def say(self, frame: Samples, lost: bool = False, lost_before: bool = False) -> None:
+        payload = self.encoder.encode(frame)
+        if payload is not None and not lost:
+            self.room.push_audio(self.member_id, self.timestamp, payload, lost_before)
+        self.timestamp += frame.shape[0] * self.clock_hz // self.rate_hz
+
+    def receive(self, packet: OutgoingPacket) -> None:
+        self.packets.append(packet)
+        if packet.payload is not None:
+            self.heard.append(self.decoder.decode(packet.payload))
+
+    def recording(self) -> Samples:
+        return np.concatenate(self.heard)
+
+
+def run(room: Room, callers: list[Caller], speech: dict[int, Samples], ticks: int) -> None:
+    """Tick the room; members in `speech` say 20 ms of their signal before each tick."""
+    for tick in range(ticks):
+        for caller in callers:
+            if caller.member_id in speech:
+                frame_len = caller.rate_hz // 50
+                signal = speech[caller.member_id]
+                caller.say(signal[tick * frame_len : (tick + 1) * frame_len])
+        for member_id, packet in room.tick(tick * 0.02).items():
+            next(c for c in callers if c.member_id == member_id).receive(packet)
+
+
+def test_wideband_talker_reaches_wideband_listener_above_4khz_and_narrowband_without_alias(
+) -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "G722")
+    wide = Caller(room, 2, "G722")
+    narrow = Caller(room, 3, "PCMU")
+    run(room, [talker, wide, narrow], {1: sine(6000, 2.0, 16000) + sine(1000, 2.0, 16000)}, 100)
+    wide_heard = wide.recording()[16000:]
+    narrow_heard = narrow.recording()[8000:]
+    assert level_db(wide_heard, 6000, 16000) > -14  # -10.5 dBFS sent
+    assert level_db(wide_heard, 1000, 16000) > -14
+    assert level_db(narrow_heard, 1000, 8000) > -14
+    # 6 kHz would fold to 2 kHz at 8 kHz: the downsampler stops it (>= 70 dB, plus G.711).
+    assert level_db(narrow_heard, 2000, 8000) < -60
+
+
+def test_narrowband_talker_is_upsampled_for_wideband_listeners() -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMA")
+    wide = Caller(room, 2, "OPUS", EncoderSettings(bitrate_bps=32_000))
+    run(room, [talker, wide], {1: sine(1000, 2.0, 8000)}, 100)
+    heard = wide.recording()[16000:]
+    assert level_db(heard, 1000, 16000) > -13  # -10.5 dBFS sent
+    assert level_db(heard, 7000, 16000) < -50  # the 8 kHz image of 1 kHz is filtered out
+
+
+def test_packets_follow_each_members_ptime_and_same_ptime_listeners_share_the_payload(
+) -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMU")
+    forty = [Caller(room, m, "PCMU", EncoderSettings(ptime_ms=40)) for m in (2, 3)]
+    sixty = Caller(room, 4, "G722", EncoderSettings(ptime_ms=60))
+    twenty = Caller(room, 5, "PCMU")
+    run(room, [talker, *forty, sixty, twenty], {1: sine(500, 1.2, 8000)}, 60)
+    assert len(twenty.packets) == 60
+    assert [len(c.packets) for c in forty] == [30, 30]
+    assert len(sixty.packets) == 20
+    assert {p.timestamp_step for p in forty[0].packets} == {320}
+    assert {len(p.payload or b"") for p in forty[0].packets} == {320}
+    assert {p.timestamp_step for p in sixty.packets} == {480}  # G.722 counts 8000 per second
+    assert all(a.payload is b.payload for a, b in zip(*(c.packets for c in forty), strict=True))
+    assert level_db(forty[0].recording()[8000:], 500, 8000) > -14
+
+
+def test_opus_listeners_with_the_same_settings_share_one_encode_and_others_do_not() -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMU")
+    same = [Caller(room, m, "OPUS") for m in (2, 3)]
+    other = Caller(room, 4, "OPUS", EncoderSettings(bitrate_bps=24_000))
+    run(room, [talker, *same, other], {1: sine(700, 1.0, 8000)}, 50)
+    pairs = list(zip(same[0].packets, same[1].packets, other.packets, strict=True))
+    assert all(a.payload is b.payload for a, b, _ in pairs)
+    assert sum(a.payload != c.payload for a, _, c in pairs) > 40
+
+
+def test_opus_dtx_sends_nothing_in_silence_but_keeps_the_clock() -> None:
+    room = quiet_room()
+    listener = Caller(room, 1, "OPUS", EncoderSettings(dtx=True))
+    speaker = Caller(room, 2, "PCMU")
+    run(room, [listener, speaker], {}, 100)
+    tail = listener.packets[50:]
+    assert sum(p.payload is None for p in tail) > 40  # a packet every 400 ms at most
+    assert {p.timestamp_step for p in tail} == {960}
+
+
+def test_opus_fec_rebuilds_a_lost_packet_from_the_next() -> None:
+    """With the packet before flagged lost, the gap fills from FEC; unflagged, it stays a
+    hole in the playout buffer."""
+    speech = sine(300, 1.0, 16000) * np.float32(2.0)
+    played: dict[bool, list[bool]] = {}
+    for flagged in (True, False):
+        media = MemberMedia("OPUS", EncoderSettings())
+        encoder = new_encoder("OPUS", EncoderSettings(bitrate_bps=24_000,
+                                                      expected_loss_percent=20))
+        played[flagged] = []
+        for index in range(30):
+            payload = encoder.encode(speech[index * 320 : (index + 1) * 320])
+            assert payload is not None
+            if index != 20:  # packet 20 is lost on the way
+                media.push(index * 960, payload, lost_before=flagged and index == 21)
+            played[flagged].append(media.jitter.pop(320)[1])
+    # 40 ms of prefill: packet 20 would play at tick 22, when packet 21 is already in.
+    assert played[True][22] and not played[False][22]
+    assert played[True][3:] == [True] * 27
+
+
+def test_corrupt_opus_payload_is_dropped_and_counted() -> None:
+    media = MemberMedia("OPUS", EncoderSettings())
+    media.push(0, b"\xff\xff\xff", lost_before=False)
+    assert media.bad_payloads == 1
