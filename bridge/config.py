@@ -152,9 +152,9 @@ class RtpConfig:
 class OpusConfig:
     """How our Opus encoder runs; the far end's fmtp may lower the bitrate (RFC 7587 §6.1)."""
 
-    bitrate_bps: int = 16000  # where the encoder starts, and stays while the link is clean
+    bitrate_bps: int = 20000  # where the encoder starts, and stays while the link is clean
     min_bitrate_bps: int = 6000  # the floor when the link loses packets
-    max_bitrate_bps: int = 24000  # the ceiling, also our maxaveragebitrate in SDP
+    max_bitrate_bps: int = 20000  # the ceiling, also our maxaveragebitrate in SDP
     fec: bool = True  # in-band FEC (RFC 6716 §2.1.7), so the far end can hide single losses
     dtx: bool = True  # discontinuous transmission in silence; also our usedtx in SDP
 

@@ -53,7 +53,7 @@ DEFAULT_PTIME_MS = 20
 # losses; we take packets up to 60 ms, the longest one Opus frame holds (RFC 6716 §2.1.4).
 OPUS_PLAYBACK_RATE_HZ = 16000
 OPUS_MAX_PTIME_MS = 60
-DEFAULT_OPUS_MAX_BITRATE_BPS = 24000
+DEFAULT_OPUS_MAX_BITRATE_BPS = 20000
 _ACCEPTED_PROTOS = ("RTP/AVP", "RTP/AVPF")
 # RFC 3264 §8.4: an RFC 2543 peer holds a call by setting c= to this address.
 _RFC2543_HOLD_ADDRESS = "0.0.0.0"
@@ -222,20 +222,26 @@ def _choose_ptime_ms(
 ) -> int:
     """Pick the packet time we send, within what the peer said it wants to receive.
 
-    Its a=ptime if we have it, else our longest one within its a=maxptime (RFC 8866 §6.4,
-    §6.5), else 20 ms. Opus peers may say ptime and maxptime in the fmtp instead (RFC 7587
-    §6.1); with both, the a= attribute is read first and the smaller maxptime holds.
+    Its a=ptime if we have it, else the longest of ours below it; with no a=ptime, 20 ms
+    (RFC 3551 §4.5's default, and the least delay). Always within its a=maxptime (RFC 8866
+    §6.4, §6.5) when one of ours fits. Opus peers may say ptime and maxptime in the fmtp
+    instead (RFC 7587 §6.1); with both, the a= attribute is read first and the smaller
+    maxptime holds. A maxptime below anything we send leaves 20 ms: the peer's limit is
+    then its problem, not a reason to refuse the call.
     """
     opus = remote_opus or OpusParameters()
-    for wanted_ms in (media.ptime_ms, opus.ptime_ms):
-        if wanted_ms in local.ptimes_ms:
-            return wanted_ms
+    wanted_ms = media.ptime_ms if media.ptime_ms is not None else opus.ptime_ms
     limits_ms = [limit for limit in (media.maxptime_ms, opus.max_ptime_ms) if limit is not None]
-    if limits_ms:
-        fitting = [ptime_ms for ptime_ms in local.ptimes_ms if ptime_ms <= min(limits_ms)]
-        if fitting:
-            return max(fitting)
-    return DEFAULT_PTIME_MS
+    limit_ms = min(limits_ms, default=None)
+    fitting = sorted(p for p in local.ptimes_ms if limit_ms is None or p <= limit_ms)
+    if not fitting:
+        return DEFAULT_PTIME_MS
+    if wanted_ms in fitting:
+        return wanted_ms
+    if wanted_ms is None:
+        return DEFAULT_PTIME_MS if DEFAULT_PTIME_MS in fitting else fitting[-1]
+    below = [p for p in fitting if p <= wanted_ms]
+    return below[-1] if below else fitting[0]
 
 
 def _peer_direction(media: MediaDescription, sdp: SessionDescription) -> Direction:

@@ -33,10 +33,11 @@ _MAX_PACKET_SAMPLES = OPUS_SAMPLE_RATE_HZ * 120 // 1000
 _LOSS_STEP_SAMPLES = OPUS_SAMPLE_RATE_HZ * 5 // 2000
 # opus.h recommends 4000 bytes for the encoder's output buffer.
 _MAX_PAYLOAD_BYTES = 4000
-# libopus 1.3.1 at 16 kHz, 20 ms, welcome.wav: complexity 6 costs ~190 µs a frame against
-# ~140 µs at 5 and ~300 µs at 9 (the default), and scores PESQ-WB 3.36 at 16 kbit/s against
-# 3.01 at 5 and 3.56 at 9. One encoder runs per member, so the middle is a fair trade.
-OPUS_COMPLEXITY = 6
+# libopus 1.3.1 at 16 kHz: SILK treats every complexity from 8 up alike, and 8 against 6
+# adds 0.10-0.13 to PESQ-WB through the bridge (two Opus encodes in tandem; measured by
+# bench/bandwidth.py at 40 ms, 16-22 kbit/s) for ~650 µs a 40 ms frame instead of ~400.
+# Listeners hearing the same mix share one encoder, so the cost is per group, not per member.
+OPUS_COMPLEXITY = 8
 # libopus marks a DTX frame by a payload of at most 2 bytes: the TOC, and a frame count for
 # multi-frame packets, with no audio (WebRTC's opus_interface.cc relies on the same rule).
 _DTX_MAX_PAYLOAD_BYTES = 2

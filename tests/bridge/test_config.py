@@ -309,7 +309,7 @@ def test_defaults_fill_everything_but_rooms() -> None:
         language="id",
         codecs=ALL_CODECS,
         ptimes_ms=(20, 40, 60),
-        opus=OpusConfig(bitrate_bps=16000, min_bitrate_bps=6000, max_bitrate_bps=24000,
+        opus=OpusConfig(bitrate_bps=20000, min_bitrate_bps=6000, max_bitrate_bps=20000,
                         fec=True, dtx=True),
         accounts=(),
         rooms=(RoomConfig(id="rakor", extension="1000", name=None, pin=None, moderator_pin=None,
@@ -728,13 +728,13 @@ def test_bad_opus_values_are_reported_with_their_lines() -> None:
     ("opus", "problem"),
     [
         ("{bitrate_bps: 30000}",
-         "opus.bitrate_bps: 30000 is above max_bitrate_bps 24000 (the default); keep "
+         "opus.bitrate_bps: 30000 is above max_bitrate_bps 20000 (the default); keep "
          "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
         ("{max_bitrate_bps: 12000}",
-         "opus.max_bitrate_bps: 12000 is below bitrate_bps 16000 (the default); keep "
+         "opus.max_bitrate_bps: 12000 is below bitrate_bps 20000 (the default); keep "
          "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
-        ("{min_bitrate_bps: 20000}",
-         "opus.min_bitrate_bps: 20000 is above bitrate_bps 16000 (the default); keep "
+        ("{min_bitrate_bps: 20500}",
+         "opus.min_bitrate_bps: 20500 is above bitrate_bps 20000 (the default); keep "
          "min_bitrate_bps <= bitrate_bps <= max_bitrate_bps"),
         ("{min_bitrate_bps: 12000, bitrate_bps: 10000}",
          "opus.bitrate_bps: 10000 is below min_bitrate_bps 12000; keep "

@@ -458,9 +458,9 @@ def test_opus_call_follows_the_callers_fmtp_and_ptime_and_adapts_to_reported_los
     assert "a=rtpmap:111 opus/48000/2" in sdp and "a=ptime:40" in sdp
     assert "maxplaybackrate=16000" in sdp and "useinbandfec=1" in sdp
     media = rig.controller._by_member[1].room.member(1).media  # noqa: SLF001
-    # The caller's maxaveragebitrate caps our configured 16 kbit/s at nothing lower; its
-    # usedtx and useinbandfec are taken; ptime 40 means a packet every other tick.
-    assert (media.settings.ptime_ms, media.settings.bitrate_bps) == (40, 16_000)
+    # Our configured 20 kbit/s, within the caller's maxaveragebitrate; its usedtx and
+    # useinbandfec are taken; ptime 40 means a packet every other tick.
+    assert (media.settings.ptime_ms, media.settings.bitrate_bps) == (40, 20_000)
     assert media.settings.dtx and media.settings.fec
     sent = [rtp for _ in range(10) for rtp in rig.tick()]
     ssrc = RtpPacket.parse(sent[0][1]).ssrc

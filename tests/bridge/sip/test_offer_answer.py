@@ -31,7 +31,7 @@ BRIDGE_HOST = "192.0.2.50"
 BRIDGE_PORT = 40000
 # What we ask of an Opus sender by default: 16 kHz mono, at most 24 kbit/s, FEC and DTX.
 OUR_OPUS_FMTP = (
-    "maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=24000;"
+    "maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=20000;"
     "useinbandfec=1;usedtx=1;stereo=0"
 )
 
@@ -278,12 +278,14 @@ def test_opus_fmtp_of_another_payload_type_is_not_read() -> None:
 @pytest.mark.parametrize(
     ("offered_lines", "expected_ms"),
     [
-        (("a=fmtp:111 maxptime=40",), 40),
-        (("a=fmtp:111 maxptime=60",), 60),
+        # A maxptime alone does not ask for long packets: 20 ms, the least delay.
+        (("a=fmtp:111 maxptime=40",), 20),
+        (("a=fmtp:111 maxptime=60",), 20),
         (("a=fmtp:111 ptime=60",), 60),
-        (("a=fmtp:111 ptime=30;maxptime=50",), 40),
+        (("a=fmtp:111 ptime=30;maxptime=50",), 20),
+        (("a=fmtp:111 ptime=50;maxptime=60",), 40),
         # The smaller of the two maxptimes holds.
-        (("a=fmtp:111 maxptime=60", "a=maxptime:40"), 40),
+        (("a=fmtp:111 ptime=60;maxptime=60", "a=maxptime:40"), 40),
         (("a=fmtp:111 maxptime=20", "a=maxptime:60"), 20),
         # a=ptime is read before the fmtp's.
         (("a=fmtp:111 ptime=60", "a=ptime:40"), 40),
@@ -330,10 +332,11 @@ def test_telephone_event_can_be_left_out() -> None:
         (("a=ptime:40",), (20, 40, 60), 40),
         (("a=ptime:60",), (20, 40, 60), 60),
         (("a=ptime:30",), (20, 40, 60), 20),
-        (("a=ptime:30", "a=maxptime:60"), (20, 40, 60), 60),
-        (("a=maxptime:50",), (20, 40, 60), 40),
-        (("a=maxptime:50",), (60, 40, 20), 40),
-        (("a=maxptime:150",), (20, 40), 40),
+        (("a=ptime:30", "a=maxptime:60"), (20, 40, 60), 20),
+        (("a=ptime:50", "a=maxptime:60"), (20, 40, 60), 40),
+        (("a=maxptime:50",), (20, 40, 60), 20),
+        (("a=maxptime:50",), (60, 40), 40),
+        (("a=maxptime:150",), (20, 40), 20),
         (("a=ptime:60", "a=maxptime:40"), (20, 40), 40),
         (("a=ptime:20.0",), (20, 40, 60), 20),
     ],
@@ -565,13 +568,13 @@ def test_opus_answer_in_the_ack_gives_its_parameters_and_packet_time() -> None:
         answer_of(
             "m=audio 5000 RTP/AVP 96",
             "a=rtpmap:96 opus/48000/2",
-            "a=fmtp:96 maxplaybackrate=8000; MaxAverageBitrate=12000; usedtx=1; maxptime=40",
+            "a=fmtp:96 maxplaybackrate=8000; MaxAverageBitrate=12000; usedtx=1; ptime=40; maxptime=40",
         ),
         caller,
     )
     assert (negotiated.codec, negotiated.payload_type, negotiated.ptime_ms) == ("OPUS", 96, 40)
     assert negotiated.remote_opus == OpusParameters(
-        max_playback_rate_hz=8000, max_ptime_ms=40, max_average_bitrate_bps=12000, use_dtx=True
+        max_playback_rate_hz=8000, ptime_ms=40, max_ptime_ms=40, max_average_bitrate_bps=12000, use_dtx=True
     )
 
 
