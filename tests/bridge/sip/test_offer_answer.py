@@ -568,13 +568,15 @@ def test_opus_answer_in_the_ack_gives_its_parameters_and_packet_time() -> None:
         answer_of(
             "m=audio 5000 RTP/AVP 96",
             "a=rtpmap:96 opus/48000/2",
-            "a=fmtp:96 maxplaybackrate=8000; MaxAverageBitrate=12000; usedtx=1; ptime=40; maxptime=40",
+            "a=fmtp:96 maxplaybackrate=8000; MaxAverageBitrate=12000; usedtx=1; ptime=40; "
+            "maxptime=40",
         ),
         caller,
     )
     assert (negotiated.codec, negotiated.payload_type, negotiated.ptime_ms) == ("OPUS", 96, 40)
     assert negotiated.remote_opus == OpusParameters(
-        max_playback_rate_hz=8000, ptime_ms=40, max_ptime_ms=40, max_average_bitrate_bps=12000, use_dtx=True
+        max_playback_rate_hz=8000, ptime_ms=40, max_ptime_ms=40,
+        max_average_bitrate_bps=12000, use_dtx=True,
     )
 
 
