@@ -556,7 +556,13 @@ class CallController:
         for room in self._rooms.values():
             if not room.member_ids:
                 continue
-            packets = room.tick(now)
+            try:
+                packets = room.tick(now)
+            except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
+                # An exception here would end the media clock's LoopingCall and silence
+                # every room; log it with its traceback and let the other rooms go on.
+                log.exception("room=%s: tick failed", room.config.id)
+                continue
             for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)
                 if call is None or call.send is None or call.remote_rtp is None:

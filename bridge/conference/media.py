@@ -221,6 +221,10 @@ class RoomEncoder:
         wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
         own_narrow: list[tuple[MemberMedia, Samples]] = []
         for member_id, member in media.items():
+            if not member.pending and self._tick % member.frames_per_packet:
+                # Packets start on the room's grid, so that members with the same ptime
+                # can share encodes: a newcomer's stream starts at the next grid tick.
+                continue
             kind, frame = heard[member_id]
             if kind == "own" and member.narrowband:
                 own_narrow.append((member, frame))
@@ -277,6 +281,10 @@ class RoomEncoder:
                 if key not in shared_payloads:
                     shared_payloads[key] = self._shared_encode(member, kind, frame)
                 out[member_id] = OutgoingPacket(shared_payloads[key], step)
+            elif count != member.frames_per_packet and member.codec not in _BATCH_CODECS:
+                # Only after a ptime change mid-packet: a stateful encoder takes frames of
+                # its ptime only, so this packet's time passes unsent.
+                out[member_id] = OutgoingPacket(None, step)
             elif member.codec in _BATCH_CODECS:
                 batch.setdefault(member.codec, []).append((member_id, frame))
                 out[member_id] = OutgoingPacket(None, step)  # payload filled in below

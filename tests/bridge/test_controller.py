@@ -473,3 +473,22 @@ def test_opus_call_follows_the_callers_fmtp_and_ptime_and_adapts_to_reported_los
     # 3 % lost: FEC on at the lowest bitrate libopus sends it with, within the caller's cap.
     assert (media.settings.bitrate_bps, media.settings.expected_loss_percent) == (20_000, 10)
     assert "link: 3.1 % lost, sending 20000 bit/s with 10 % FEC protection" in caplog.text
+
+
+def test_a_room_whose_tick_fails_does_not_silence_the_other_rooms(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig()
+    open_phone, pin_phone = Phone(1, 7000), Phone(2, 7002)
+    rig.call(open_phone, "2000")
+    rig.call(pin_phone, "1000")
+    broken = rig.controller._by_member[1].room  # noqa: SLF001
+
+    def fail(now: float) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(broken, "tick", fail)
+    with caplog.at_level(logging.ERROR):
+        sent = rig.tick()
+    assert {destination for _, _, destination in sent} == {(pin_phone.host, pin_phone.rtp_port)}
+    assert "room=terbuka: tick failed" in caplog.text and "RuntimeError: boom" in caplog.text

@@ -174,3 +174,29 @@ def test_corrupt_opus_payload_is_dropped_and_counted() -> None:
     media = MemberMedia("OPUS", EncoderSettings())
     media.push(0, b"\xff\xff\xff", lost_before=False)
     assert media.bad_payloads == 1
+
+
+def test_a_stateful_codec_joining_between_packet_edges_starts_at_the_next_edge() -> None:
+    """A G.722 or Opus member at 40/60 ms joining mid-grid once made the encoder see a
+    short frame and raise, which stopped the media clock for every room."""
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMU")
+    run(room, [talker], {1: sine(500, 0.2, 8000)}, 1)
+    late = [Caller(room, 2, "G722", EncoderSettings(ptime_ms=40)),
+            Caller(room, 3, "OPUS", EncoderSettings(ptime_ms=60))]
+    run(room, [talker, *late], {1: sine(500, 2.0, 8000)}, 60)
+    assert {p.timestamp_step for p in late[0].packets} == {320}
+    assert {p.timestamp_step for p in late[1].packets} == {2880}
+    assert len(late[0].packets) >= 29 and len(late[1].packets) >= 19
+
+
+def test_a_ptime_change_mid_packet_lets_that_packet_pass_unsent() -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMU")
+    listener = Caller(room, 2, "OPUS", EncoderSettings(ptime_ms=60))
+    run(room, [talker, listener], {1: sine(500, 0.2, 8000)}, 4)
+    room.set_send_settings(2, EncoderSettings(ptime_ms=20))
+    for member_id, packet in room.tick(0.1).items():
+        [talker, listener][member_id - 1].receive(packet)
+    assert listener.packets[-1].payload is None
+    assert listener.packets[-1].timestamp_step == 2 * 960  # the clock still moves on
