@@ -37,6 +37,7 @@ lint: $(BIN)/.installed
 test: $(BIN)/.installed system-packages lint
 	$(BIN)/pytest
 	$(BIN)/python bench/tick.py --smoke
+	$(BIN)/python bench/bandwidth.py --smoke
 
 prompts: $(BIN)/.installed system-packages
 	$(BIN)/python prompts/generate.py

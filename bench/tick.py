@@ -12,97 +12,42 @@ benchmark with real sockets and Janus alongside belongs to issue #6.
 from __future__ import annotations
 
 import argparse
-import random
 import time
-from pathlib import Path
 
 import numpy as np
+from inprocess import InProcessBridge, audio_offer, bench_config
 
-from bridge.conference.media import ROOM_RATE_HZ
-from bridge.config import parse_config
-from bridge.controller import CallController
-from bridge.prompt_files import load_prompts
 from bridge.rtp.packet import RtpPacket
-from bridge.sip.flow import Flow
-from bridge.sip.parser import parse_message
 from dsp.codecs import get_codec
 
 FRAME = 160
-BRIDGE = ("192.0.2.1", 5060)
-CONFIG = """
-sip: {listen: ["udp:192.0.2.1:5060"]}
-rtp: {ports: "20000-29999", timeout_s: 3600}
-language: en
-rooms: [{id: pleno, extension: "2000"}]
-"""
-
-
-class Ports:
-    def __init__(self) -> None:
-        self.next = 20000
-
-    def allocate(self, host: str) -> int:
-        self.next += 2
-        return self.next
-
-    def release(self, port: int) -> None:
-        pass
-
-
-def invite(index: int) -> tuple[bytes, Flow, int]:
-    host = f"10.{index // 250}.{index % 250}.1"
-    sdp = (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-           "m=audio 4000 RTP/AVP 0\r\n")
-    text = (f"INVITE sip:2000@{BRIDGE[0]} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host};branch=z9hG4bK{index}\r\n"
-            f"From: <sip:m{index}@{host}>;tag=t{index}\r\nTo: <sip:2000@{BRIDGE[0]}>\r\n"
-            f"Call-ID: bench{index}\r\nCSeq: 1 INVITE\r\nContact: <sip:m{index}@{host}>\r\n"
-            f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
-    return text.encode(), Flow("udp", *BRIDGE, host, 5060), index
+PCMU_PAYLOAD_TYPE = 0  # RFC 3551 §6
+WARM_UP_TICKS = 100  # let the join prompts play out
 
 
 def run(members: int, talkers: int, seconds: float) -> dict[str, float]:
-    prompts = load_prompts(Path(__file__).resolve().parent.parent / "prompts", ROOM_RATE_HZ)
-    controller = CallController(parse_config(CONFIG, "bench"), prompts, Ports(),
-                                rng=random.Random(1), secret=b"b" * 32)
-    now = 0.0
-    ports: list[int] = []
+    bridge = InProcessBridge(bench_config())
+    phones = []
     for index in range(members):
-        data, flow, _ = invite(index)
-        controller.receive_sip(data, flow, now)
-        for out, _ in controller.sip_datagrams():
-            response = parse_message(out)
-            if getattr(response, "status", 0) == 200:
-                port = int(response.body.split(b"m=audio ")[1].split(b" ")[0])
-                ports.append(port)
-                ack = data.replace(b"INVITE sip", b"ACK sip", 1).replace(b"1 INVITE", b"1 ACK")
-                ack = ack.split(b"Content-Type")[0] + b"Content-Length: 0\r\n\r\n"
-                tag = response.to_address.tag
-                ack = ack.replace(b"To: <sip:2000@192.0.2.1>",
-                                  f"To: <sip:2000@192.0.2.1>;tag={tag}".encode())
-                controller.receive_sip(ack, flow, now)
-    controller.sip_datagrams()
+        host = f"10.{index // 250}.{index % 250}.1"
+        phones.append(bridge.join(host, audio_offer(host, PCMU_PAYLOAD_TYPE)))
     rng = np.random.default_rng(1)
     codec = get_codec("PCMU")
     ticks = int(seconds * 50)
     speech = codec.encode((0.2 * rng.standard_normal((ticks, FRAME))).astype(np.float32))
     quiet = codec.encode(np.zeros((1, FRAME), dtype=np.float32))[0].tobytes()
-    for _ in range(100):  # let the join prompts play out
-        controller.tick(now)
-        controller.rtp_datagrams()
-        now += 0.02
+    for _ in range(WARM_UP_TICKS):
+        bridge.tick()
     cpu = 0.0
     sent = 0
     for tick in range(ticks):
         start = time.process_time()
-        for member, port in enumerate(ports):
+        for member, phone in enumerate(phones):
             payload = speech[tick].tobytes() if member < talkers else quiet
-            packet = bytes(RtpPacket(0, tick & 0xFFFF, tick * FRAME, member + 1, payload))
-            controller.receive_rtp(port, packet, (f"10.0.0.{member % 250}", 4000), now)
-        controller.tick(now)
-        sent += len(controller.rtp_datagrams())
+            packet = RtpPacket(PCMU_PAYLOAD_TYPE, tick & 0xFFFF, tick * FRAME, member + 1, payload)
+            bridge.send_rtp(phone, bytes(packet))
+        sent += len(bridge.tick())
         cpu += time.process_time() - start
-        now += 0.02
     per_tick_us = cpu / ticks * 1e6
     return {
         "members": members,
