@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import fftconvolve, lfilter, resample_poly
+from scipy.signal import fftconvolve, lfilter, resample_poly, welch
 
 Samples = NDArray[np.float32]
 
@@ -26,6 +26,7 @@ Samples = NDArray[np.float32]
 PRE_EMPHASIS = 0.95
 
 _WAV_HEADER_BYTES = 12  # "RIFF", size, "WAVE"; chunks follow
+_CANONICAL_WAV_HEADER_BYTES = 44  # RIFF header, a 16-byte fmt chunk, the data chunk's header
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +164,50 @@ def _window_sums(values: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Sums over every window of `n` consecutive values (never negative from rounding)."""
     cumulative = np.concatenate(([0.0], np.cumsum(values)))
     return np.maximum(cumulative[n:] - cumulative[:-n], 0.0)
+
+
+def read_recording(path: Path) -> tuple[Samples, int]:
+    """Read a finished 16-bit PCM WAV of any channel count as mono `(n,)` float32 and its
+    rate in Hz, averaging the channels.
+
+    baresip runs its audio at the codec's rate and channel count and sndfile records it
+    so: Opus (RFC 7587 §7, opus/48000/2) gives 48 kHz stereo files whose two channels
+    carry the same mono stream, G.722 16 kHz mono, G.711 8 kHz mono.
+    """
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit PCM")
+        channels, rate_hz = wav.getnchannels(), wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    frames = pcm[: pcm.shape[0] - pcm.shape[0] % channels].reshape(-1, channels)
+    return (frames.astype(np.float32).mean(axis=1) / 32768.0).astype(np.float32), rate_hz
+
+
+def recorded_seconds(path: Path) -> float:
+    """How many seconds of audio a WAV being written holds so far (standard 44-byte header,
+    whose format fields libsndfile writes at once; only its sizes come at the close)."""
+    if not path.exists():
+        return 0.0
+    with path.open("rb") as wav:
+        header = wav.read(_CANONICAL_WAV_HEADER_BYTES)
+    if len(header) < _CANONICAL_WAV_HEADER_BYTES:
+        return 0.0
+    bytes_per_second = int.from_bytes(header[28:32], "little")  # the fmt chunk's byte rate
+    return max(0, path.stat().st_size - _CANONICAL_WAV_HEADER_BYTES) / bytes_per_second
+
+
+def band_level_dbfs(
+    samples: Samples, rate_hz: int, low_hz: float, high_hz: float, *, resolution_hz: float = 10.0
+) -> float:
+    """The level of the content in [`low_hz`, `high_hz`) in dBFS (as `rms_dbfs` measures a
+    whole signal), from Welch's averaged periodogram (scipy) with Hann windows of
+    1 / `resolution_hz` seconds: a steady tone's power stays within two bins of it, while
+    broadband noise counts only for the band's width, so finer bins see a tone deeper
+    below the noise."""
+    frequencies, density = welch(
+        samples.astype(np.float64), fs=rate_hz, window="hann",
+        nperseg=round(rate_hz / resolution_hz), scaling="density",
+    )
+    in_band = (frequencies >= low_hz) & (frequencies < high_hz)
+    power = float(np.sum(density[in_band]) * (frequencies[1] - frequencies[0]))
+    return float(10 * np.log10(power)) if power > 0 else float("-inf")

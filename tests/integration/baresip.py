@@ -1,10 +1,12 @@
 """Run baresip 1.0.0 as a scripted conference member: speak a WAV, record what it hears.
 
-Each instance gets its own config folder, SIP port and ctrl_tcp port, loads only g711,
-aufile (source), sndfile (records `dump-*-dec.wav` received and `-enc.wav` sent),
+Each instance gets its own config folder, SIP port and ctrl_tcp port, loads only the
+codecs asked for (G.711 by default; Opus, G.722), aufile (source), sndfile (records
+`dump-*-dec.wav` received and `-enc.wav` sent, at the codec's rate and channels),
 aubridge (a null player: a player is required), menu and ctrl_tcp, and never
 registers (`regint=0`). The test drives it over ctrl_tcp's JSON interface (netstring
-framed): `dial`, `sndcode` (RFC 4733 digits), `hangup`, and waits on its call events.
+framed): `dial`, `sndcode` (RFC 4733 digits), `hangup`, `callstat`, `audio_debug`, and
+waits on its call events.
 Quirks this relies on are in /work/shared/PEERS.md.
 """
 
@@ -12,14 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.audio_analysis import recorded_samples
+from tests.integration.audio_analysis import read_wav, recorded_samples, recorded_seconds
 from tests.integration.harness import (
     LOCALHOST,
     Process,
@@ -30,6 +34,29 @@ from tests.integration.harness import (
 )
 
 MODULES_DIR = Path("/usr/lib/baresip/modules")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCodec:
+    """A baresip audio codec: the module that provides it, and how `audio_codecs` names it."""
+
+    module: str
+    name: str  # encoding/RTP clock rate/channels, as the codec registers itself
+    # The rate baresip's audio runs at with this codec: sndfile records at it, and a
+    # source at it reaches the encoder without baresip's resampler.
+    audio_rate_hz: int
+
+    @property
+    def encoding(self) -> str:
+        """The encoding name in upper case, as the bridge logs it ("OPUS", "G722")."""
+        return self.name.split("/", 1)[0].upper()
+
+
+OPUS = AudioCodec("opus.so", "opus/48000/2", 48_000)
+# RTP clock 8000 for G.722, although it samples at 16 kHz (RFC 3551 §4.5.2).
+G722 = AudioCodec("g722.so", "G722/8000/1", 16_000)
+PCMU = AudioCodec("g711.so", "PCMU/8000/1", 8_000)
+
 _COMMAND_TIMEOUT_S = 5.0
 
 
@@ -50,8 +77,14 @@ def _free_sip_port() -> int:
 
 
 def _config_text(
-    directory: Path, source_wav: Path, sip_port: int, ctrl_port: int, rtp_ports: tuple[int, int]
+    directory: Path,
+    source_wav: Path,
+    sip_port: int,
+    ctrl_port: int,
+    rtp_ports: tuple[int, int],
+    codec_modules: Sequence[str],
 ) -> str:
+    source_rate_hz = read_wav(source_wav)[1]
     return "\n".join([
         "poll_method epoll",
         f"sip_listen {LOCALHOST}:{sip_port}",
@@ -63,6 +96,10 @@ def _config_text(
         f"audio_source aufile,{source_wav}",
         "audio_level no",
         "ausrc_format s16",
+        # aufile refuses a file whose rate or channels differ from these (the codec's by
+        # default); so the source is read as it is and baresip converts it to the codec's.
+        f"ausrc_srate {source_rate_hz}",
+        "ausrc_channels 1",
         "auplay_format s16",
         f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}",
         "rtcp_mux no",
@@ -71,7 +108,7 @@ def _config_text(
         # Never ask the machine's resolver, which is not on loopback.
         f"dns_server {LOCALHOST}:53",
         f"module_path {MODULES_DIR}",
-        "module g711.so",
+        *(f"module {module}" for module in codec_modules),
         "module sndfile.so",
         "module aufile.so",
         "module aubridge.so",
@@ -209,14 +246,59 @@ class Baresip:
         wait_until(lambda: self.heard_samples() >= samples, timeout_s,
                    f"{self.name} to have heard {samples} samples")
 
+    def heard_seconds(self) -> float:
+        """Seconds of audio received and recorded so far, whatever the codec's rate."""
+        paths = sorted(self.directory.glob("dump-*-dec.wav"))
+        return recorded_seconds(paths[0]) if paths else 0.0
+
+    def wait_heard_seconds(self, seconds: float, timeout_s: float) -> None:
+        """Wait until the recording of what this member heard holds `seconds` of audio."""
+        wait_until(lambda: self.heard_seconds() >= seconds, timeout_s,
+                   f"{self.name} to have heard {seconds:g} s")
+
+    def remote_audio_attributes(self) -> dict[str, str]:
+        """The a= attributes of the far end's audio m= section, as baresip parsed them
+        (`callstat`): for the bridge's answer, e.g. {"ptime": "40"}."""
+        status = str(self.command("callstat")["data"])
+        media = status.partition("\naudio ")[2]
+        remote = media.partition("  remote attributes:\n")[2]
+        attributes: dict[str, str] = {}
+        for line in remote.splitlines():
+            match = re.fullmatch(r"    (\S+?)(?:='(.*)')?", line)
+            if match is None:
+                break
+            attributes[match.group(1)] = match.group(2) or ""
+        return attributes
+
+    def packets_received(self) -> int:
+        """RTP packets received on the call's audio stream so far (`audio_debug`: the
+        RTCP session's count for the far end's SSRC, RFC 3550 §6.4; no such line yet
+        means no packet yet)."""
+        status = str(self.command("audio_debug")["data"])
+        if "RTCP Session" not in status:
+            raise AssertionError(f"{self.name}: no RTCP session in audio_debug:\n{status}")
+        match = re.search(r"\brcvd=(\d+)", status)
+        return int(match.group(1)) if match else 0
+
     def kill(self) -> None:
         """SIGKILL: the process vanishes without a BYE, its RTP simply stops."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.popen.wait(timeout=5)
 
 
-def start_baresip(group: ProcessGroup, name: str, source_wav: Path) -> Baresip:
-    """Start a baresip member that speaks `source_wav` (mono, 8 kHz) once a call is up.
+def start_baresip(
+    group: ProcessGroup,
+    name: str,
+    source_wav: Path,
+    *,
+    codecs: Sequence[AudioCodec] = (),
+    ptime_ms: int | None = None,
+) -> Baresip:
+    """Start a baresip member that speaks `source_wav` (mono) once a call is up.
+
+    `codecs` are loaded and offered in that order, and nothing else (the account's
+    `audio_codecs`); empty means the g711 module's two, PCMU and PCMA. `ptime_ms` is the
+    packet time baresip sends and asks for (a=ptime); None keeps its default, 20 ms.
 
     baresip hangs up when the source file ends, so `source_wav` must be longer than
     any call the test makes.
@@ -225,11 +307,17 @@ def start_baresip(group: ProcessGroup, name: str, source_wav: Path) -> Baresip:
     directory.mkdir()
     sip_port = _free_sip_port()
     ctrl_port = free_port(socket.SOCK_STREAM)
+    modules = list(dict.fromkeys(codec.module for codec in codecs)) or [PCMU.module]
     (directory / "config").write_text(
-        _config_text(directory, source_wav, sip_port, ctrl_port, free_port_range(20))
+        _config_text(directory, source_wav, sip_port, ctrl_port, free_port_range(20), modules)
     )
+    parameters = ";regint=0;answermode=manual"
+    if codecs:
+        parameters += ";audio_codecs=" + ",".join(codec.name for codec in codecs)
+    if ptime_ms is not None:
+        parameters += f";ptime={ptime_ms}"
     (directory / "accounts").write_text(
-        f"<sip:{name}@{LOCALHOST}:{sip_port}>;regint=0;answermode=manual\n"
+        f"<sip:{name}@{LOCALHOST}:{sip_port}>{parameters}\n"
     )
     process = group.start(name, ["baresip", "-f", str(directory)], cwd=directory)
     process.wait_for_output(r"baresip is ready", timeout_s=10)
