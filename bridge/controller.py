@@ -11,6 +11,7 @@ One log line per call event, carrying call-id, room and member.
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ log = logging.getLogger(__name__)
 
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per peer
 TIMEOUT_CHECK_INTERVAL_S = 1.0
+TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
 # Packets in a row from a new source address before RTP re-latches to it: a NAT
 # rebinding moves the stream for good, a stray or spoofed packet does not.
 RELATCH_PACKETS = 5
@@ -92,6 +94,14 @@ class MediaPorts(Protocol):
     def release(self, port: int) -> None:
         """Close the pair that `allocate` returned."""
         ...
+
+
+class _Order(enum.Enum):
+    """Where an RTP packet falls in its stream's sequence."""
+
+    NEXT = enum.auto()
+    AFTER_GAP = enum.auto()  # packets before it are missing: FEC may rebuild the last
+    LATE = enum.auto()  # behind the highest seen: reordered or a retransmitted duplicate
 
 
 @dataclass(eq=False)
@@ -169,6 +179,7 @@ class CallController:
         self._next_member_id = 1
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
         self._next_timeout_check = 0.0
+        self._tick_failure_logged: dict[str, float] = {}  # room id -> next time to log
 
     # -- SIP ------------------------------------------------------------------------
 
@@ -315,13 +326,17 @@ class CallController:
         call.media = negotiated
         if previous is None or previous.clock_rate_hz != negotiated.clock_rate_hz:
             call.receive = ReceiveStream(negotiated.clock_rate_hz)
+            call.highest_seq = None
         if previous is None or previous.payload_type != negotiated.payload_type:
             call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng)
         settings = self._encoder_settings(negotiated)
-        call.link = None
-        if negotiated.codec == "OPUS":
+        if negotiated.codec != "OPUS":
+            call.link = None
+        elif call.link is None or call.link.base != settings:
             call.link = LinkAdapter(settings, self._config.opus.min_bitrate_bps,
                                     self._opus_bitrate_cap(negotiated))
+        if call.link is not None:
+            settings = call.link.settings()  # a refresh or hold keeps what the link needs
         if previous is not None:
             call.room.set_codec(call.member_id, negotiated.codec, settings)
         remote = (negotiated.remote_host, negotiated.remote_port)
@@ -353,7 +368,8 @@ class CallController:
         remote = negotiated.remote_opus or OpusParameters()
         if remote.max_average_bitrate_bps is None:
             return opus.max_bitrate_bps
-        return max(opus.min_bitrate_bps, min(opus.max_bitrate_bps, remote.max_average_bitrate_bps))
+        # RFC 7587 §6.1: the far end's limit holds even below our own configured minimum.
+        return min(opus.max_bitrate_bps, remote.max_average_bitrate_bps)
 
     def _on_ack(self, ref: CallRef, ack: Request, now: float) -> None:
         call = self._calls.get(ref)
@@ -370,8 +386,8 @@ class CallController:
         first = call.media is None
         self._apply_media(call, negotiated)
         if first:
-            call.room.set_codec(call.member_id, negotiated.codec,
-                                self._encoder_settings(negotiated))
+            call.room.set_codec(call.member_id, negotiated.codec, call.link.settings()
+                                if call.link is not None else self._encoder_settings(negotiated))
         log.info("%s: media from ACK: %s pt %d", call.log_prefix, negotiated.codec,
                  negotiated.payload_type)
 
@@ -473,26 +489,32 @@ class CallController:
             return
         self._latch(call, source)
         call.last_media_at = now
-        lost_before = self._follow_sequence(call, packet.sequence_number)
+        order = self._follow_sequence(call, packet.sequence_number, status)
         if packet.payload_type == media.payload_type:
-            call.room.push_audio(call.member_id, packet.timestamp, packet.payload, lost_before)
+            call.room.push_audio(call.member_id, packet.timestamp, packet.payload,
+                                 lost_before=order is _Order.AFTER_GAP,
+                                 late=order is _Order.LATE)
         else:
             event = call.events.receive(packet.payload, packet.timestamp, packet.marker)
             if isinstance(event, DigitStarted):
                 self._press(call, event.digit, "RFC 4733", now)
 
     @staticmethod
-    def _follow_sequence(call: Call, sequence_number: int) -> bool:
-        """Track the highest sequence number; say whether packets are missing right before
-        this one (a late packet filling a hole is not a loss, and neither is the first)."""
-        if call.highest_seq is None:
-            call.highest_seq = sequence_number
-            return False
+    def _follow_sequence(call: Call, sequence_number: int, status: ReceiveStatus) -> _Order:
+        """Track the highest sequence number (audio and telephone-events share it) and say
+        where this packet falls: next in line, after a gap, or late (behind the highest)."""
+        if call.highest_seq is None or status in (
+            ReceiveStatus.NEW_SOURCE, ReceiveStatus.RESTARTED
+        ):
+            call.highest_seq = sequence_number  # a new timeline: nothing before it is owed
+            return _Order.NEXT
+        if status is ReceiveStatus.BAD_SEQUENCE:
+            return _Order.NEXT  # a stray jump; the stream's own numbering stays the reference
         ahead = (sequence_number - call.highest_seq) & 0xFFFF
-        if ahead >= 0x8000:  # older than the highest: reordered, fills an earlier hole
-            return False
+        if ahead >= 0x8000:
+            return _Order.LATE
         call.highest_seq = sequence_number
-        return ahead > 1
+        return _Order.AFTER_GAP if ahead > 1 else _Order.NEXT
 
     def _latch(self, call: Call, source: tuple[str, int]) -> None:
         """Symmetric RTP: send to where the packets really come from (NAT)."""
@@ -560,8 +582,11 @@ class CallController:
                 packets = room.tick(now)
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
                 # An exception here would end the media clock's LoopingCall and silence
-                # every room; log it with its traceback and let the other rooms go on.
-                log.exception("room=%s: tick failed", room.config.id)
+                # every room; log it with its traceback (once a minute per room, not 50
+                # times a second) and let the other rooms go on.
+                if now >= self._tick_failure_logged.get(room.config.id, -TICK_FAILURE_LOG_S):
+                    self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
+                    log.exception("room=%s: tick failed", room.config.id)
                 continue
             for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)

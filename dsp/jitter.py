@@ -142,6 +142,16 @@ class JitterBuffer:
             self._samples[:rest] = samples[first:]
             self._valid[:rest] = True
 
+    def _clear(self, start: int, count: int) -> None:
+        """Forget `count` samples from timeline position `start` (ring wrap included)."""
+        count = min(count, self._capacity)
+        index = start % self._capacity
+        first = min(count, self._capacity - index)
+        self._samples[index : index + first] = 0.0
+        self._valid[index : index + first] = False
+        self._samples[: count - first] = 0.0
+        self._valid[: count - first] = False
+
     def pop(self, count: int) -> tuple[NDArray[np.float32], bool]:
         """Return the next `count` samples and whether any of them came from a packet.
 
@@ -153,7 +163,10 @@ class JitterBuffer:
             return np.zeros(count, dtype=np.float32), False
         if self._highest_end - self._read_ts > self._max_delay + count:
             self._drift_drops += 1
-            self._read_ts = self._highest_end - self._prefill - count
+            skipped_to = self._highest_end - self._prefill - count
+            # Clear what is skipped, or a lost packet a lap later would play it back.
+            self._clear(self._read_ts, skipped_to - self._read_ts)
+            self._read_ts = skipped_to
         if self._read_ts >= self._highest_end:
             # Nothing buffered ahead (a silent or DTX line): nothing to read or clear,
             # since packets are only ever written below the highest end.

@@ -95,19 +95,29 @@ class MemberMedia:
         self.share_key = _sharing_key(self.codec, settings)
         self.own_encoder: StreamEncoder | None = None
         self.bad_payloads = 0
+        self.late_dropped = 0
         self.pending: list[tuple[str, Samples]] = []  # (kind, frame at the member's rate)
-        # Filter history of the upsampler (what they say) and of the downsampler of their
-        # own mix (what they hear when it is not the shared one). None: starts from zero.
+        # Filter history of the upsampler (what they say; None: zeros) and of the
+        # downsampler of their own mix (what they hear when it is not the shared one;
+        # None: the room mix's history, which is what they heard last).
         self.up_state: NDArray[np.float32] | None = None
-        self.down_state: NDArray[np.float32] | None = None
+        self.down_state: NDArray[np.float32] | None = downsampler_state()
 
     @property
     def frames_per_packet(self) -> int:
         return self.settings.ptime_ms // FRAME_MS
 
-    def push(self, timestamp: int, payload: bytes, lost_before: bool) -> None:
+    def push(self, timestamp: int, payload: bytes, *, lost_before: bool, late: bool) -> None:
         """Decode a payload into the playout buffer; on a loss just before it, rebuild
-        the missing audio from the packet's in-band FEC where the codec has it."""
+        the missing audio from the packet's in-band FEC where the codec has it.
+
+        A late packet (after a later one) is dropped for stateful codecs: decoding it out of
+        order would throw the G.722 predictors or the Opus decoder off for the packets
+        after it, and its slot may already hold the FEC rebuild.
+        """
+        if late and self.codec not in _BATCH_CODECS:
+            self.late_dropped += 1
+            return
         try:
             if lost_before:
                 # FEC holds the previous packet only (at most 60 ms), in whole 2.5 ms steps
@@ -188,6 +198,7 @@ class RoomEncoder:
         self._tick = 0
         self._room_down_state = downsampler_state()
         self._room_down_state_before = self._room_down_state
+        self._off_grid: list[int] = []  # members between their packet edges this tick
         self._shared: dict[tuple[str, EncoderSettings, str], StreamEncoder] = {}
         self._shared_last_used: dict[tuple[str, EncoderSettings, str], int] = {}
 
@@ -202,6 +213,7 @@ class RoomEncoder:
         `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
         "silence" means zeros, "own" a mix of its own; only "own" frames are read.
         """
+        self._off_grid = []
         self._queue_frames(media, heard, total)
         self._tick += 1
         due = [
@@ -209,6 +221,8 @@ class RoomEncoder:
             if self._tick % member.frames_per_packet == 0 and member.pending
         ]
         packets = self._packets(due)
+        for member_id in self._off_grid:
+            packets[member_id] = OutgoingPacket(None, media[member_id].clock_frame)
         self._forget_idle_encoders()
         return packets
 
@@ -223,7 +237,9 @@ class RoomEncoder:
         for member_id, member in media.items():
             if not member.pending and self._tick % member.frames_per_packet:
                 # Packets start on the room's grid, so that members with the same ptime
-                # can share encodes: a newcomer's stream starts at the next grid tick.
+                # can share encodes: a newcomer's stream (or one whose ptime changed)
+                # starts at the next grid tick, its RTP clock running on meanwhile.
+                self._off_grid.append(member_id)
                 continue
             kind, frame = heard[member_id]
             if kind == "own" and member.narrowband:
@@ -238,7 +254,9 @@ class RoomEncoder:
             else:
                 queued = narrow_silence
             if member.narrowband:
-                member.down_state = None  # its own mix, if it gets one, starts afresh
+                # Its own mix, if it gets one next, continues from what it heard: the room
+                # (None: the room filter's history) or silence (a zero history).
+                member.down_state = None if kind == "room" else downsampler_state()
             member.pending.append((kind, queued))
         if narrow_total is None and any(m.narrowband for m in media.values()):
             narrow_total = self._downsample_room(total)  # keep the shared filter history

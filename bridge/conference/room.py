@@ -179,7 +179,9 @@ class Room:
         self, member_id: int, codec_name: str, settings: EncoderSettings | None = None
     ) -> None:
         """Switch a member's codec or packet time after a re-INVITE."""
-        member = self._members[member_id]
+        member = self._members.get(member_id)
+        if member is None:
+            return  # already removed (hung up by the room); the call ends with its BYE
         settings = settings or member.media.settings
         if member.media.codec != codec_name.upper():
             member.media = MemberMedia(codec_name, settings)
@@ -220,14 +222,16 @@ class Room:
     # -- input ----------------------------------------------------------------------
 
     def push_audio(
-        self, member_id: int, timestamp: int, payload: bytes, lost_before: bool = False
+        self, member_id: int, timestamp: int, payload: bytes, *, lost_before: bool = False,
+        late: bool = False,
     ) -> None:
-        """Decode a member's RTP payload into their playout buffer; `lost_before` says the
-        packet before it never came, so in-band FEC may rebuild it."""
+        """Decode a member's RTP payload into their playout buffer. `lost_before`: the
+        packet before it never came, so in-band FEC may rebuild it; `late`: it comes after
+        a later one (see `MemberMedia.push`)."""
         member = self._members.get(member_id)
         if member is None or not payload:
             return
-        member.media.push(timestamp, payload, lost_before)
+        member.media.push(timestamp, payload, lost_before=lost_before, late=late)
 
     def press(self, member_id: int, digit: str, now: float) -> None:
         """A keypad digit from a member (RFC 4733 event or SIP INFO)."""

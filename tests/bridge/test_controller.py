@@ -492,3 +492,36 @@ def test_a_room_whose_tick_fails_does_not_silence_the_other_rooms(
         sent = rig.tick()
     assert {destination for _, _, destination in sent} == {(pin_phone.host, pin_phone.rtp_port)}
     assert "room=terbuka: tick failed" in caplog.text and "RuntimeError: boom" in caplog.text
+
+
+def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    port = rig.local_port(rig.call(phone))
+    room = rig.controller._by_member[1].room  # noqa: SLF001
+    seen: list[tuple[bool, bool]] = []
+    monkeypatch.setattr(room, "push_audio", lambda member, ts, payload, *, lost_before,
+                        late: seen.append((lost_before, late)))
+    source = (phone.host, phone.rtp_port)
+    for _ in range(3):
+        rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
+    phone.seq += 5  # five packets lost
+    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
+    # The far end restarts its stream (a transfer, a re-INVITE): new SSRC, lower numbers.
+    phone.seq -= 20_000
+    restarted = RtpPacket(0, phone.seq & 0xFFFF, phone.ts, 0x9999, b"\xff" * FRAME)
+    rig.controller.receive_rtp(port, bytes(restarted), source, rig.now)
+    following = RtpPacket(0, (phone.seq + 1) & 0xFFFF, phone.ts + FRAME, 0x9999, b"\xff" * FRAME)
+    rig.controller.receive_rtp(port, bytes(following), source, rig.now)
+    assert seen == [(False, False)] * 3 + [(True, False)] + [(False, False)] * 2
+
+
+def test_the_callers_maxaveragebitrate_holds_even_below_our_minimum() -> None:
+    rig = Rig()
+    phone = Phone(1, 7000)
+    offer = opus_offer(phone).replace("maxaveragebitrate=20000", "maxaveragebitrate=6000")
+    assert rig.call(phone, body=offer).status == 200
+    media = rig.controller._by_member[1].room.member(1).media  # noqa: SLF001
+    assert media.settings.bitrate_bps == 6000

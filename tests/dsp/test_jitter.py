@@ -144,3 +144,21 @@ def test_push_before_places_recovered_audio_right_before_a_packet() -> None:
     assert [(samples[0], has_audio) for samples, has_audio in heard] == [
         (1.0, True), (2.0, True), (3.0, True)
     ]
+
+
+def test_a_drift_drop_clears_what_it_skips_so_no_stale_audio_plays_a_lap_later() -> None:
+    buffer = JitterBuffer(8000, prefill_ms=40, max_delay_ms=200, capacity_ms=1000)
+    timestamp = 0
+    for _ in range(20):  # a burst of 400 ms: more than max_delay, so the reader jumps
+        buffer.push(timestamp, frame(0.5))
+        timestamp += FRAME
+    buffer.pop(FRAME)
+    assert buffer.statistics().drift_drops == 1
+    for _ in range(60):  # a second and a bit of steady stream, read in step
+        buffer.push(timestamp, frame(0.25))
+        timestamp += FRAME
+        buffer.pop(FRAME)
+    timestamp += FRAME  # one packet lost, landing where the skipped burst once lay
+    buffer.push(timestamp, frame(0.25))
+    played = [buffer.pop(FRAME) for _ in range(4)]
+    assert not any(np.any(samples == 0.5) for samples, _ in played)

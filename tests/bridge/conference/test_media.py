@@ -60,7 +60,7 @@ class Caller:
     def say(self, frame: Samples, lost: bool = False, lost_before: bool = False) -> None:
         payload = self.encoder.encode(frame)
         if payload is not None and not lost:
-            self.room.push_audio(self.member_id, self.timestamp, payload, lost_before)
+            self.room.push_audio(self.member_id, self.timestamp, payload, lost_before=lost_before)
         self.timestamp += frame.shape[0] * self.clock_hz // self.rate_hz
 
     def receive(self, packet: OutgoingPacket) -> None:
@@ -163,7 +163,7 @@ def test_opus_fec_rebuilds_a_lost_packet_from_the_next() -> None:
             payload = encoder.encode(speech[index * 320 : (index + 1) * 320])
             assert payload is not None
             if index != 20:  # packet 20 is lost on the way
-                media.push(index * 960, payload, lost_before=flagged and index == 21)
+                media.push(index * 960, payload, lost_before=flagged and index == 21, late=False)
             played[flagged].append(media.jitter.pop(320)[1])
     # 40 ms of prefill: packet 20 would play at tick 22, when packet 21 is already in.
     assert played[True][22] and not played[False][22]
@@ -172,7 +172,7 @@ def test_opus_fec_rebuilds_a_lost_packet_from_the_next() -> None:
 
 def test_corrupt_opus_payload_is_dropped_and_counted() -> None:
     media = MemberMedia("OPUS", EncoderSettings())
-    media.push(0, b"\xff\xff\xff", lost_before=False)
+    media.push(0, b"\xff\xff\xff", lost_before=False, late=False)
     assert media.bad_payloads == 1
 
 
@@ -185,9 +185,15 @@ def test_a_stateful_codec_joining_between_packet_edges_starts_at_the_next_edge()
     late = [Caller(room, 2, "G722", EncoderSettings(ptime_ms=40)),
             Caller(room, 3, "OPUS", EncoderSettings(ptime_ms=60))]
     run(room, [talker, *late], {1: sine(500, 2.0, 8000)}, 60)
-    assert {p.timestamp_step for p in late[0].packets} == {320}
-    assert {p.timestamp_step for p in late[1].packets} == {2880}
-    assert len(late[0].packets) >= 29 and len(late[1].packets) >= 19
+    sent = [[p for p in caller.packets if p.payload is not None] for caller in late]
+    assert {p.timestamp_step for p in sent[0]} == {320}
+    assert {p.timestamp_step for p in sent[1]} == {2880}
+    assert len(sent[0]) >= 29 and len(sent[1]) >= 19
+    # Before its first edge a member's RTP clock runs on, 20 ms a tick, so that the
+    # timestamps of all it is sent keep pace with the 60 ticks that passed.
+    for caller, frame_ticks in zip(late, (160, 960), strict=True):
+        waiting = len(room.member(caller.member_id).media.pending)  # the next packet's
+        assert sum(p.timestamp_step for p in caller.packets) == (60 - waiting) * frame_ticks
 
 
 def test_a_ptime_change_mid_packet_lets_that_packet_pass_unsent() -> None:
@@ -200,3 +206,35 @@ def test_a_ptime_change_mid_packet_lets_that_packet_pass_unsent() -> None:
         [talker, listener][member_id - 1].receive(packet)
     assert listener.packets[-1].payload is None
     assert listener.packets[-1].timestamp_step == 2 * 960  # the clock still moves on
+
+
+def test_a_late_packet_is_dropped_for_stateful_codecs_only() -> None:
+    for codec, dropped in (("OPUS", 1), ("G722", 1), ("PCMU", 0)):
+        media = MemberMedia(codec, EncoderSettings())
+        encoder = new_encoder(codec, EncoderSettings())
+        rate, clock = codec_rates(codec)
+        frame = sine(400, 0.02, rate)
+        media.push(0, encoder.encode(frame) or b"", lost_before=False, late=False)
+        media.push(clock // 50, encoder.encode(frame) or b"", lost_before=False, late=True)
+        assert media.late_dropped == dropped
+
+
+def test_a_narrowband_prompt_after_silence_carries_no_room_audio() -> None:
+    """A caller at the PIN prompt hears silence, then a prompt: the prompt's first frame
+    must not start from the room mix's filter history (the room is private until then)."""
+    config = RoomConfig(
+        id="r", extension="1", name=None, pin="1234", moderator_pin=None, mode="meeting",
+        access="anyone", language="en", codecs=("PCMU",),
+    )
+    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
+             "unmuted", "moderator")
+    silent = np.zeros(ROOM_RATE // 50, dtype=np.float32)
+    room = Room(config, PromptLibrary(ROOM_RATE, {("en", n): silent for n in names}))
+    members = [Caller(room, 1, "PCMU")]
+    for digit in "1234#":
+        room.press(1, digit, 0.0)
+    run(room, members, {1: sine(500, 0.4, 8000, amplitude=0.5)}, 5)  # alone: nobody hears
+    members.append(Caller(room, 2, "PCMU"))  # at the PIN prompt (silent prompt clips)
+    run(room, members, {1: sine(500, 2.0, 8000, amplitude=0.5)}, 80)
+    heard = members[1].recording()
+    assert float(np.max(np.abs(heard))) < 0.01  # not a sample of the room leaked
