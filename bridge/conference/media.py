@@ -13,7 +13,8 @@ silence) share one encode. Talkers, and members hearing a prompt, get their own.
 Stateful codecs (G.722, Opus) keep one encoder per shared group and one per member for
 its own mix. A member moving between the two switches encoder state mid-stream, as
 Asterisk's softmix does when a listener starts talking: the far decoder hears a small
-step at that packet, not a gap.
+step at that packet, not a gap. A talker stays on its own encoder for two seconds after
+its last word, so the step comes once per talk spurt rather than at every pause.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ NARROWBAND_RATE_HZ = 8_000
 FRAME_MS = 20
 # Codecs the vectorized FrameCodec path encodes many members at once (no state).
 _BATCH_CODECS = ("PCMU", "PCMA")
+# After a member stops talking, what it hears stays on its own stateful encoder this long
+# (ticks) before it moves back to the shared one: each move is a step in encoder state
+# its decoder hears, and speech pauses between words are shorter than this.
+OWN_ENCODER_HOLD_TICKS = 100
 # A shared stateful encoder nobody has used for this long is dropped.
 _SHARED_ENCODER_IDLE_TICKS = 50
 
@@ -94,6 +99,7 @@ class MemberMedia:
         self.settings = settings
         self.share_key = _sharing_key(self.codec, settings)
         self.own_encoder: StreamEncoder | None = None
+        self.own_hold_ticks = 0  # see OWN_ENCODER_HOLD_TICKS
         self.bad_payloads = 0
         self.late_dropped = 0
         self.pending: list[tuple[str, Samples]] = []  # (kind, frame at the member's rate)
@@ -294,12 +300,21 @@ class RoomEncoder:
                 if any(k != kind for k, _ in pending):
                     kind = "own"
                 frame = np.concatenate([f for _, f in pending])
+            stateful = member.codec not in _BATCH_CODECS
+            if stateful and count == member.frames_per_packet:
+                # Hold a recent talker on its own encoder between words, so its decoder
+                # is switched between encoder states once per talk spurt, not per pause.
+                if kind == "own":
+                    member.own_hold_ticks = OWN_ENCODER_HOLD_TICKS
+                elif member.own_hold_ticks > 0:
+                    member.own_hold_ticks -= count
+                    kind = "own"
             if kind != "own" and count == member.frames_per_packet:
                 key = (member.share_key, kind, count)
                 if key not in shared_payloads:
                     shared_payloads[key] = self._shared_encode(member, kind, frame)
                 out[member_id] = OutgoingPacket(shared_payloads[key], step)
-            elif count != member.frames_per_packet and member.codec not in _BATCH_CODECS:
+            elif count != member.frames_per_packet and stateful:
                 # Only after a ptime change mid-packet: a stateful encoder takes frames of
                 # its ptime only, so this packet's time passes unsent.
                 out[member_id] = OutgoingPacket(None, step)

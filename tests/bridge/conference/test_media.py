@@ -238,3 +238,24 @@ def test_a_narrowband_prompt_after_silence_carries_no_room_audio() -> None:
     run(room, members, {1: sine(500, 2.0, 8000, amplitude=0.5)}, 80)
     heard = members[1].recording()
     assert float(np.max(np.abs(heard))) < 0.01  # not a sample of the room leaked
+
+
+def test_a_talker_keeps_its_own_opus_encoder_through_pauses_then_rejoins_the_shared_one(
+) -> None:
+    room = quiet_room()
+    talker = Caller(room, 1, "OPUS")
+    listeners = [Caller(room, m, "OPUS") for m in (2, 3)]
+    callers = [talker, *listeners]
+    words = np.concatenate([
+        sine(300, 0.6, 16000), np.zeros(8000, np.float32),  # a word, a 0.5 s pause
+        sine(300, 0.6, 16000), np.zeros(48000, np.float32),  # a word, then 3 s of silence
+    ])
+    run(room, callers, {1: words}, len(words) // 320)
+    shared = [a.payload is b.payload for a, b in zip(*(c.packets for c in listeners),
+                                                       strict=True)]
+    own = [t.payload is not a.payload
+           for t, a in zip(talker.packets, listeners[0].packets, strict=True)]
+    assert all(shared)
+    pause = range(35, 55)  # 0.7-1.1 s: between the words, the talker hears the room
+    assert all(own[tick] for tick in pause)  # ...but through its own encoder
+    assert not any(own[-20:])  # 2 s after its last word it shares again
