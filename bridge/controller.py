@@ -19,7 +19,14 @@ from typing import Protocol
 
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.prompts import PromptLibrary
-from bridge.conference.room import HangUp, MemberJoined, MuteChanged, PinRejected, Room
+from bridge.conference.room import (
+    DigitHeard,
+    HangUp,
+    MemberJoined,
+    MuteChanged,
+    PinRejected,
+    Room,
+)
 from bridge.config import Config
 from bridge.dialplan import Dialplan
 from bridge.rtp.packet import RtpPacket, RtpParseError
@@ -642,6 +649,8 @@ class CallController:
                          room.present_count)
             elif isinstance(action, MuteChanged):
                 log.info("%s: mute: %s", call.log_prefix, action.state.value.replace("_", " "))
+            elif isinstance(action, DigitHeard):
+                log.info("%s: digit %s (in-band)", call.log_prefix, action.digit)
             elif isinstance(action, PinRejected):
                 log.info("%s: wrong PIN (try %d)", call.log_prefix, action.attempts)
 

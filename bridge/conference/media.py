@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
+from dsp.dtmf import detect_dtmf, dtmf_state
 from dsp.frame import frame_samples
 from dsp.jitter import JitterBuffer
 from dsp.resample import (
@@ -107,6 +109,7 @@ class MemberMedia:
         # downsampler of their own mix (what they hear when it is not the shared one;
         # None: the room mix's history, which is what they heard last).
         self.up_state: NDArray[np.float32] | None = None
+        self.dtmf_state: NDArray[np.float32] | None = None  # in-band keypad detector; None: fresh
         self.down_state: NDArray[np.float32] | None = downsampler_state()
 
     @property
@@ -154,41 +157,60 @@ class MemberMedia:
 
 def gather_frames(
     media: list[MemberMedia], eligible: NDArray[np.bool_], floor_rms: float
-) -> tuple[Samples, NDArray[np.bool_]]:
+) -> tuple[Samples, NDArray[np.bool_], list[tuple[int, str]]]:
     """Read one frame from every member's playout buffer into a `(members, 320)` array at
-    16 kHz, and say who talks: eligible, with audio, and above `floor_rms`.
+    16 kHz, say who talks (eligible, with audio, above `floor_rms`, and not sending a
+    keypad tone), and return the keypad digits heard in-band as (row, digit).
 
-    Only talkers' narrowband frames are upsampled (one call for all of them); a member who
-    stops talking has its filter history cleared, so its next word starts clean.
+    Every audible line is searched for DTMF, members at the PIN prompt included, in one
+    call per sample rate; frames carrying a tone stay out of the mix (the first ~20 ms of
+    a tone, before the detector is sure, still gets through). Only talkers' narrowband
+    frames are upsampled (one call for all of them); a member who goes quiet has its
+    filter and detector history cleared, so its next sound starts clean.
     """
     count = len(media)
     wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
     frames = np.zeros((count, wide), dtype=np.float32)
     talking = np.zeros(count, dtype=np.bool_)
-    narrow_rows: list[int] = []
-    narrow_frames: list[Samples] = []
+    audible: dict[int, list[tuple[int, Samples]]] = {}  # sample rate -> (row, frame)
     for row, member in enumerate(media):
         samples, has_audio = member.jitter.pop(member.frame_samples)
         # Energy by dot product: a tenth of the cost of np.mean for one 20 ms frame.
         if not (
-            has_audio and eligible[row]
-            and float(samples @ samples) > floor_rms * floor_rms * samples.shape[0]
+            has_audio and float(samples @ samples) > floor_rms * floor_rms * samples.shape[0]
         ):
             member.up_state = None
+            member.dtmf_state = None
             continue
-        talking[row] = True
-        if member.narrowband:
-            narrow_rows.append(row)
-            narrow_frames.append(samples)
-        else:
-            frames[row] = samples
+        audible.setdefault(member.sample_rate_hz, []).append((row, samples))
+    digits: list[tuple[int, str]] = []
+    narrow_rows: list[int] = []
+    narrow_frames: list[Samples] = []
+    for rate_hz, rows in audible.items():
+        fresh = partial(dtmf_state, rate_hz)
+        states = np.stack([_or_fresh(media[row].dtmf_state, fresh) for row, _ in rows])
+        found, states, tones = detect_dtmf(np.stack([f for _, f in rows]), states, rate_hz)
+        for k, (row, samples) in enumerate(rows):
+            member = media[row]
+            member.dtmf_state = states[k]
+            if found[k] is not None:
+                digits.extend((row, digit) for digit in str(found[k]))
+            if tones[k] or not eligible[row]:
+                member.up_state = None
+                continue
+            talking[row] = True
+            if member.narrowband:
+                narrow_rows.append(row)
+                narrow_frames.append(samples)
+            else:
+                frames[row] = samples
     if narrow_rows:
         states = np.stack([_or_fresh(media[row].up_state, upsampler_state) for row in narrow_rows])
         upsampled, states = upsample_8k_to_16k(np.stack(narrow_frames), states)
         frames[narrow_rows] = upsampled
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
-    return frames, talking
+    return frames, talking, digits
 
 
 def _or_fresh(

@@ -56,6 +56,10 @@ PIN_INPUT_TIMEOUT_S = 10.0
 # 100-200 ms), and a BYE right behind it makes the phone drop that audio: measured with
 # baresip, "too many attempts, goodbye" lost its last 90 ms without this.
 HANG_UP_DRAIN_S = 0.5
+# A digit signalled (RFC 4733) and the same digit heard in-band this close together are
+# one press: some gateways send both. RFC 4733 events and tones start within a few tens
+# of ms of each other; two real presses of one key are at least ~100 ms apart.
+SAME_PRESS_S = 0.3
 
 
 class Phase(enum.Enum):
@@ -97,12 +101,20 @@ class MuteChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class DigitHeard:
+    """Event: a keypad tone was detected in a member's audio (logged by the controller)."""
+
+    member_id: int
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
 class PinRejected:
     member_id: int
     attempts: int
 
 
-RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected
+RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard
 
 
 @dataclass(eq=False)
@@ -123,6 +135,7 @@ class Member:
     hang_up_reason: str | None = None  # set: hang up once the prompt queue is empty
     hang_up_at: float | None = None  # set when the last prompt ended: HANG_UP_DRAIN_S on
     on_hold: bool = False  # held members' music on hold must not reach the room
+    last_press: tuple[str, str, float] | None = None  # (digit, source, time) of the last key
 
 
 class Room:
@@ -233,11 +246,19 @@ class Room:
             return
         member.media.push(timestamp, payload, lost_before=lost_before, late=late)
 
-    def press(self, member_id: int, digit: str, now: float) -> None:
-        """A keypad digit from a member (RFC 4733 event or SIP INFO)."""
+    def press(self, member_id: int, digit: str, now: float, source: str = "signalled") -> None:
+        """A keypad digit from a member: signalled (RFC 4733 event, SIP INFO) or heard
+        in-band. A press that arrives both ways counts once: the same digit from the other
+        source within SAME_PRESS_S is the same press."""
         member = self._members.get(member_id)
         if member is None or member.hang_up_reason is not None:
             return
+        last = member.last_press
+        if last is not None and last[0] == digit and last[1] != source and (
+            now - last[2] < SAME_PRESS_S
+        ):
+            return  # the other half of a press already counted
+        member.last_press = (digit, source, now)
         if member.phase is Phase.PIN_ENTRY:
             self._press_pin(member, digit, now)
             return
@@ -340,7 +361,12 @@ class Room:
             for m in members
         ], dtype=np.bool_)
         # Digital silence and idle lines are not talkers (see TALKER_FLOOR_RMS).
-        frames, talking = gather_frames([m.media for m in members], eligible, TALKER_FLOOR_RMS)
+        frames, talking, digits = gather_frames(
+            [m.media for m in members], eligible, TALKER_FLOOR_RMS
+        )
+        for row, digit in digits:
+            self._actions.append(DigitHeard(members[row].member_id, digit))
+            self.press(members[row].member_id, digit, now, source="in-band")
         mix = mix_minus(frames, talking)
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}

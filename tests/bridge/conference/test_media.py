@@ -8,10 +8,11 @@ from numpy.typing import NDArray
 
 from bridge.conference.media import MemberMedia, OutgoingPacket
 from bridge.conference.prompts import PromptLibrary
-from bridge.conference.room import Room
+from bridge.conference.room import DigitHeard, MuteChanged, MuteState, Phase, Room
 from bridge.config import RoomConfig
 from dsp.codecs import codec_rates, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamDecoder, StreamEncoder
+from dsp.tones import dtmf
 
 Samples = NDArray[np.float32]
 ROOM_RATE = 16_000
@@ -78,8 +79,8 @@ def run(room: Room, callers: list[Caller], speech: dict[int, Samples], ticks: in
         for caller in callers:
             if caller.member_id in speech:
                 frame_len = caller.rate_hz // 50
-                signal = speech[caller.member_id]
-                caller.say(signal[tick * frame_len : (tick + 1) * frame_len])
+                chunk = speech[caller.member_id][tick * frame_len : (tick + 1) * frame_len]
+                caller.say(np.pad(chunk, (0, frame_len - chunk.shape[0])))  # then silence
         for member_id, packet in room.tick(tick * 0.02).items():
             next(c for c in callers if c.member_id == member_id).receive(packet)
 
@@ -259,3 +260,53 @@ def test_a_talker_keeps_its_own_opus_encoder_through_pauses_then_rejoins_the_sha
     pause = range(35, 55)  # 0.7-1.1 s: between the words, the talker hears the room
     assert all(own[tick] for tick in pause)  # ...but through its own encoder
     assert not any(own[-20:])  # 2 s after its last word it shares again
+
+
+def keyed(digits: str, rate_hz: int, press_ms: int = 80, gap_ms: int = 80) -> Samples:
+    """Key presses as a phone line sends them in-band, between stretches of silence."""
+    gap = np.zeros(rate_hz * gap_ms // 1000, dtype=np.float32)
+    parts = [gap]
+    for digit in digits:
+        parts += [dtmf(digit, press_ms, rate_hz, level_dbfs=-12.0), gap]
+    return np.concatenate(parts)
+
+
+def test_in_band_star_six_mutes_and_the_tones_stay_out_of_the_mix() -> None:
+    room = quiet_room()
+    keyer = Caller(room, 1, "PCMU")
+    listener = Caller(room, 2, "G722")
+    room.pop_actions()
+    run(room, [keyer, listener], {1: keyed("*6", 8000)}, 25)
+    actions = room.pop_actions()
+    assert [a for a in actions if isinstance(a, DigitHeard)] == [
+        DigitHeard(1, "*"), DigitHeard(1, "6")
+    ]
+    assert MuteChanged(1, MuteState.SELF_MUTED) in actions
+    heard = listener.recording()
+    # Only the ~20 ms before the detector is sure can leak: far less than the 2 x 80 ms keyed.
+    loud = np.abs(heard) > 0.02
+    assert loud.sum() < 16000 * 0.05
+
+
+def test_a_pin_typed_as_tones_admits_the_caller() -> None:
+    config = RoomConfig(
+        id="r", extension="1", name=None, pin="4321", moderator_pin=None, mode="meeting",
+        access="anyone", language="en", codecs=("PCMU",),
+    )
+    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
+             "unmuted", "moderator")
+    silent = np.zeros(ROOM_RATE // 50, dtype=np.float32)
+    room = Room(config, PromptLibrary(ROOM_RATE, {("en", n): silent for n in names}))
+    caller = Caller(room, 1, "OPUS", EncoderSettings(bitrate_bps=32_000))
+    run(room, [caller], {1: keyed("4321#", 16000)}, 50)
+    assert room.member(1).phase is Phase.IN_ROOM
+
+
+def test_a_press_signalled_and_heard_in_band_counts_once() -> None:
+    room = quiet_room()
+    keyer = Caller(room, 1, "PCMU")
+    run(room, [keyer], {}, 2)
+    room.press(1, "*", 0.04)  # RFC 4733 event; the tone follows in the audio
+    run(room, [keyer], {1: keyed("*", 8000)}, 10)  # heard in-band at ~0.1 s
+    room.press(1, "6", 0.5)
+    assert room.member(1).mute is MuteState.SELF_MUTED  # "*6", not "**6"
