@@ -258,7 +258,11 @@ class RoomEncoder:
         self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
         total: Samples,
     ) -> None:
-        narrow_total: Samples | None = None
+        # The room mix at 8 kHz, every tick while anyone is narrowband: its filter history
+        # must follow the room without gaps, since own mixes start from it.
+        narrow_total = (
+            self._downsample_room(total) if any(m.narrowband for m in media.values()) else None
+        )
         narrow_silence = np.zeros(frame_samples(NARROWBAND_RATE_HZ, FRAME_MS), np.float32)
         wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
         own_narrow: list[tuple[MemberMedia, Samples]] = []
@@ -275,19 +279,13 @@ class RoomEncoder:
                 continue
             if not member.narrowband:
                 queued = total if kind == "room" else wide_silence if kind == "silence" else frame
-            elif kind == "room":
-                if narrow_total is None:
-                    narrow_total = self._downsample_room(total)
-                queued = narrow_total
             else:
-                queued = narrow_silence
-            if member.narrowband:
+                assert narrow_total is not None
+                queued = narrow_total if kind == "room" else narrow_silence
                 # Its own mix, if it gets one next, continues from what it heard: the room
                 # (None: the room filter's history) or silence (a zero history).
                 member.down_state = None if kind == "room" else downsampler_state()
             member.pending.append((kind, queued))
-        if narrow_total is None and any(m.narrowband for m in media.values()):
-            narrow_total = self._downsample_room(total)  # keep the shared filter history
         if own_narrow:
             # A member that heard the room until now continues from the room's history.
             states = np.stack([
