@@ -344,8 +344,9 @@ class CallController:
                                     self._opus_bitrate_cap(negotiated))
         if call.link is not None:
             settings = call.link.settings()  # a refresh or hold keeps what the link needs
-        if previous is not None:
-            call.room.set_codec(call.member_id, negotiated.codec, settings)
+        # A no-op for a first offer (the member joins the room after this) and for a
+        # re-INVITE that changes nothing; an answer in the ACK or a new offer apply here.
+        call.room.set_codec(call.member_id, negotiated.codec, settings)
         remote = (negotiated.remote_host, negotiated.remote_port)
         if previous is None or (previous.remote_host, previous.remote_port) != remote:
             # A new offer may move the stream; latching follows the packets again.
@@ -390,11 +391,7 @@ class CallController:
             log.info("%s: no usable SDP answer in ACK: %s", call.log_prefix, exc)
             self._hang_up(call, "no usable SDP answer in ACK", now)
             return
-        first = call.media is None
         self._apply_media(call, negotiated)
-        if first:
-            call.room.set_codec(call.member_id, negotiated.codec, call.link.settings()
-                                if call.link is not None else self._encoder_settings(negotiated))
         log.info("%s: media from ACK: %s pt %d", call.log_prefix, negotiated.codec,
                  negotiated.payload_type)
 

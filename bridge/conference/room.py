@@ -191,10 +191,11 @@ class Room:
     def set_codec(
         self, member_id: int, codec_name: str, settings: EncoderSettings | None = None
     ) -> None:
-        """Switch a member's codec or packet time after a re-INVITE."""
+        """Switch a member's codec or packet time after a new offer or an answer in an ACK;
+        a member not in the room (not yet joined, or hung up by the room) is left alone."""
         member = self._members.get(member_id)
         if member is None:
-            return  # already removed (hung up by the room); the call ends with its BYE
+            return
         settings = settings or member.media.settings
         if member.media.codec != codec_name.upper():
             member.media = MemberMedia(codec_name, settings)
