@@ -18,13 +18,14 @@ Samples = NDArray[np.float32]
 ROOM_RATE = 16_000
 
 
-def quiet_room() -> Room:
-    """A PIN-less room whose prompts are 20 ms of silence, so they end at once."""
+def quiet_room(pin: str | None = None) -> Room:
+    """A room (PIN-less unless given one) whose prompts are 20 ms of silence, so they end
+    at once and are never heard."""
     names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
              "unmuted", "moderator")
     clip = np.zeros(ROOM_RATE // 50, dtype=np.float32)
     config = RoomConfig(
-        id="r", extension="1", name=None, pin=None, moderator_pin=None, mode="meeting",
+        id="r", extension="1", name=None, pin=pin, moderator_pin=None, mode="meeting",
         access="anyone", language="en", codecs=("OPUS", "G722", "PCMU", "PCMA"),
     )
     return Room(config, PromptLibrary(ROOM_RATE, {("en", n): clip for n in names}))
@@ -223,14 +224,7 @@ def test_a_late_packet_is_dropped_for_stateful_codecs_only() -> None:
 def test_a_narrowband_prompt_after_silence_carries_no_room_audio() -> None:
     """A caller at the PIN prompt hears silence, then a prompt: the prompt's first frame
     must not start from the room mix's filter history (the room is private until then)."""
-    config = RoomConfig(
-        id="r", extension="1", name=None, pin="1234", moderator_pin=None, mode="meeting",
-        access="anyone", language="en", codecs=("PCMU",),
-    )
-    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
-             "unmuted", "moderator")
-    silent = np.zeros(ROOM_RATE // 50, dtype=np.float32)
-    room = Room(config, PromptLibrary(ROOM_RATE, {("en", n): silent for n in names}))
+    room = quiet_room(pin="1234")
     members = [Caller(room, 1, "PCMU")]
     for digit in "1234#":
         room.press(1, digit, 0.0)
@@ -289,14 +283,7 @@ def test_in_band_star_six_mutes_and_the_tones_stay_out_of_the_mix() -> None:
 
 
 def test_a_pin_typed_as_tones_admits_the_caller() -> None:
-    config = RoomConfig(
-        id="r", extension="1", name=None, pin="4321", moderator_pin=None, mode="meeting",
-        access="anyone", language="en", codecs=("PCMU",),
-    )
-    names = ("enter_pin", "wrong_pin", "too_many_attempts", "welcome", "alone", "muted",
-             "unmuted", "moderator")
-    silent = np.zeros(ROOM_RATE // 50, dtype=np.float32)
-    room = Room(config, PromptLibrary(ROOM_RATE, {("en", n): silent for n in names}))
+    room = quiet_room(pin="4321")
     caller = Caller(room, 1, "OPUS", EncoderSettings(bitrate_bps=32_000))
     run(room, [caller], {1: keyed("4321#", 16000)}, 50)
     assert room.member(1).phase is Phase.IN_ROOM
