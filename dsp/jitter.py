@@ -1,11 +1,23 @@
-"""A timeline playout buffer: decoded packets are written where their timestamp says,
-and the mixer reads one frame per tick.
+"""An adaptive timeline playout buffer: decoded packets are written where their timestamp
+says, the mixer reads one frame per tick, and the delay between them follows the jitter.
 
-Writing by timestamp handles reordering, duplicates (they overwrite the same samples)
-and any packet duration (10, 20, 30, 60 ms ptime) without special cases; a lost packet
-leaves a hole that reads as silence and is reported in the returned mask, so
-concealment can fill it. The target delay is fixed here (prefill, default 40 ms);
-the adaptive delay and concealment of issue #7 replace the policy, not the timeline.
+Writing by timestamp handles reordering, duplicates and any packet duration (10, 20, 30,
+60 ms ptime) without special cases. What is missing when it is due is concealed
+(`dsp.plc.Concealer`, G.711 Appendix I style), or read as silence for a member whose codec
+conceals itself (`conceal=False`).
+
+Delay policy, after WebRTC NetEQ's delay manager: every packet's relative delay is its
+transit time (arrival minus timestamp) above the fastest transit of the last 1-2 s; each
+half second the largest relative delay goes into a forgetting histogram, and the target
+delay is its 95th percentile (or a recent spike, decaying) plus a margin, clamped into
+[min_delay_ms, max_target_ms]. The playout delay (how far the read position trails the
+audio a fastest-path packet would bring now, lowest over the last 0.5-1 s) is steered to
+the target by time-stretching: one pitch period is removed or repeated (`dsp.plc.compress`,
+`dsp.plc.expand`), any length where the frame is nearly silent. The same loop absorbs
+clock skew between caller and bridge. When the buffer runs dry mid-speech the read position
+holds while concealment plays (delay grows, as NetEQ's expand does), so a late packet
+still plays. Packets without an arrival time count as on time, and the target stays at
+`prefill_ms`: the fixed buffer of old.
 
 Timestamps are RTP timestamps (Python ints modulo 2**32) on the stream's RTP clock, which
 need not be the sample rate: G.722 counts 8000 per second for 16 kHz audio (RFC 3551
@@ -20,10 +32,40 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from dsp.plc import Concealer, compress, expand, pitch_period
+
 _HALF_RANGE = 2**31
 _RANGE = 2**32
 # Late packets in a row that mean the sender's timeline moved back, not jitter.
 _LATE_PACKETS_BEFORE_RESYNC = 10
+# A packet this much faster than the fastest of late is a forward timestamp jump, not
+# jitter: the network cannot speed up by that much (clock skew moves it ~10 ms in 2 s).
+_JUMP_AHEAD_MS = 150
+# Relative delay: transit against the fastest transit within the last 1-2 s (NetEQ's
+# relative arrival delay uses 2 s of history).
+_TRANSIT_WINDOW_S = 1.0
+# The histogram takes the largest relative delay of each half second (NetEQ resamples at
+# 500 ms) and forgets with factor 0.983 per entry (NetEQ's default): ~30 s of memory.
+_INTERVAL_MS = 500
+_FORGET = 0.983
+_QUANTILE = 0.95
+_BIN_MS = 5
+# A spike raises the target at once; its hold on the target shrinks by this much per
+# interval, so a calm link comes back down over tens of seconds.
+_SPIKE_DECAY_MS = 5
+# Target above the percentile, and the band around it left alone (ms).
+_MARGIN_MS = 10
+_EXPAND_BELOW_MS = 0
+_COMPRESS_ABOVE_MS = 20
+# The drift cap (max_delay_ms) stays this far above the largest target, for bursts.
+_BURST_HEADROOM_MS = 200
+# A frame this quiet (RMS re full scale) is stretched by any amount, pitch or not.
+_QUIET_RMS = 10 ** (-50 / 20)
+# Cross-fade of a quiet-frame stretch.
+_QUIET_OVERLAP_MS = 2.5
+# Correlation a pitch period needs before it is removed or repeated: below it the frame is
+# noise-like and a seam would show; the next frame may do.
+_STRETCH_MIN_CORRELATION = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +77,18 @@ class JitterStatistics:
     resyncs: int
     underrun_frames: int
     drift_drops: int
+    duplicates: int = 0
+    concealed_frames: int = 0
+    stretched_frames: int = 0  # frames lengthened: a pitch period or quiet time repeated
+    compressed_frames: int = 0  # frames shortened: a pitch period or quiet time removed
 
 
 class JitterBuffer:
-    """Fixed-delay timeline buffer for one member's decoded audio.
+    """Adaptive timeline buffer for one member's decoded audio.
 
     `capacity` samples of float32 form a ring; `_read_ts` is the (unwrapped) timestamp
     of the next sample to play. Until the first packet arrives, reads return silence.
+    `delay_ms` and `target_ms` say where the delay is and where it is steered.
     """
 
     def __init__(
@@ -50,14 +97,24 @@ class JitterBuffer:
         *,
         clock_rate_hz: int | None = None,
         prefill_ms: int = 40,
-        max_delay_ms: int = 200,
+        min_delay_ms: int = 20,
+        max_target_ms: int = 300,
+        max_delay_ms: int = 500,
         capacity_ms: int = 1000,
+        conceal: bool = True,
     ) -> None:
         self.rate_hz = rate_hz
         self.clock_rate_hz = clock_rate_hz if clock_rate_hz is not None else rate_hz
+        self.conceal = conceal
+        self.last_pop_concealed = False
         self._prefill = rate_hz * prefill_ms // 1000
         self._max_delay = rate_hz * max_delay_ms // 1000
         self._capacity = rate_hz * capacity_ms // 1000
+        self._min_target = rate_hz * min_delay_ms // 1000
+        self._max_target = max(
+            self._min_target,
+            rate_hz * min(max_target_ms, max_delay_ms - _BURST_HEADROOM_MS) // 1000,
+        )
         self._samples = np.zeros(self._capacity, dtype=np.float32)
         self._valid = np.zeros(self._capacity, dtype=np.bool_)
         self._read_ts: int | None = None
@@ -65,11 +122,40 @@ class JitterBuffer:
         self._anchor_raw = 0  # raw 32-bit timestamp that maps to `_anchor`
         self._anchor = 0
         self._highest_end = 0
+        self._concealer = Concealer(rate_hz)
+        self._quiet_energy = _QUIET_RMS * _QUIET_RMS
+        # Delay control, all in samples.
+        self._target = self._prefill
+        self._expand_below = self._target
+        self._compress_above = self._target
+        self._delay = self._prefill
+        self._delay_now_min = self._prefill  # lowest playout delay this interval
+        self._delay_last_min = self._prefill  # ... and in the interval before
+        self._interval = rate_hz * _INTERVAL_MS // 1000
+        self._interval_end = 0
+        self._held = 0  # samples concealed while the read position held (buffer ran dry)
+        # Arrival statistics (only for packets that carry an arrival time).
+        self._transit_now_min: float | None = None
+        self._transit_last_min = 0.0
+        self._transit_window_end = 0.0
+        self._interval_peak = -1.0  # largest relative delay this interval; -1: none
+        self._spike = 0.0
+        bins = max_target_ms // _BIN_MS + 2
+        self._histogram = np.zeros(bins)
+        self._bin = rate_hz * _BIN_MS / 1000
+        self._set_target(self._prefill)
+        # Counters.
         self._packets = 0
         self._late = 0
         self._resyncs = 0
         self._underruns = 0
         self._drift_drops = 0
+        self._duplicates = 0
+        self._concealed = 0
+        self._stretched = 0
+        self._compressed = 0
+
+    # -- timeline ------------------------------------------------------------------------
 
     def _unwrap(self, timestamp: int) -> int:
         """Return the sample position of an RTP timestamp, relative to the newest anchor."""
@@ -90,15 +176,25 @@ class JitterBuffer:
         return max(0, self._unwrap(timestamp) - newest)
 
     def _reset(self, timestamp: int) -> None:
+        """Start a new timeline at `timestamp`, played after the current target delay."""
         self._anchor_raw = timestamp
         self._anchor = 0
-        self._read_ts = -self._prefill
+        self._read_ts = -self._target
         self._highest_end = 0
-        self._samples.fill(0.0)
+        self._held = 0
         self._valid.fill(False)
+        self._transit_now_min = None
+        self._interval_end = 0
 
-    def push(self, timestamp: int, samples: NDArray[np.float32]) -> None:
-        """Place a decoded packet (`(k,)` float32) at its RTP timestamp (clock units)."""
+    # -- input ---------------------------------------------------------------------------
+
+    def push(self, timestamp: int, samples: NDArray[np.float32],
+             arrival_s: float | None = None) -> None:
+        """Place a decoded packet (`(k,)` float32) at its RTP timestamp (clock units).
+
+        `arrival_s`: when it was received, in seconds on any monotonic clock (the
+        controller's `now`); None counts it as on time, and leaves the target alone.
+        """
         self._packets += 1
         if self._read_ts is None:
             self._reset(timestamp)
@@ -107,30 +203,51 @@ class JitterBuffer:
         # Re-anchor on every packet so unwrapping never reaches the 2**31 ambiguity,
         # however long the call.
         self._anchor, self._anchor_raw = start, timestamp
-        end = start + samples.shape[0]
+        count = samples.shape[0]
+        end = start + count
+        ahead = start - self._read_ts
+        if 0 <= ahead and end - self._read_ts <= self._capacity and (
+            self._valid[start % self._capacity] and self._valid[(end - 1) % self._capacity]
+        ):
+            self._duplicates += 1  # already here: its arrival would only look like jitter
+            return
+        relative = 0.0
+        if arrival_s is not None:
+            relative = self._relative_delay(start, arrival_s)
+            if relative < -self.rate_hz * _JUMP_AHEAD_MS / 1000:
+                self._resync(timestamp)
+                self._write(0, samples)
+                self._highest_end = count
+                self._note_delay(0, self._target)
+                return
+            relative = max(relative, 0.0)
         if end <= self._read_ts and self._read_ts - start < self._capacity:
             self._late += 1
             self._consecutive_late += 1
             if self._consecutive_late < _LATE_PACKETS_BEFORE_RESYNC:
                 return
         self._consecutive_late = 0
-        if end <= self._read_ts or start - self._read_ts > self._capacity - samples.shape[0]:
+        if end <= self._read_ts or start - self._read_ts > self._capacity - count:
             # A timestamp jump either way (a peer restarting its clock, an SSRC change,
             # a phone that froze its timestamps during hold): start a new timeline
             # rather than wait out the gap or drop everything as late.
-            self._resyncs += 1
-            self._reset(timestamp)
-            start, end = 0, samples.shape[0]
-        if start < self._read_ts:
+            self._resync(timestamp)
+            start, end = 0, count
+        elif start < self._read_ts:
             samples = samples[self._read_ts - start :]
             start = self._read_ts
         self._write(start, samples)
         self._highest_end = max(self._highest_end, end)
+        self._note_delay(start, start - self._read_ts + int(relative))
 
     def push_before(self, timestamp: int, samples: NDArray[np.float32]) -> None:
         """Place audio that ends where the packet at `timestamp` starts (recovered by FEC)."""
         ticks = samples.shape[0] * self.clock_rate_hz // self.rate_hz
         self.push((timestamp - ticks) % _RANGE, samples)
+
+    def _resync(self, timestamp: int) -> None:
+        self._resyncs += 1
+        self._reset(timestamp)
 
     def _write(self, start: int, samples: NDArray[np.float32]) -> None:
         index = start % self._capacity
@@ -142,50 +259,232 @@ class JitterBuffer:
             self._samples[:rest] = samples[first:]
             self._valid[:rest] = True
 
-    def _clear(self, start: int, count: int) -> None:
-        """Forget `count` samples from timeline position `start` (ring wrap included)."""
-        count = min(count, self._capacity)
+    # -- delay estimation ----------------------------------------------------------------
+
+    def _relative_delay(self, start: int, arrival_s: float) -> float:
+        """Return the packet's transit above the fastest of the last 1-2 s, in samples, and
+        feed it to the spike detector and this interval's peak. Negative: faster than any."""
+        transit = arrival_s * self.rate_hz - start
+        if self._transit_now_min is None:
+            self._transit_now_min = self._transit_last_min = transit
+            self._transit_window_end = arrival_s + _TRANSIT_WINDOW_S
+        # Against the fastest before this packet, so a jump ahead shows as negative.
+        relative = transit - min(self._transit_now_min, self._transit_last_min)
+        if arrival_s >= self._transit_window_end:
+            self._transit_last_min, self._transit_now_min = self._transit_now_min, transit
+            self._transit_window_end = arrival_s + _TRANSIT_WINDOW_S
+        elif transit < self._transit_now_min:
+            self._transit_now_min = transit
+        if relative <= self._max_target:  # beyond: a timestamp jump, or past waiting for
+            if relative > self._interval_peak:
+                self._interval_peak = relative
+            if relative > self._spike:
+                self._spike = relative
+                self._set_target(relative)
+        return relative
+
+    def _note_delay(self, start: int, delay: int) -> None:
+        """Record the playout delay a packet met; roll the interval when it is over."""
+        if start >= self._interval_end:
+            self._interval_end = start + self._interval
+            self._delay_last_min, self._delay_now_min = self._delay_now_min, delay
+            if self._interval_peak >= 0:
+                self._learn(self._interval_peak)
+                self._interval_peak = -1.0
+        elif delay < self._delay_now_min:
+            self._delay_now_min = delay
+        self._delay = min(self._delay_now_min, self._delay_last_min)
+
+    def _learn(self, peak: float) -> None:
+        """Put an interval's largest relative delay in the histogram; retarget."""
+        histogram = self._histogram
+        histogram *= _FORGET
+        histogram[min(int(peak / self._bin), histogram.shape[0] - 1)] += 1.0 - _FORGET
+        tail = np.cumsum(histogram[::-1])
+        spilling = int(np.searchsorted(tail, (1.0 - _QUANTILE) * tail[-1], side="right"))
+        percentile = (histogram.shape[0] - spilling) * self._bin
+        self._spike = max(0.0, self._spike - self.rate_hz * _SPIKE_DECAY_MS / 1000)
+        self._set_target(max(percentile, self._spike))
+
+    def _set_target(self, relative: float) -> None:
+        """Aim at `relative` plus the margin (within bounds), or keep the prefill while no
+        arrival time has been seen."""
+        if self._spike or self._histogram.any():
+            margin = self.rate_hz * _MARGIN_MS // 1000
+            target = int(relative) + margin
+            self._target = min(max(target, self._min_target), self._max_target)
+        self._expand_below = self._target - self.rate_hz * _EXPAND_BELOW_MS // 1000
+        self._compress_above = self._target + self.rate_hz * _COMPRESS_ABOVE_MS // 1000
+
+    def _shift_delay(self, samples: int) -> None:
+        """The read position moved `samples` back against the clock (negative: forward)."""
+        self._delay += samples
+        self._delay_now_min += samples
+        self._delay_last_min += samples
+
+    # -- output --------------------------------------------------------------------------
+
+    def _span(self, start: int, count: int) -> slice | NDArray[np.intp]:
         index = start % self._capacity
-        first = min(count, self._capacity - index)
-        self._samples[index : index + first] = 0.0
-        self._valid[index : index + first] = False
-        self._samples[: count - first] = 0.0
-        self._valid[: count - first] = False
+        if index + count <= self._capacity:
+            return slice(index, index + count)
+        return (index + np.arange(count)) % self._capacity
 
     def pop(self, count: int) -> tuple[NDArray[np.float32], bool]:
-        """Return the next `count` samples and whether any of them came from a packet.
+        """Return the next `count` samples and whether they hold audio (received or concealed).
 
-        Drift control: when more than `max_delay_ms` is buffered (the caller's clock runs
-        fast, or a burst arrived after a stall), the read position jumps forward to the
-        prefill target, dropping the oldest audio rather than letting delay grow.
+        `last_pop_concealed` says whether any of it was concealment. Drift control: when
+        more than `max_delay_ms` is buffered (the caller's clock runs fast, or a burst
+        arrived after a stall), the read position jumps forward to the target, dropping
+        the oldest audio rather than letting delay grow.
         """
+        self.last_pop_concealed = False
         if self._read_ts is None:
             return np.zeros(count, dtype=np.float32), False
         if self._highest_end - self._read_ts > self._max_delay + count:
             self._drift_drops += 1
-            skipped_to = self._highest_end - self._prefill - count
-            # Clear what is skipped, or a lost packet a lap later would play it back.
-            self._clear(self._read_ts, skipped_to - self._read_ts)
+            skipped_to = self._highest_end - self._target - count
+            self._valid[self._span(self._read_ts, skipped_to - self._read_ts)] = False
+            self._shift_delay(self._read_ts - skipped_to)
             self._read_ts = skipped_to
         if self._read_ts >= self._highest_end:
-            # Nothing buffered ahead (a silent or DTX line): nothing to read or clear,
-            # since packets are only ever written below the highest end.
-            self._read_ts += count
-            self._underruns += 1
-            return np.zeros(count, dtype=np.float32), False
-        index = self._read_ts % self._capacity
-        if index + count <= self._capacity:
-            window: slice | NDArray[np.intp] = slice(index, index + count)
-        else:
-            window = (index + np.arange(count)) % self._capacity
-        out = self._samples[window].copy()
-        has_audio = bool(self._valid[window].any())
+            return self._underrun(count)
+        if self._held:
+            self._skip_concealed()
+        window = self._span(self._read_ts, count)
+        valid = self._valid[window]
+        if not valid.all():
+            return self._patch(count, window, valid)
+        if not self._expand_below <= self._delay <= self._compress_above:
+            stretched = self._stretch(count)
+            if stretched is not None:
+                return stretched, True
+        out = self._samples[window]  # fancy index: a copy; slice: copied by resume or below
         self._valid[window] = False
-        self._samples[window] = 0.0
         self._read_ts += count
-        if not has_audio and self._read_ts >= self._highest_end:
-            self._underruns += 1
+        if self._concealer.lost:
+            out = self._concealer.resume(out.copy())
+        elif isinstance(window, slice):
+            out = out.copy()
+        self._concealer.played(out)
+        return out, True
+
+    def _underrun(self, count: int) -> tuple[NDArray[np.float32], bool]:
+        """Nothing buffered ahead: conceal while it still sounds, holding the read position
+        (up to the largest target) so a late packet still plays; else silence."""
+        assert self._read_ts is not None
+        if self.conceal and self._concealer.audible:
+            out, audible = self._concealer.conceal(count)
+            self._concealed += 1
+            self.last_pop_concealed = True
+            if self._delay + count <= self._max_target:
+                self._held += count
+                self._shift_delay(count)
+            else:
+                self._read_ts += count
+            self._concealer.played(out)
+            return out, audible
+        # A silent or DTX line: nothing to read or clear, since packets are only ever
+        # written below the highest end.
+        if self._concealer.lost or self._concealer.audible:
+            self._concealer.forget()
+        self._read_ts += count
+        self._underruns += 1
+        return np.zeros(count, dtype=np.float32), False
+
+    def _skip_concealed(self) -> None:
+        """Audio came after a hold. A late packet plays (the hold paid off); a hole means
+        the packet was lost, and the concealment already played stands in for it."""
+        assert self._read_ts is not None
+        held, self._held = self._held, 0
+        valid = self._valid[self._span(self._read_ts, held)]
+        hole = int(np.argmax(valid)) if valid.any() else held
+        if hole:
+            self._read_ts += hole
+            self._shift_delay(-hole)
+
+    def _patch(
+        self, count: int, window: slice | NDArray[np.intp], valid: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.float32], bool]:
+        """A frame with holes: real runs as they are, missing runs concealed (or silent)."""
+        assert self._read_ts is not None
+        out = self._samples[window].copy()
+        valid = valid.copy()  # a view of the ring's flags, cleared next
+        self._valid[window] = False
+        self._read_ts += count
+        if not self.conceal:
+            out[~valid] = 0.0
+            has_audio = bool(valid.any())
+            if not has_audio and self._read_ts >= self._highest_end:
+                self._underruns += 1
+            return out, has_audio
+        edges = np.flatnonzero(valid[1:] != valid[:-1]) + 1
+        bounds = [0, *edges.tolist(), count]
+        has_audio = False
+        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+            if valid[first]:
+                if self._concealer.lost:
+                    out[first:last] = self._concealer.resume(out[first:last])
+                has_audio = True
+            else:
+                out[first:last], audible = self._concealer.conceal(last - first)
+                has_audio = has_audio or audible
+                self.last_pop_concealed = self.last_pop_concealed or audible
+            # Run by run, so a loss that starts mid-frame repeats what was just played.
+            self._concealer.played(out[first:last])
+        if self.last_pop_concealed:
+            self._concealed += 1
         return out, has_audio
+
+    def _stretch(self, count: int) -> NDArray[np.float32] | None:
+        """Play the next frame a pitch period (or, when quiet, any length) shorter or longer,
+        to move the delay toward the target; None when this frame is not fit for it."""
+        assert self._read_ts is not None
+        shorten = self._delay > self._compress_above
+        available = self._highest_end - self._read_ts
+        extra = min(count, available - count) if shorten else 0
+        if shorten and extra <= 0:
+            return None
+        window = self._span(self._read_ts, count + extra)
+        if extra and not self._valid[window].all():
+            extra = int(np.argmin(self._valid[window][count:]))  # up to the first hole
+            if extra == 0:
+                return None
+            window = self._span(self._read_ts, count + extra)
+        frame = self._samples[window]
+        head = frame[:count]
+        excess = abs(self._delay - self._target)
+        if float(head @ head) < self._quiet_energy * count:
+            overlap = min(int(self.rate_hz * _QUIET_OVERLAP_MS) // 1000, count // 4)
+            step = min(excess, extra if shorten else count - overlap)
+        else:
+            recent = self._concealer.recent()
+            period, correlation = pitch_period(np.concatenate([*recent, head]), self.rate_hz)
+            if correlation < _STRETCH_MIN_CORRELATION:
+                return None
+            step = period
+            overlap = period if shorten else min(period, count - period)
+            if (shorten and period > min(extra, count)) or overlap <= 0:
+                return None
+        if step <= 0:
+            return None
+        if shorten:
+            out = compress(frame, count, step, overlap)
+            self._compressed += 1
+            consumed, moved = count + step, -step
+        else:
+            out = expand(frame, count, step, overlap)
+            self._stretched += 1
+            consumed, moved = count - step, step
+        self._valid[self._span(self._read_ts, consumed)] = False
+        self._read_ts += consumed
+        self._shift_delay(moved)
+        if self._concealer.lost:
+            out = self._concealer.resume(out)
+        self._concealer.played(out)
+        return out
+
+    # -- state ---------------------------------------------------------------------------
 
     @property
     def buffered_ms(self) -> float:
@@ -194,7 +493,18 @@ class JitterBuffer:
             return 0.0
         return max(0, self._highest_end - self._read_ts) * 1000.0 / self.rate_hz
 
+    @property
+    def delay_ms(self) -> float:
+        """Playout delay of the fastest packets of late (lowest over the last 0.5-1 s)."""
+        return self._delay * 1000.0 / self.rate_hz
+
+    @property
+    def target_ms(self) -> float:
+        """Delay the buffer steers to: the jitter's 95th percentile plus a margin."""
+        return self._target * 1000.0 / self.rate_hz
+
     def statistics(self) -> JitterStatistics:
         return JitterStatistics(
-            self._packets, self._late, self._resyncs, self._underruns, self._drift_drops
+            self._packets, self._late, self._resyncs, self._underruns, self._drift_drops,
+            self._duplicates, self._concealed, self._stretched, self._compressed,
         )

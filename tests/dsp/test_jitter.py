@@ -1,10 +1,14 @@
-"""The timeline playout buffer: order, loss, duplicates, wrap-around, jumps and drift."""
+"""The adaptive timeline playout buffer: order, loss, duplicates, wrap-around, jumps, drift,
+jitter-driven delay, concealment and clock skew."""
 
 import numpy as np
+import pytest
 
 from dsp.jitter import JitterBuffer
 
 FRAME = 160
+RATE = 8000
+TICK_S = 0.02
 
 
 def frame(value: float, size: int = FRAME) -> np.ndarray:
@@ -35,8 +39,8 @@ def test_reordered_packets_play_in_timestamp_order() -> None:
     assert [buffer.pop(FRAME)[0][0] for _ in range(3)] == [1.0, 2.0, 3.0]
 
 
-def test_lost_packet_reads_as_silence_without_audio_flag() -> None:
-    buffer = JitterBuffer(8000, prefill_ms=40)
+def test_lost_packet_reads_as_silence_when_concealment_is_off() -> None:
+    buffer = JitterBuffer(8000, prefill_ms=40, conceal=False)
     buffer.push(0, frame(1.0))
     buffer.push(2 * FRAME, frame(3.0))
     buffer.pop(FRAME), buffer.pop(FRAME)
@@ -46,13 +50,14 @@ def test_lost_packet_reads_as_silence_without_audio_flag() -> None:
     assert buffer.pop(FRAME)[0][0] == 3.0
 
 
-def test_duplicate_packet_is_harmless() -> None:
-    buffer = JitterBuffer(8000, prefill_ms=20)
+def test_duplicate_packet_is_dropped_and_counted() -> None:
+    buffer = JitterBuffer(8000, prefill_ms=20, conceal=False)
     buffer.push(0, frame(1.0))
     buffer.push(0, frame(1.0))
     buffer.pop(FRAME)
     assert buffer.pop(FRAME)[0][0] == 1.0
     assert buffer.pop(FRAME)[1] is False
+    assert buffer.statistics().duplicates == 1
 
 
 def test_any_packet_duration_lines_up_on_the_timeline() -> None:
@@ -162,3 +167,182 @@ def test_a_drift_drop_clears_what_it_skips_so_no_stale_audio_plays_a_lap_later()
     buffer.push(timestamp, frame(0.25))
     played = [buffer.pop(FRAME) for _ in range(4)]
     assert not any(np.any(samples == 0.5) for samples, _ in played)
+
+
+# -- concealment ----------------------------------------------------------------------------
+
+
+def voice(seconds: float, rate_hz: int = RATE) -> np.ndarray:
+    """A voiced-like test signal: 150 Hz with two harmonics (a non-integer period at 8 kHz)."""
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    wave = 0.2 * np.sin(2 * np.pi * 150 * t) + 0.08 * np.sin(2 * np.pi * 300 * t + 0.5)
+    return (wave + 0.04 * np.sin(2 * np.pi * 450 * t + 1.0)).astype(np.float32)
+
+
+def play(buffer: JitterBuffer, audio: np.ndarray, lost: set[int], frames: int) -> np.ndarray:
+    out = []
+    for index in range(frames):
+        if index not in lost and (index + 1) * FRAME <= len(audio):
+            buffer.push(index * FRAME, audio[index * FRAME : (index + 1) * FRAME])
+        out.append(buffer.pop(FRAME)[0])
+    return np.concatenate(out)
+
+
+def test_a_lost_frame_is_concealed_without_clicks() -> None:
+    audio = voice(1.0)
+    buffer = JitterBuffer(RATE, prefill_ms=40)
+    heard = play(buffer, audio, {20}, 45)
+    clean_step = float(np.max(np.abs(np.diff(audio))))
+    assert float(np.max(np.abs(np.diff(heard)))) <= 1.5 * clean_step
+    lost = heard[22 * FRAME : 23 * FRAME]  # frame 20, after the 40 ms prefill
+    assert np.sqrt(np.mean(lost**2)) > 0.5 * np.sqrt(np.mean(audio**2))
+    assert buffer.statistics().concealed_frames == 1
+
+
+def test_pop_says_when_it_concealed() -> None:
+    buffer = JitterBuffer(RATE, prefill_ms=0)
+    audio = voice(0.2)
+    flags = []
+    for index in range(6):
+        if index != 3:
+            buffer.push(index * FRAME, audio[index * FRAME : (index + 1) * FRAME])
+        _, has_audio = buffer.pop(FRAME)
+        flags.append((has_audio, buffer.last_pop_concealed))
+    assert flags[3] == (True, True)
+    assert flags[4] == (True, False)
+
+
+def test_a_long_gap_fades_to_silence_by_60_ms() -> None:
+    audio = voice(1.0)
+    buffer = JitterBuffer(RATE, prefill_ms=0)
+    heard = play(buffer, audio, set(range(20, 40)), 30)
+    gap = heard[20 * FRAME :]
+    level = np.abs(gap).reshape(-1, RATE // 100).max(axis=1)  # per 10 ms
+    assert level[0] > 0.2  # the first 10 ms at full level
+    assert np.all(np.diff(level[:6]) <= 1e-6)  # then falling
+    assert not gap[6 * RATE // 100 :].any()  # silent from 60 ms on
+    assert buffer.pop(FRAME)[1] is False
+
+
+def test_audio_that_resumes_is_faded_in_over_the_concealment() -> None:
+    audio = voice(1.0)
+    buffer = JitterBuffer(RATE, prefill_ms=40)
+    heard = play(buffer, audio, {20, 21}, 45)
+    clean_step = float(np.max(np.abs(np.diff(audio))))
+    assert float(np.max(np.abs(np.diff(heard)))) <= 1.5 * clean_step
+
+
+def test_concealment_off_keeps_holes_silent() -> None:
+    audio = voice(1.0)
+    buffer = JitterBuffer(RATE, prefill_ms=0, conceal=False)
+    heard = play(buffer, audio, {10}, 12)
+    assert not heard[10 * FRAME : 11 * FRAME].any()
+
+
+# -- adaptive delay -------------------------------------------------------------------------
+
+
+def stream(
+    buffer: JitterBuffer, delays_s: np.ndarray, audio: np.ndarray | None = None,
+    skew: float = 0.0, first: int = 0,
+) -> list[float]:
+    """Send one 20 ms packet per tick with the given network delays, pop every tick;
+    return the buffered audio (ms) after each pop. `skew`: the sender's clock runs that
+    much fast (positive) or slow."""
+    arrivals = (first + np.arange(len(delays_s))) * TICK_S + delays_s
+    order = np.argsort(arrivals, kind="stable")
+    buffered = []
+    sent = 0
+    ticks = len(delays_s)
+    step = FRAME * (1 + skew)
+    for tick in range(first, first + ticks):
+        now = tick * TICK_S
+        while sent < len(order) and arrivals[order[sent]] <= now:
+            index = int(order[sent])
+            samples = frame(0.1) if audio is None else audio[
+                (index * FRAME) % (len(audio) - FRAME) :][:FRAME]
+            timestamp = int(round((first + index) * step)) % 2**32
+            buffer.push(timestamp, samples, arrival_s=float(arrivals[index]))
+            sent += 1
+        buffer.pop(FRAME)
+        buffered.append(buffer.buffered_ms)
+    return buffered
+
+
+def test_steady_link_settles_at_the_minimum_delay() -> None:
+    buffer = JitterBuffer(RATE)
+    stream(buffer, np.full(500, 0.03))
+    assert buffer.target_ms == pytest.approx(20.0)
+    assert buffer.delay_ms <= 20.0 + 20.0
+
+
+def test_a_jitter_spike_raises_the_target_at_once() -> None:
+    buffer = JitterBuffer(RATE)
+    delays = np.full(300, 0.03)
+    delays[250] = 0.03 + 0.12  # one packet 120 ms late
+    stream(buffer, delays)
+    assert buffer.target_ms >= 120.0
+
+
+def test_the_target_follows_jitter_and_comes_down_slowly_when_it_calms() -> None:
+    rng = np.random.default_rng(7)
+    buffer = JitterBuffer(RATE)
+    stream(buffer, 0.06 + rng.uniform(-0.04, 0.04, 1500))  # 30 s of 60 ± 40 ms
+    jittery = buffer.target_ms
+    assert 70.0 <= jittery <= 120.0
+    stream(buffer, np.full(250, 0.02), first=1500)  # 5 s calm
+    assert buffer.target_ms >= 0.6 * jittery  # not at once
+    stream(buffer, np.full(6000, 0.02), first=1750)  # two minutes calm
+    assert buffer.target_ms <= 30.0
+    assert buffer.delay_ms <= buffer.target_ms + 20.0
+
+
+def test_delay_grows_by_stretching_speech_not_by_dropping_it() -> None:
+    rng = np.random.default_rng(3)
+    buffer = JitterBuffer(RATE)
+    stream(buffer, 0.06 + rng.uniform(-0.04, 0.04, 500), audio=voice(2.0))
+    stats = buffer.statistics()
+    assert stats.stretched_frames > 0
+    assert stats.late <= 10  # of 500
+
+
+@pytest.mark.parametrize("skew", [0.005, -0.005])
+def test_clock_skew_for_ten_minutes_neither_overflows_nor_underruns(skew: float) -> None:
+    rng = np.random.default_rng(11)
+    buffer = JitterBuffer(RATE)
+    ticks = 10 * 60 * 50
+    buffered = stream(buffer, 0.04 + rng.uniform(-0.01, 0.01, ticks), skew=skew)
+    stats = buffer.statistics()
+    assert stats.drift_drops == 0
+    assert max(buffered[500:]) <= 120.0
+    assert stats.late + stats.underrun_frames <= ticks // 100
+    assert stats.resyncs == 0
+
+
+def test_a_timestamp_jump_ahead_with_on_time_arrival_resyncs_at_once() -> None:
+    buffer = JitterBuffer(RATE)
+    for tick in range(50):
+        buffer.push(tick * FRAME, frame(1.0), arrival_s=tick * TICK_S)
+        buffer.pop(FRAME)
+    buffer.push(50 * FRAME + RATE // 2, frame(2.0), arrival_s=50 * TICK_S)  # 500 ms jump
+    assert buffer.statistics().resyncs == 1
+    heard = [buffer.pop(FRAME)[0][0] for _ in range(5)]
+    assert 2.0 in heard
+
+
+def test_opus_clock_with_arrival_times() -> None:
+    """48 kHz RTP clock, 16 kHz samples: 960 ticks and 320 samples per 20 ms."""
+    buffer = JitterBuffer(16000, clock_rate_hz=48000)
+    rng = np.random.default_rng(5)
+    arrivals = np.arange(500) * TICK_S + 0.05 + rng.uniform(-0.03, 0.03, 500)
+    order = np.argsort(arrivals)
+    sent = 0
+    for tick in range(500):
+        while sent < 500 and arrivals[order[sent]] <= tick * TICK_S:
+            index = int(order[sent])
+            buffer.push((2**32 - 960 * 100 + index * 960) % 2**32, frame(0.1, 320),
+                        arrival_s=float(arrivals[index]))
+            sent += 1
+        buffer.pop(320)
+    assert 40.0 <= buffer.target_ms <= 100.0
+    assert buffer.statistics().resyncs == 0

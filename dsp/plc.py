@@ -1,0 +1,229 @@
+"""Packet loss concealment and time-stretching of decoded speech, by pitch periods.
+
+Concealment is waveform substitution in the spirit of ITU-T G.711 Appendix I: the pitch of the
+last audio played is found by normalized autocorrelation, and the last pitch period is
+repeated, with overlap-add where the copies join; after 10 ms of loss the repeat takes two
+periods, after 20 ms three (a single period repeated for long buzzes), the level falls 20 %
+per 10 ms after the first 10 ms and reaches silence at 60 ms, and real audio that resumes is
+overlap-added onto the synthetic continuation. Unlike Appendix I, output is not delayed by
+3.75 ms to smooth the start of a loss: the repeat starts one pitch period back, which joins
+the real signal where it is periodic.
+
+Time-stretching (WSOLA-style, as WebRTC NetEQ's accelerate and preemptive expand do) removes
+or repeats one pitch period with a cross-fade across it; a low-energy frame can lose or
+gain any length with a short cross-fade, since nothing in it is audible.
+
+Written here in numpy because no Python library does either (Appendix I exists as C in
+spandsp and the ITU reference code; scipy has no pitch-synchronous stretching). Every
+operation works on whole arrays: no per-sample Python loops.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
+
+Samples = NDArray[np.float32]
+
+# G.711 Appendix I's pitch range (40-120 samples at 8 kHz) and its correlation window.
+PITCH_MIN_MS = 5.0
+PITCH_MAX_MS = 15.0
+CORRELATION_WINDOW_MS = 20.0
+# After the first 10 ms of loss the level falls 20 % per 10 ms: silent at 60 ms.
+_FULL_LEVEL_MS = 10.0
+_FADE_PER_MS = 0.02
+FADE_END_MS = _FULL_LEVEL_MS + 1.0 / _FADE_PER_MS
+# More periods in the repeat as the loss goes on (G.711 App. I §I.2.3): 1, then 2 at 10 ms,
+# then 3 at 20 ms.
+_MORE_PERIODS_AT_MS = (10.0, 20.0)
+# The overlap-add into audio that resumes: 4 ms, 4 ms more per further 10 ms lost, at most 10.
+_RESUME_OLA_MS = 4.0
+_RESUME_OLA_STEP_MS = 4.0
+_RESUME_OLA_MAX_MS = 10.0
+# A loss this long is a new talk spurt when audio comes back: it starts as it is.
+_RESUME_AFTER_MAX_MS = 120.0
+# History kept: three periods and the quarter before them, or the correlation window plus
+# the longest lag, whichever is longer.
+_HISTORY_MS = max(3 * PITCH_MAX_MS + PITCH_MAX_MS / 4, CORRELATION_WINDOW_MS + PITCH_MAX_MS)
+
+
+def _ms(rate_hz: int, ms: float) -> int:
+    return int(rate_hz * ms / 1000)
+
+
+def pitch_period(signal: Samples, rate_hz: int) -> tuple[int, float]:
+    """Return (lag, normalized correlation) of the best pitch period of the end of `signal`.
+
+    The last CORRELATION_WINDOW_MS are compared with the same length `lag` samples earlier,
+    for lags from PITCH_MIN_MS to PITCH_MAX_MS; the correlation is in [-1, 1] (0 for a
+    silent signal). A short signal is zero-padded at the front.
+    """
+    low, high = _ms(rate_hz, PITCH_MIN_MS), _ms(rate_hz, PITCH_MAX_MS)
+    window = _ms(rate_hz, CORRELATION_WINDOW_MS)
+    need = window + high
+    x = signal[-need:].astype(np.float64)
+    if x.shape[0] < need:
+        x = np.concatenate([np.zeros(need - x.shape[0]), x])
+    target = x[-window:]
+    # Row i starts at sample i, so it lies `need - window - i` samples before the target:
+    # row 0 is the longest lag.
+    candidates = sliding_window_view(x[: need - low], window)
+    correlation = candidates @ target
+    squares = np.concatenate([[0.0], np.cumsum(x * x)])
+    energy = squares[window : need - low + 1] - squares[: need - low - window + 1]
+    normalized = correlation / np.sqrt(energy * float(target @ target) + 1e-12)
+    best = int(np.argmax(normalized))
+    return high - best, float(normalized[best])
+
+
+def _ramp_up(length: int) -> NDArray[np.float32]:
+    """Weights rising from above 0 to below 1, for a cross-fade of `length` samples."""
+    return ((np.arange(length, dtype=np.float32) + 1) / np.float32(length + 1)).astype(np.float32)
+
+
+def compress(frame: Samples, count: int, remove: int, overlap: int) -> Samples:
+    """Return `count` samples made from `count + remove` by dropping `remove` of them.
+
+    The first `overlap` samples fade into the ones `remove` later: with remove == overlap ==
+    one pitch period, a period disappears without a seam (NetEQ's accelerate).
+    """
+    assert frame.shape[0] >= count + remove and 0 < overlap <= count
+    up = _ramp_up(overlap)
+    joined = frame[:overlap] * (1 - up) + frame[remove : remove + overlap] * up
+    return np.concatenate([joined, frame[remove + overlap : count + remove]]).astype(np.float32)
+
+
+def expand(frame: Samples, count: int, insert: int, overlap: int) -> Samples:
+    """Return `count` samples made from the first `count - insert` of `frame`, with `insert`
+    of them played twice.
+
+    After the first `insert` samples the frame starts over, the repeat fading in over
+    `overlap` samples against the continuation (NetEQ's preemptive expand with one pitch
+    period); needs `insert + overlap <= count`.
+    """
+    assert 0 < overlap and insert + overlap <= count <= frame.shape[0]
+    up = _ramp_up(overlap)
+    joined = frame[insert : insert + overlap] * (1 - up) + frame[:overlap] * up
+    return np.concatenate(
+        [frame[:insert], joined, frame[overlap : count - insert]]
+    ).astype(np.float32)
+
+
+class Concealer:
+    """One stream's loss concealment: remembers what was played, fills what is missing.
+
+    The caller hands it every frame played (`played`), asks for `conceal(n)` where audio is
+    missing, and passes the first real audio after a loss through `resume`. `forget` after
+    silence, so a later loss does not repeat stale speech.
+    """
+
+    def __init__(self, rate_hz: int) -> None:
+        self.rate_hz = rate_hz
+        self.lost = 0  # samples concealed since the last real audio
+        self._history: deque[Samples] = deque(maxlen=16)
+        self._history_len = _ms(rate_hz, _HISTORY_MS)
+        self._fade_end = _ms(rate_hz, FADE_END_MS)
+        self._full_level = _ms(rate_hz, _FULL_LEVEL_MS)
+        self._more_periods_at = tuple(_ms(rate_hz, ms) for ms in _MORE_PERIODS_AT_MS)
+        self._resume_limit = _ms(rate_hz, _RESUME_AFTER_MAX_MS)
+        self._period = 0
+        self._overlap = 0
+        self._repeats: list[Samples] = []  # one, two and three periods, seams smoothed
+        self._audible = False  # whether the history held sound when this loss began
+
+    @property
+    def audible(self) -> bool:
+        """Whether concealing now would still make sound (a loss under way or about to start)."""
+        if self.lost:
+            return self._audible and self.lost < self._fade_end
+        return bool(self._history)
+
+    def played(self, frame: Samples) -> None:
+        """Remember a frame that was played; the concealer keeps the reference."""
+        self._history.append(frame)
+
+    def recent(self) -> list[Samples]:
+        """The frames played last, oldest first."""
+        return list(self._history)
+
+    def forget(self) -> None:
+        """Drop the history (the line went silent) and any loss under way."""
+        self._history.clear()
+        self.lost = 0
+
+    def _start(self) -> None:
+        """Find the pitch of what was played last and prepare the 1-, 2- and 3-period repeats."""
+        frames = list(self._history)
+        history = np.concatenate(frames) if frames else np.zeros(0, np.float32)
+        history = history[-self._history_len :]
+        if history.shape[0] < self._history_len:
+            history = np.concatenate(
+                [np.zeros(self._history_len - history.shape[0], np.float32), history]
+            )
+        self._audible = bool(np.any(history))
+        period, _ = pitch_period(history, self.rate_hz)
+        overlap = max(1, period // 4)
+        length = history.shape[0]
+        repeats = []
+        for periods in (1, 2, 3):
+            span = periods * period
+            repeat = history[length - span :].copy()
+            # Smooth the seam where the repeat starts over: its end fades into what came
+            # just before its start (G.711 App. I's quarter-period overlap-add).
+            before = history[length - span - overlap : length - span]
+            up = _ramp_up(overlap)
+            repeat[-overlap:] = repeat[-overlap:] * (1 - up) + before * up
+            repeats.append(repeat)
+        self._period, self._overlap, self._repeats = period, overlap, repeats
+
+    def _synthesize(self, start: int, count: int) -> Samples:
+        """The concealment signal for loss positions start .. start + count, level included."""
+        position = start + np.arange(count)
+        out = self._repeats[0][position % self._period]
+        for periods, at in zip((2, 3), self._more_periods_at, strict=True):
+            if position[-1] < at:
+                break
+            more = self._repeats[periods - 1][position % (periods * self._period)]
+            weight = np.clip((position - at + 1) / (self._overlap + 1), 0.0, 1.0)
+            out = out + weight * (more - out)
+        level = np.clip(1.0 - (position - self._full_level) * (1000.0 * _FADE_PER_MS
+                                                                / self.rate_hz), 0.0, 1.0)
+        return np.asarray(out * level, dtype=np.float32)
+
+    def conceal(self, count: int) -> tuple[Samples, bool]:
+        """Return `count` samples to play where audio is missing, and whether they hold sound."""
+        if self.lost == 0:
+            self._start()
+        start = self.lost
+        self.lost += count
+        if not self._audible or start >= self._fade_end:
+            return np.zeros(count, dtype=np.float32), False
+        return self._synthesize(start, count), True
+
+    def resume(self, frame: Samples) -> Samples:
+        """Overlap-add real audio that follows a loss onto the concealment's continuation.
+
+        The fade is 4 ms after a loss of 10 ms, 4 ms longer per further 10 ms, at most 10
+        ms (after a silent fade the real audio fades in over it). Modifies and returns
+        `frame`; ends the loss.
+        """
+        lost, self.lost = self.lost, 0
+        if not self._audible or lost > self._resume_limit:
+            return frame
+        extra_steps = max(0, -(-(lost - self._full_level) // self._full_level))
+        step = _ms(self.rate_hz, _RESUME_OLA_STEP_MS)
+        length = min(
+            _ms(self.rate_hz, _RESUME_OLA_MS) + extra_steps * step,
+            _ms(self.rate_hz, _RESUME_OLA_MAX_MS),
+            frame.shape[0],
+        )
+        up = _ramp_up(length)
+        if lost < self._fade_end:
+            tail = self._synthesize(lost, length)
+            frame[:length] = tail * (1 - up) + frame[:length] * up
+        else:
+            frame[:length] *= up
+        return frame

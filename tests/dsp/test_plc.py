@@ -1,0 +1,70 @@
+"""Pitch, concealment and pitch-period time-stretching (dsp/plc.py)."""
+
+import numpy as np
+import pytest
+
+from dsp.plc import Concealer, compress, expand, pitch_period
+
+RATE = 8000
+
+
+def tone(hz: float, samples: int, rate_hz: int = RATE) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * np.arange(samples) / rate_hz)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("rate_hz", "hz"), [(8000, 150.0), (8000, 100.0), (16000, 125.0)])
+def test_pitch_period_of_a_tone(rate_hz: int, hz: float) -> None:
+    period, correlation = pitch_period(tone(hz, rate_hz // 10, rate_hz), rate_hz)
+    assert abs(period - rate_hz / hz) <= 1
+    assert correlation > 0.95
+
+
+def test_pitch_period_of_silence_has_no_correlation() -> None:
+    assert pitch_period(np.zeros(800, np.float32), RATE)[1] == 0.0
+
+
+def test_compress_removes_one_period_without_a_seam() -> None:
+    signal = tone(200, 400)  # period 40 samples exactly
+    out = compress(signal, 160, 40, 40)
+    assert out.shape == (160,)
+    np.testing.assert_allclose(out, signal[:160], atol=1e-5)
+
+
+def test_expand_repeats_one_period_without_a_seam() -> None:
+    signal = tone(200, 400)
+    out = expand(signal, 160, 40, 40)
+    assert out.shape == (160,)
+    np.testing.assert_allclose(out, signal[:160], atol=1e-5)
+
+
+def test_concealment_continues_the_waveform_then_fades_out() -> None:
+    signal = tone(150, 480)
+    concealer = Concealer(RATE)
+    for start in range(0, 480, 160):
+        concealer.played(signal[start : start + 160])
+    frames = [concealer.conceal(160) for _ in range(4)]
+    out = np.concatenate([f for f, _ in frames])
+    joined = np.concatenate([signal, out])
+    assert np.max(np.abs(np.diff(joined))) <= 1.5 * np.max(np.abs(np.diff(signal)))
+    assert [audible for _, audible in frames] == [True, True, True, False]
+    assert np.max(np.abs(out[:80])) == pytest.approx(0.3, abs=0.02)
+    assert not out[480:].any()
+
+
+def test_resume_fades_real_audio_in_over_the_concealment() -> None:
+    signal = tone(150, 800)
+    concealer = Concealer(RATE)
+    for start in range(0, 480, 160):
+        concealer.played(signal[start : start + 160])
+    concealed, _ = concealer.conceal(160)
+    resumed = concealer.resume(signal[640:800].copy())
+    assert concealer.lost == 0
+    joined = np.concatenate([signal[:480], concealed, resumed])
+    assert np.max(np.abs(np.diff(joined))) <= 1.5 * np.max(np.abs(np.diff(signal)))
+    np.testing.assert_array_equal(resumed[64:], signal[704:800])  # 8 ms after 20 ms lost
+
+
+def test_nothing_to_conceal_after_silence() -> None:
+    concealer = Concealer(RATE)
+    out, audible = concealer.conceal(160)
+    assert not audible and not out.any()
