@@ -1,0 +1,120 @@
+"""Automatic gain control per member: every talker heard near one speech level.
+
+Each member's active speech level is estimated on the frames its VAD calls speech only, so
+silence and line noise never pump the gain; the gain moves towards TARGET_LEVEL_DBFS at a
+bounded rate, within MIN_GAIN_DB..MAX_GAIN_DB, and ramps sample by sample across each frame
+so a gain change is never a step (zipper noise). Rows are processed together with numpy.
+It knows frames and per-member state only; `dsp.mixer.limit` still guards the sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.vad import TalkerState, frame_levels_dbfs
+
+# Target active speech level (ITU-T P.56 sense) of every talker after AGC: -26 dBFS is
+# P.56's nominal speech level. Speech peaks sit 15-20 dB above it, so a lone talker stays
+# under the mix limiter's -6 dBFS knee, and three at once (+4.8 dB) only touch it.
+TARGET_LEVEL_DBFS = -26.0
+# Quiet handsets get up to +24 dB (speech at -50 dBFS becomes audible); shouting is cut by
+# up to 18 dB. Beyond these the line is broken, not quiet or loud.
+MIN_GAIN_DB = -18.0
+MAX_GAIN_DB = 24.0
+# How fast the gain may move, per 20 ms speech frame: 25 dB/s either way, so a
+# shout is tamed within a word or two while a quiet talker rises over a sentence.
+RISE_DB_PER_FRAME = 0.5
+FALL_DB_PER_FRAME = 0.5
+# A talker already within this of the target keeps its gain: every gain movement is heard
+# (PESQ of a talker sent at the target level fell 3.69 -> 3.49 with the gain following the
+# level estimate's wander), and a couple of dB between talkers is not.
+DEADBAND_DB = 2.0
+# The gain holds until this many speech frames (0.5 s) have been heard: the first syllables'
+# level is a poor guess of a talker's, and a gain that swings on them is heard.
+MIN_SPEECH_FRAMES = 25
+# The speech level is the mean power of speech frames: a plain average over the first
+# frames (a fair estimate at once), then an exponential one over about 2 s of speech.
+LEVEL_AVERAGE_FRAMES = 100
+# The mean power of VAD speech frames reads about 1 dB above the P.56 active level of the
+# same speech (bench/quality_talkers.py measured 0.7-1.8 dB at -40..-10 dBFS): the quiet
+# edges of words that P.56 counts as active are hangover frames here, which do not count.
+SPEECH_FRAME_BIAS_DB = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgcResult:
+    """Frames after AGC, and each row's state for the next frame."""
+
+    frames: NDArray[np.float32]  # (k, n) float32
+    gains_db: NDArray[np.float64]  # (k,) gain reached at the end of the frame
+    speech_levels_dbfs: NDArray[np.float64]  # (k,) NaN while no speech was heard
+    speech_frames: NDArray[np.int_]  # (k,) speech frames seen, for the level average
+
+
+def apply_agc(
+    frames: NDArray[np.float32],
+    gains_db: NDArray[np.float64],
+    speech_levels_dbfs: NDArray[np.float64],
+    speech_frames: NDArray[np.int_],
+    speech: NDArray[np.bool_],
+) -> AgcResult:
+    """Level `(k, n)` float32 frames (any rate) towards TARGET_LEVEL_DBFS; return the state.
+
+    Rows flagged `speech` (the VAD's decision, without hangover) update their speech level
+    and move their gain; the others keep both. The gain ramps linearly, in amplitude, from
+    the old value at the first sample to the new one at the last.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    gains = np.asarray(gains_db, dtype=np.float64)
+    counts = np.asarray(speech_frames)
+    speech = np.asarray(speech, dtype=np.bool_)
+    power = 10.0 ** (frame_levels_dbfs(frames) / 10.0)
+    known = ~np.isnan(speech_levels_dbfs)
+    old_power = np.where(known, 10.0 ** (np.nan_to_num(speech_levels_dbfs) / 10.0), power)
+    weight = 1.0 / np.minimum(counts + 1, LEVEL_AVERAGE_FRAMES)
+    new_power = old_power + weight * (power - old_power)
+    levels = np.where(speech, 10.0 * np.log10(new_power), speech_levels_dbfs)
+    counts = np.where(speech, counts + 1, counts)
+    wanted = np.clip(
+        TARGET_LEVEL_DBFS + SPEECH_FRAME_BIAS_DB - np.nan_to_num(levels), MIN_GAIN_DB, MAX_GAIN_DB
+    )
+    error = wanted - gains
+    step = np.where(
+        np.abs(error) > DEADBAND_DB, np.clip(error, -FALL_DB_PER_FRAME, RISE_DB_PER_FRAME), 0.0
+    )
+    new_gains = np.where(speech & (counts >= MIN_SPEECH_FRAMES), gains + step, gains)
+    start = 10.0 ** (gains / 20.0)
+    end = 10.0 ** (new_gains / 20.0)
+    samples = frames.shape[1]
+    ramp = np.arange(1, samples + 1, dtype=np.float64) / samples  # reaches `end` at the last
+    envelope = (start[:, None] + (end - start)[:, None] * ramp).astype(np.float32)
+    return AgcResult(frames * envelope, new_gains, levels, counts)
+
+
+def level_talkers(
+    frames: NDArray[np.float32], states: Sequence[TalkerState]
+) -> NDArray[np.float32]:
+    """Run `apply_agc` on `(k, n)` frames of one rate, reading and writing `states[i]`.
+
+    Uses each state's `speech` flag from this tick's `dsp.vad.detect_voice`.
+    """
+    count = len(states)
+    result = apply_agc(
+        frames,
+        np.fromiter((s.gain_db for s in states), np.float64, count),
+        np.fromiter((s.speech_level_dbfs for s in states), np.float64, count),
+        np.fromiter((s.speech_frames for s in states), np.int_, count),
+        np.fromiter((s.speech for s in states), np.bool_, count),
+    )
+    for state, gain, level, frames_seen in zip(
+        states, result.gains_db.tolist(), result.speech_levels_dbfs.tolist(),
+        result.speech_frames.tolist(), strict=True,
+    ):
+        state.gain_db = gain
+        state.speech_level_dbfs = level
+        state.speech_frames = frames_seen
+    return result.frames
