@@ -16,11 +16,8 @@ G.711), so it covers both encodes, the talker's and the bridge's.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import random
-import subprocess
-import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +26,7 @@ from inprocess import InProcessBridge, Phone, audio_offer, bench_config, rtp_sen
 from numpy.typing import NDArray
 from pesq import pesq
 from scipy import signal
+from speech import ENGLISH, INDONESIAN, sentences_clip, set_active_level, speak
 
 from bridge.config import OpusConfig
 from bridge.rtp.packet import RtpPacket
@@ -65,26 +63,11 @@ LISTENER_HOST = "198.51.100.20"
 # encoders reach DTX, as in a call under way. It is sent but not counted.
 WARM_UP_TICKS = 60
 
-# Speech: espeak-ng at 165 words a minute, sentences trimmed to their sound and joined by
-# pauses, at an active level of -26 dB re full scale (ITU-T P.56's nominal speech level), which
-# keeps peaks under the room limiter's knee (-6 dBFS), so the mix passes the talker untouched.
-SPEED_WPM = 165
+# Speech (bench/speech): espeak-ng sentences trimmed to their sound and joined by pauses, at an
+# active level of -26 dB re full scale (ITU-T P.56's nominal speech level), which keeps peaks
+# under the room limiter's knee (-6 dBFS), so the mix passes the talker untouched. The
+# trailing pause (0.6 s) is longer than the bridge's delay, so the last word is in the window.
 SPEECH_LEVEL_DBFS = -26.0
-TRIM_THRESHOLD_DB = -45.0
-LEADING_PAUSE_S = 0.3
-SENTENCE_PAUSES_S = (0.6, 0.8)  # between the sentences, cycled
-TRAILING_PAUSE_S = 0.6  # longer than the bridge's delay, so the last word is inside the window
-
-ENGLISH = (
-    "Good morning, everyone.",
-    "The river rose forty centimetres, so the east road is closed.",
-    "Please send your field reports before noon.",
-)
-INDONESIAN = (
-    "Selamat pagi semuanya.",
-    "Air sungai naik empat puluh senti, jadi jalan timur ditutup.",
-    "Mohon kirim laporan sebelum siang.",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,42 +174,15 @@ class Row:
 # -- speech ---------------------------------------------------------------------------------
 
 
-def speak(voice: str, text: str) -> Samples:
-    """Return espeak-ng's rendering of `text` at 16 kHz, trimmed to where it makes sound."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(SPEED_WPM), "--stdout", text],
-        capture_output=True, check=True,
-    ).stdout
-    with wave.open(io.BytesIO(wav), "rb") as reader:
-        rate_hz = reader.getframerate()
-        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
-    samples = resample(pcm.astype(np.float32) / 32768, rate_hz, WIDE_RATE_HZ)
-    magnitude = np.abs(samples)
-    loud = np.flatnonzero(magnitude > np.max(magnitude) * 10 ** (TRIM_THRESHOLD_DB / 20))
-    return samples[loud[0]:loud[-1] + 1]
-
-
 def make_clip(script: Script) -> Clip:
-    """Speak a script's sentences with pauses between them; scale to SPEECH_LEVEL_DBFS.
-
-    The level is the RMS of the sentences without the pauses: P.56 would also leave out the
-    gaps between words, which matters little at the few-dB precision a bench needs.
-    """
-    sentences = [speak(script.voice, text) for text in script.sentences]
-    speech = np.concatenate(sentences)
-    speech_s = len(speech) / WIDE_RATE_HZ
-    gain = 10 ** (SPEECH_LEVEL_DBFS / 20) / float(np.sqrt(np.mean(speech * speech)))
-    parts = [np.zeros(round(LEADING_PAUSE_S * WIDE_RATE_HZ), np.float32)]
-    for index, sentence in enumerate(sentences):
-        if index:
-            pause_s = SENTENCE_PAUSES_S[(index - 1) % len(SENTENCE_PAUSES_S)]
-            parts.append(np.zeros(round(pause_s * WIDE_RATE_HZ), np.float32))
-        parts.append(sentence * np.float32(gain))
-    parts.append(np.zeros(round(TRAILING_PAUSE_S * WIDE_RATE_HZ), np.float32))
-    wide = np.concatenate(parts)
+    """Speak a script's sentences with pauses between them at SPEECH_LEVEL_DBFS (P.56)."""
+    spoken = sentences_clip(script.voice, script.sentences, WIDE_RATE_HZ)
+    speech_s = sum(len(speak(text, script.voice, WIDE_RATE_HZ)) for text in script.sentences)
+    wide = set_active_level(spoken, SPEECH_LEVEL_DBFS, WIDE_RATE_HZ)
     granule = WIDE_RATE_HZ * _CLIP_GRANULE_MS // 1000
     wide = np.pad(wide, (0, -len(wide) % granule)).astype(np.float32)
-    return Clip(script.name, wide, resample(wide, WIDE_RATE_HZ, NARROW_RATE_HZ), speech_s)
+    narrow = resample(wide, WIDE_RATE_HZ, NARROW_RATE_HZ)
+    return Clip(script.name, wide, narrow, speech_s / WIDE_RATE_HZ)
 
 
 # -- the two phones -------------------------------------------------------------------------

@@ -17,16 +17,14 @@ Prints four tables:
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
-import subprocess
 import timeit
-import wave
 from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
+from speech import speak
 
 from dsp.codecs import get_codec
 from dsp.dtmf import DBM0_PEAK_DBFS, KEYPAD, detect_dtmf, dtmf_state
@@ -69,6 +67,9 @@ LANGUAGES = {
 }
 VARIANTS = ("", "+f1", "+f2", "+f3", "+f4", "+m1", "+m3", "+m7", "+croak", "+klatt", "+klatt3")
 PITCHES = (None, 10, 50, 90)  # espeak-ng -p; None: the voice's own
+# espeak-ng's default speed, untrimmed, at its own level (near full scale): talk-off is
+# measured on speech as loud as a phone could send it.
+ESPEAK_WPM = 175
 
 
 def sine_amplitude(level_dbm0: float) -> float:
@@ -191,18 +192,6 @@ def limits_table(rng: np.random.Generator, repeats: int) -> None:
         print(f"{name:>22}  " + "  ".join(cells))
 
 
-def speak(voice: str, pitch: int | None, text: str) -> Samples:
-    """Return espeak-ng's rendering of `text` at 16 kHz, at the level espeak-ng gives it."""
-    pitch_args = ["-p", str(pitch)] if pitch is not None else []
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, *pitch_args, "--stdout", text], capture_output=True, check=True
-    ).stdout
-    with wave.open(io.BytesIO(wav), "rb") as reader:
-        rate_hz = reader.getframerate()
-        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
-    return resample(pcm.astype(np.float32) / 32768, rate_hz, WIDE_HZ)
-
-
 def chords(rng: np.random.Generator, seconds: int, rate_hz: int) -> Samples:
     """Struck chords of 2-4 notes with 8 harmonics each (1/h to 1/h² amplitudes)."""
     out = np.zeros(seconds * rate_hz, dtype=np.float32)
@@ -239,7 +228,11 @@ def talk_off_table(rng: np.random.Generator, smoke: bool) -> None:
         ]
     )
     wide = np.concatenate(
-        [speak(voice, pitch, LANGUAGES[voice.split("+")[0]]) for voice, pitch in voices]
+        [
+            speak(LANGUAGES[voice.split("+")[0]], voice, WIDE_HZ, speed_wpm=ESPEAK_WPM,
+                  pitch=pitch, trim_db=None)
+            for voice, pitch in voices
+        ]
     )
     sources = {
         f"speech ({len(voices)} voices)": {WIDE_HZ: wide, NARROW_HZ: resample(wide, WIDE_HZ, 8000)},

@@ -10,10 +10,7 @@ the high group's level minus the low group's.
 
 from __future__ import annotations
 
-import io
 import itertools
-import subprocess
-import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +18,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from bench.speech import speak
 from dsp.codecs import get_codec
 from dsp.dtmf import DBM0_PEAK_DBFS, KEYPAD, detect_dtmf, dtmf_state
 from dsp.resample import resample
@@ -335,6 +333,8 @@ INDONESIAN = (
     "anggaran perlengkapan darurat. Silakan dinas kesehatan menyampaikan ringkasan singkat. "
     "Terima kasih, sangat jelas. Apakah ada pertanyaan dari tim lapangan?"
 )
+# espeak-ng's default speed; clips stay untrimmed, at espeak-ng's own level (near full scale).
+ESPEAK_WPM = 175
 # (voice, pitch 0-99 or None for the voice's own, text): male and female variants, high
 # and low pitches (a high voice spaces its harmonics widely, the hardest case for talk-off).
 VOICES = (
@@ -358,22 +358,13 @@ class Speech:
     narrow: Samples
 
 
-def speak(voice: str, pitch: int | None, text: str) -> Samples:
-    """Return espeak-ng's rendering of `text` at 16 kHz, at the level espeak-ng gives it."""
-    pitch_args = ["-p", str(pitch)] if pitch is not None else []
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, *pitch_args, "--stdout", text], capture_output=True, check=True
-    ).stdout
-    with wave.open(io.BytesIO(wav), "rb") as reader:
-        rate_hz = reader.getframerate()
-        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
-    return resample(pcm.astype(np.float32) / 32768, rate_hz, WIDE_HZ)
-
-
 @pytest.fixture(scope="session")
 def speech() -> Speech:
     """About 4 minutes of speech in 9 voices (espeak-ng takes about a second for it)."""
-    wide = np.concatenate([speak(*voice) for voice in VOICES])
+    wide = np.concatenate([
+        speak(text, voice, WIDE_HZ, speed_wpm=ESPEAK_WPM, pitch=pitch, trim_db=None)
+        for voice, pitch, text in VOICES
+    ])
     return Speech(wide, resample(wide, WIDE_HZ, NARROW_HZ))
 
 

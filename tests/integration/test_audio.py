@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.speech import speak
 from tests.integration.audio_analysis import (
     Samples,
     correlation_peak,
     read_wav,
     resample,
     rms_dbfs,
-    trim_silence,
     write_wav,
 )
 from tests.integration.baresip import Baresip, start_baresip
@@ -46,6 +46,7 @@ RATE_HZ = 8000  # G.711, what every member here negotiates and records
 SPEECH_LEVEL_DBFS = -24.0  # two talkers summed stay below the mixer's limiter knee
 GAP_S = 0.3  # silence between repetitions of a member's sentence
 SOURCE_S = 60.0  # longer than any call here: baresip hangs up when its source ends
+SPEED_WPM = 160
 
 # A clip a member hears peaks at 0.99+ alone and ~0.75-0.8 under one other talker, even
 # through two G.711 passes; unrelated espeak-ng speech peaks at 0.04-0.085 by chance
@@ -78,17 +79,11 @@ class SpeechClip:
 
     @property
     def loop_samples(self) -> int:
-        return self.utterance.shape[0] + int(GAP_S * RATE_HZ)
+        return int(self.utterance.shape[0]) + int(GAP_S * RATE_HZ)
 
 
 def _synthesize(name: str, voice: str, text: str, directory: Path) -> SpeechClip:
-    spoken = directory / f"{name}-espeak.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(spoken), text],
-        check=True, timeout=30,
-    )
-    samples, rate_hz = read_wav(spoken)
-    utterance = trim_silence(resample(samples, rate_hz, RATE_HZ), RATE_HZ)
+    utterance = speak(text, voice, RATE_HZ, speed_wpm=SPEED_WPM)
     gain = 10 ** ((SPEECH_LEVEL_DBFS - rms_dbfs(utterance)) / 20)
     utterance = (utterance * gain).astype(np.float32)
     once = np.concatenate([utterance, np.zeros(int(GAP_S * RATE_HZ), dtype=np.float32)])
