@@ -29,12 +29,18 @@ Transport = Literal["udp", "tcp"]
 Language = Literal["id", "en"]
 RoomMode = Literal["meeting"]
 RoomAccess = Literal["anyone", "accounts"]
+EchoMode = Literal["auto", "on", "off"]
 _Choice = TypeVar("_Choice", bound=str)
 
 TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
 LANGUAGES: dict[str, Language] = {"id": "id", "en": "en"}
 ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting"}
 ROOM_ACCESS: dict[str, RoomAccess] = {"anyone": "anyone", "accounts": "accounts"}
+# auto: the canceller runs for members whose line shows echo; on: for every member.
+ECHO_MODES: dict[str, EchoMode] = {"auto": "auto", "on": "on", "off": "off"}
+# Talkers mixed at once: more voices at a time are not understood, only add line noise.
+DEFAULT_MAX_TALKERS = 3
+MAX_TALKERS_LIMIT = 10
 # The codecs the bridge carries, by their RTP/AVP encoding names (RFC 3551 §4.5, RFC 7587),
 # in the default order of preference: Opus and G.722 are wideband, G.711 the fallback.
 SUPPORTED_CODECS: tuple[str, ...] = ("OPUS", "G722", "PCMU", "PCMA")
@@ -111,6 +117,7 @@ _OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
 _ROOM_KEYS = (
     "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
+    "max_talkers", "voice_detection", "agc", "echo_cancellation",
 )
 
 
@@ -183,6 +190,11 @@ class RoomConfig:
     access: RoomAccess
     language: Language  # the global `language` when the room sets none
     codecs: tuple[str, ...]  # the global `codecs` when the room sets none
+    max_talkers: int = DEFAULT_MAX_TALKERS  # the loudest this many talkers are mixed
+    # False: every line above -60 dBFS is a talker, speech or not (music, a mixed room).
+    voice_detection: bool = True
+    agc: bool = True  # automatic gain control of every member towards one speech level
+    echo_cancellation: EchoMode = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -774,6 +786,18 @@ class _ConfigReader:
             language = self.language(values["language"], f"{path}.language") or language
         if "codecs" in values:
             codecs = self.codecs(values["codecs"], f"{path}.codecs") or codecs
+        max_talkers = DEFAULT_MAX_TALKERS
+        if "max_talkers" in values:
+            max_talkers = self.max_talkers(values["max_talkers"], f"{path}.max_talkers") or (
+                max_talkers
+            )
+        voice_detection, agc = (
+            self.flag(values[key], f"{path}.{key}") is not False if key in values else True
+            for key in ("voice_detection", "agc")
+        )
+        echo: EchoMode = "auto"
+        if "echo_cancellation" in values:
+            echo = self.echo_mode(values["echo_cancellation"], f"{path}.echo_cancellation") or echo
         if room_id is None or extension is None:
             return None
         return RoomConfig(
@@ -786,7 +810,24 @@ class _ConfigReader:
             access=access,
             language=language,
             codecs=codecs,
+            max_talkers=max_talkers,
+            voice_detection=voice_detection,
+            agc=agc,
+            echo_cancellation=echo,
         )
+
+    def echo_mode(self, node: Node, path: str) -> EchoMode | None:
+        # YAML 1.1 reads a bare on/off as a boolean; take it as the operator meant it.
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            return "on" if self._constructor.construct_object(node) else "off"
+        return self.choice(node, path, ECHO_MODES)
+
+    def max_talkers(self, node: Node, path: str) -> int | None:
+        count = self.integer(node, path)
+        if count is not None and not 1 <= count <= MAX_TALKERS_LIMIT:
+            self.report(node, path, f"must be 1 to {MAX_TALKERS_LIMIT}, got {count}")
+            return None
+        return count
 
     def room_id(self, values: dict[str, Node], room: Node, path: str) -> str | None:
         if "id" not in values:

@@ -26,6 +26,7 @@ from bridge.conference.room import (
     MuteChanged,
     PinRejected,
     Room,
+    TalkingChanged,
 )
 from bridge.config import Config
 from bridge.dialplan import Dialplan
@@ -451,6 +452,15 @@ class CallController:
             return
         self._by_port.pop(call.local_port, None)
         self._by_member.pop(call.member_id, None)
+        if call.member_id in call.room:
+            media = call.room.member(call.member_id).media
+            playout = media.jitter.statistics()
+            log.info("%s: playout delay %.0f ms (target %.0f ms); concealed %d frames, "
+                     "stretched %d, shortened %d; echo canceller %s",
+                     call.log_prefix, media.jitter.delay_ms, media.jitter.target_ms,
+                     playout.concealed_frames, playout.stretched_frames,
+                     playout.compressed_frames,
+                     "off" if media.echo is None else f"on at {media.echo.delay_ms} ms")
         call.room.remove_member(call.member_id)
         self._media_ports.release(call.local_port)
         stats = call.receive.statistics() if call.receive is not None else None
@@ -497,7 +507,7 @@ class CallController:
         if packet.payload_type == media.payload_type:
             call.room.push_audio(call.member_id, packet.timestamp, packet.payload,
                                  lost_before=order is _Order.AFTER_GAP,
-                                 late=order is _Order.LATE)
+                                 late=order is _Order.LATE, arrival_s=now)
         else:
             event = call.events.receive(packet.payload, packet.timestamp, packet.marker)
             if isinstance(event, DigitStarted):
@@ -648,6 +658,9 @@ class CallController:
                 log.info("%s: mute: %s", call.log_prefix, action.state.value.replace("_", " "))
             elif isinstance(action, DigitHeard):
                 log.info("%s: digit %s (in-band)", call.log_prefix, action.digit)
+            elif isinstance(action, TalkingChanged):
+                log.debug("%s: %s", call.log_prefix,
+                          "talking" if action.talking else "stopped talking")
             elif isinstance(action, PinRejected):
                 log.info("%s: wrong PIN (try %d)", call.log_prefix, action.attempts)
 

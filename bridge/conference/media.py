@@ -26,9 +26,12 @@ from functools import partial
 import numpy as np
 from numpy.typing import NDArray
 
+from bridge.config import EchoMode
+from dsp.agc import level_talkers
 from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
 from dsp.dtmf import detect_dtmf, dtmf_state
+from dsp.echo import EchoCanceller, detect_echo, echo_detector_state
 from dsp.frame import frame_samples
 from dsp.jitter import JitterBuffer
 from dsp.resample import (
@@ -36,6 +39,14 @@ from dsp.resample import (
     downsampler_state,
     upsample_8k_to_16k,
     upsampler_state,
+)
+from dsp.vad import (
+    ENERGY_FLOOR_DBFS,
+    TalkerState,
+    age_silent,
+    choose_talkers,
+    detect_voice,
+    note_quiet_frames,
 )
 
 ROOM_RATE_HZ = 16_000
@@ -96,7 +107,9 @@ class MemberMedia:
         self.narrowband = self.sample_rate_hz == NARROWBAND_RATE_HZ
         self.frame_samples = frame_samples(self.sample_rate_hz, FRAME_MS)
         self.decoder = new_decoder(self.codec)
-        self.jitter = JitterBuffer(self.sample_rate_hz, clock_rate_hz=self.clock_rate_hz)
+        # Opus conceals a loss itself, from its decoder state (see `push`).
+        self.jitter = JitterBuffer(self.sample_rate_hz, clock_rate_hz=self.clock_rate_hz,
+                                   conceal=not self.decoder.conceals)
         self.clock_frame = frame_samples(self.clock_rate_hz, FRAME_MS)  # RTP ticks per frame
         self.settings = settings
         self.share_key = _sharing_key(self.codec, settings)
@@ -111,14 +124,25 @@ class MemberMedia:
         self.up_state: NDArray[np.float32] | None = None
         self.dtmf_state: NDArray[np.float32] | None = None  # in-band keypad detector; None: fresh
         self.down_state: NDArray[np.float32] | None = downsampler_state()
+        self.talker = TalkerState()  # voice detection, talker selection and AGC
+        # Echo: the frame sent this tick at the member's rate (the canceller's reference),
+        # the detector's state (None: fresh) and the canceller, while one runs.
+        self.sent_frame: Samples | None = None
+        self.echo_state: NDArray[np.float32] | None = None
+        self.echo: EchoCanceller | None = None
+        self.echo_mode: EchoMode = "auto"
 
     @property
     def frames_per_packet(self) -> int:
         return self.settings.ptime_ms // FRAME_MS
 
-    def push(self, timestamp: int, payload: bytes, *, lost_before: bool, late: bool) -> None:
+    def push(
+        self, timestamp: int, payload: bytes, *, lost_before: bool, late: bool,
+        arrival_s: float | None = None,
+    ) -> None:
         """Decode a payload into the playout buffer; on a loss just before it, rebuild
         the missing audio from the packet's in-band FEC where the codec has it.
+        `arrival_s` (when it was received, seconds) lets the buffer follow the link's jitter.
 
         A late packet (after a later one) is dropped for stateful codecs: decoding it out of
         order would throw the G.722 predictors or the Opus decoder off for the packets
@@ -135,13 +159,26 @@ class MemberMedia:
                 gap = min(self.jitter.gap_before(timestamp), 3 * self.frame_samples)
                 gap -= gap % granule
                 recovered = self.decoder.recover(payload, gap) if gap else None
+                if recovered is None and gap:
+                    # No FEC in this packet: the codec's own concealment (Opus PLC), which
+                    # also keeps its decoder state continuous for the packet after it.
+                    recovered = self.decoder.conceal(gap)
                 if recovered is not None:
                     self.jitter.push_before(timestamp, recovered)
             decoded = self.decoder.decode(payload)
         except ValueError:
             self.bad_payloads += 1  # a corrupt packet is dropped, the stream goes on
             return
-        self.jitter.push(timestamp, decoded)
+        self.jitter.push(timestamp, decoded, arrival_s)
+
+    def set_echo_mode(self, mode: EchoMode) -> None:
+        """auto: a canceller while the line shows echo; on: always one; off: never."""
+        self.echo_mode = mode
+        self.echo_state = None
+        if mode == "on" and self.echo is None:
+            self.echo = EchoCanceller(self.sample_rate_hz, self.frame_samples)
+        elif mode == "off":
+            self.echo = None
 
     def set_settings(self, settings: EncoderSettings) -> None:
         self.settings = settings
@@ -155,37 +192,74 @@ class MemberMedia:
         return self.own_encoder.encode(frame)
 
 
-def gather_frames(
-    media: list[MemberMedia], eligible: NDArray[np.bool_], floor_rms: float
-) -> tuple[Samples, NDArray[np.bool_], list[tuple[int, str]]]:
-    """Read one frame from every member's playout buffer into a `(members, 320)` array at
-    16 kHz, say who talks (eligible, with audio, above `floor_rms`, and not sending a
-    keypad tone), and return the keypad digits heard in-band as (row, digit).
+@dataclass(frozen=True, slots=True)
+class GatheredFrames:
+    """One tick's input: frames at 16 kHz, who is mixed, keypad digits, talker changes."""
 
-    Every audible line is searched for DTMF, members at the PIN prompt included, in one
-    call per sample rate; frames carrying a tone stay out of the mix (the first ~20 ms of
-    a tone, before the detector is sure, still gets through). Only talkers' narrowband
-    frames are upsampled (one call for all of them); a member who goes quiet has its
-    filter and detector history cleared, so its next sound starts clean.
+    frames: Samples  # (members, 320) float32; zero rows for members not mixed
+    talking: NDArray[np.bool_]  # (members,) mixed this tick: selected talkers with audio
+    digits: list[tuple[int, str]]  # (row, digit) heard in-band
+    talker_changes: list[tuple[int, bool]]  # (row, now a talker) where selection changed
+
+
+def gather_frames(
+    media: list[MemberMedia],
+    eligible: NDArray[np.bool_],
+    floor_rms: float,
+    *,
+    max_talkers: int,
+    voice_detection: bool = True,
+    agc: bool = True,
+) -> GatheredFrames:
+    """Read one frame from every member's playout buffer, find keypad tones and talkers,
+    and return the frames of the chosen talkers at 16 kHz.
+
+    Lines quieter than `floor_rms` (digital silence, idle phones, DTX) cost nothing beyond
+    the read. Every audible line is searched for DTMF in one call per sample rate, members
+    at the PIN prompt included, and frames carrying a tone stay out of the mix (the first
+    ~20 ms of a tone, before the detector is sure, still gets through). Eligible lines
+    (in the room, not muted, not on hold) go through voice detection (`dsp.vad`; with
+    `voice_detection` False, every audible line counts as speech), then the
+    loudest `max_talkers` voiced members are chosen, and their frames are levelled
+    (`dsp.agc`) and, when narrowband, upsampled, all in one call per rate. A member who
+    goes quiet has its filter and detector history cleared, so its next sound starts clean.
     """
     count = len(media)
     wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
     frames = np.zeros((count, wide), dtype=np.float32)
     talking = np.zeros(count, dtype=np.bool_)
     audible: dict[int, list[tuple[int, Samples]]] = {}  # sample rate -> (row, frame)
+    quiet: list[TalkerState] = []  # no frame to judge this tick
+    below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
+    changes: list[tuple[int, bool]] = []
+    echo = _EchoWatch()
     for row, member in enumerate(media):
+        if member.talker.selected and not eligible[row]:
+            member.talker.selected = False  # muted, on hold: the slot goes at once
+            changes.append((row, False))
         samples, has_audio = member.jitter.pop(member.frame_samples)
+        reference, member.sent_frame = member.sent_frame, None
+        if member.echo is not None:
+            # Every tick, sound or not: the canceller's reference history must not skip.
+            mic = samples if has_audio else np.zeros_like(samples)
+            ref = reference if reference is not None else np.zeros_like(samples)
+            samples = member.echo.process(mic, ref)
         # Energy by dot product: a tenth of the cost of np.mean for one 20 ms frame.
-        if not (
-            has_audio and float(samples @ samples) > floor_rms * floor_rms * samples.shape[0]
-        ):
+        energy = float(samples @ samples) if has_audio else 0.0
+        if member.echo_mode == "auto":
+            echo.observe(row, energy / samples.shape[0], reference)
+        if not (has_audio and energy > floor_rms * floor_rms * samples.shape[0]):
             member.up_state = None
             member.dtmf_state = None
+            if member.talker.voiced or member.talker.selected:
+                quiet.append(member.talker)
+            if has_audio and member.talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
+                below_gate.append(member.talker)
             continue
         audible.setdefault(member.sample_rate_hz, []).append((row, samples))
+    echo.update(media)
     digits: list[tuple[int, str]] = []
-    narrow_rows: list[int] = []
-    narrow_frames: list[Samples] = []
+    candidates: dict[int, list[tuple[int, Samples]]] = {}  # rate -> eligible rows, no tone
     for rate_hz, rows in audible.items():
         fresh = partial(dtmf_state, rate_hz)
         states = np.stack([_or_fresh(media[row].dtmf_state, fresh) for row, _ in rows])
@@ -197,7 +271,43 @@ def gather_frames(
                 digits.extend((row, digit) for digit in str(found[k]))
             if tones[k] or not eligible[row]:
                 member.up_state = None
+                quiet.append(member.talker)
                 continue
+            candidates.setdefault(rate_hz, []).append((row, samples))
+    age_silent(quiet)
+    note_quiet_frames(below_gate)
+    for rate_hz, rows in candidates.items():
+        detect_voice(np.stack([f for _, f in rows]), [media[row].talker for row, _ in rows],
+                     rate_hz, classify=voice_detection)
+    # Only voiced members, and those who held a slot until now, can be talkers.
+    contenders = [
+        row for row, member in enumerate(media)
+        if eligible[row] and (member.talker.voiced or member.talker.selected)
+    ]
+    before = [media[row].talker.selected for row in contenders]
+    chosen = choose_talkers([media[row].talker for row in contenders], max_talkers)
+    changes.extend(
+        (row, now) for row, was, now in zip(contenders, before, chosen.tolist(), strict=True)
+        if was != now
+    )
+    narrow_rows: list[int] = []
+    narrow_frames: list[Samples] = []
+    for rows in candidates.values():
+        levelled: dict[int, Samples] = {}
+        voiced = [(row, f) for row, f in rows if media[row].talker.voiced]
+        if agc and voiced:
+            # Every voiced line, chosen or waiting, so a waiting talker is ranked by the
+            # level it will be heard at.
+            gained = level_talkers(
+                np.stack([f for _, f in voiced]), [media[row].talker for row, _ in voiced]
+            )
+            levelled = {row: gained[k] for k, (row, _) in enumerate(voiced)}
+        for row, samples in rows:
+            member = media[row]
+            if not member.talker.selected:
+                member.up_state = None
+                continue
+            samples = levelled.get(row, samples)
             talking[row] = True
             if member.narrowband:
                 narrow_rows.append(row)
@@ -210,7 +320,51 @@ def gather_frames(
         frames[narrow_rows] = upsampled
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
-    return frames, talking, digits
+    return GatheredFrames(frames, talking, digits, changes)
+
+
+class _EchoWatch:
+    """The echo detector's inputs for one tick, and switching cancellers on and off.
+
+    Members in "auto" echo mode feed the detector the power of what came back from them
+    and of what we sent them; a member whose line shows echo gets a canceller, which goes
+    again once the detector has heard no echo for a while (`dsp.echo`).
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.mic_power: list[float] = []
+        self.reference_power: list[float] = []
+        self._powers: dict[int, float] = {}  # by id of the sent frame: most share the mix
+
+    def observe(self, row: int, mic_power: float, reference: Samples | None) -> None:
+        self.rows.append(row)
+        self.mic_power.append(mic_power)
+        if reference is None:
+            self.reference_power.append(0.0)
+            return
+        power = self._powers.get(id(reference))
+        if power is None:
+            power = self._powers[id(reference)] = float(reference @ reference) / reference.size
+        self.reference_power.append(power)
+
+    def update(self, media: list[MemberMedia]) -> None:
+        if not self.rows:
+            return
+        states = np.stack([
+            _or_fresh(media[row].echo_state, echo_detector_state) for row in self.rows
+        ])
+        delays, states = detect_echo(
+            np.array(self.mic_power), np.array(self.reference_power), states
+        )
+        for k, row in enumerate(self.rows):
+            member = media[row]
+            member.echo_state = states[k]
+            shows_echo = not np.isnan(delays[k])
+            if shows_echo and member.echo is None:
+                member.echo = EchoCanceller(member.sample_rate_hz, member.frame_samples)
+            elif not shows_echo and member.echo is not None:
+                member.echo = None
 
 
 def _or_fresh(
@@ -286,6 +440,7 @@ class RoomEncoder:
                 # (None: the room filter's history) or silence (a zero history).
                 member.down_state = None if kind == "room" else downsampler_state()
             member.pending.append((kind, queued))
+            member.sent_frame = queued
         if own_narrow:
             # A member that heard the room until now continues from the room's history.
             states = np.stack([
@@ -297,6 +452,7 @@ class RoomEncoder:
             for k, (member, _) in enumerate(own_narrow):
                 member.down_state = states[k]
                 member.pending.append(("own", narrow[k]))
+                member.sent_frame = narrow[k]
 
     def _downsample_room(self, total: Samples) -> Samples:
         self._room_down_state_before = self._room_down_state

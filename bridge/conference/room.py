@@ -38,17 +38,17 @@ from bridge.conference.media import (
 )
 from bridge.conference.pin import PinEntry, PinOutcome
 from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
-from bridge.config import RoomConfig
+from bridge.config import EchoMode, RoomConfig
 from dsp.codecs.base import EncoderSettings
 from dsp.frame import frame_samples
 from dsp.mixer import limit, mix_minus
+from dsp.vad import ENERGY_FLOOR_DBFS
 
 log = logging.getLogger(__name__)
 
-# Frames quieter than this are not mixed at all: digital silence and idle lines add
-# nothing, and their members keep sharing the room's common encode. Speech sits
-# 30-60 dB above it. Voice activity detection with hangover replaces this in issue #7.
-TALKER_FLOOR_RMS = 10 ** (-60 / 20)
+# Frames quieter than this are not looked at at all (no keypad or voice detection):
+# digital silence, idle lines and DTX pauses. Speech sits 15-50 dB above it.
+TALKER_FLOOR_RMS = 10 ** (ENERGY_FLOOR_DBFS / 20)
 # Seconds a caller may stay silent at the PIN prompt before it counts as a try.
 PIN_INPUT_TIMEOUT_S = 10.0
 # Seconds of silence between a parting prompt's last frame and the hang-up. The caller's
@@ -109,12 +109,20 @@ class DigitHeard:
 
 
 @dataclass(frozen=True, slots=True)
+class TalkingChanged:
+    """Event: a member became one of the room's mixed talkers, or stopped being one."""
+
+    member_id: int
+    talking: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PinRejected:
     member_id: int
     attempts: int
 
 
-RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard
+RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard | TalkingChanged
 
 
 @dataclass(eq=False)
@@ -177,6 +185,7 @@ class Room:
             phase=Phase.PIN_ENTRY if self.needs_pin else Phase.IN_ROOM,
             joined_at=now,
         )
+        member.media.set_echo_mode(self.config.echo_cancellation)
         self._members[member_id] = member
         if member.phase is Phase.PIN_ENTRY:
             member.pin = PinEntry(self.config.pin, self.config.moderator_pin)
@@ -198,7 +207,10 @@ class Room:
             return
         settings = settings or member.media.settings
         if member.media.codec != codec_name.upper():
+            talker = member.media.talker  # their voice and level do not change with codec
             member.media = MemberMedia(codec_name, settings)
+            member.media.talker = talker
+            member.media.set_echo_mode(self.config.echo_cancellation)
         elif member.media.settings != settings:
             member.media.set_settings(settings)
 
@@ -207,6 +219,12 @@ class Room:
         member = self._members.get(member_id)
         if member is not None:
             member.media.set_settings(settings)
+
+    def set_echo_mode(self, member_id: int, mode: EchoMode) -> None:
+        """Override the room's echo cancellation for one member (auto, on or off)."""
+        member = self._members.get(member_id)
+        if member is not None:
+            member.media.set_echo_mode(mode)
 
     def set_on_hold(self, member_id: int, on_hold: bool) -> None:
         """Keep a member out of the mix while their side holds the call."""
@@ -237,15 +255,17 @@ class Room:
 
     def push_audio(
         self, member_id: int, timestamp: int, payload: bytes, *, lost_before: bool = False,
-        late: bool = False,
+        late: bool = False, arrival_s: float | None = None,
     ) -> None:
         """Decode a member's RTP payload into their playout buffer. `lost_before`: the
         packet before it never came, so in-band FEC may rebuild it; `late`: it comes after
-        a later one (see `MemberMedia.push`)."""
+        a later one (see `MemberMedia.push`); `arrival_s`: when it was received, so the
+        playout delay follows the link's jitter (None: as if on time)."""
         member = self._members.get(member_id)
         if member is None or not payload:
             return
-        member.media.push(timestamp, payload, lost_before=lost_before, late=late)
+        member.media.push(timestamp, payload, lost_before=lost_before, late=late,
+                          arrival_s=arrival_s)
 
     def press(self, member_id: int, digit: str, now: float, source: str = "signalled") -> None:
         """A keypad digit from a member: signalled (RFC 4733 event, SIP INFO) or heard
@@ -361,14 +381,19 @@ class Room:
             m.phase is Phase.IN_ROOM and m.mute is MuteState.FREE and not m.on_hold
             for m in members
         ], dtype=np.bool_)
-        # Digital silence and idle lines are not talkers (see TALKER_FLOOR_RMS).
-        frames, talking, digits = gather_frames(
-            [m.media for m in members], eligible, TALKER_FLOOR_RMS
+        gathered = gather_frames(
+            [m.media for m in members], eligible, TALKER_FLOOR_RMS,
+            max_talkers=self.config.max_talkers,
+            voice_detection=self.config.voice_detection, agc=self.config.agc,
         )
-        for row, digit in digits:
+        self._actions.extend(
+            TalkingChanged(members[row].member_id, talking)
+            for row, talking in gathered.talker_changes
+        )
+        for row, digit in gathered.digits:
             self._actions.append(DigitHeard(members[row].member_id, digit))
             self.press(members[row].member_id, digit, now, source="in-band")
-        mix = mix_minus(frames, talking)
+        mix = mix_minus(gathered.frames, gathered.talking)
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
         for row, member in enumerate(members):

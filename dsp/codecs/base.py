@@ -85,6 +85,7 @@ class StreamDecoder(ABC):
     name: str
     sample_rate_hz: int
     clock_rate_hz: int
+    conceals = False  # whether `conceal` gives the codec's own loss concealment
 
     @abstractmethod
     def decode(self, payload: bytes) -> NDArray[np.float32]:

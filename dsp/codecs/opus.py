@@ -185,6 +185,7 @@ class OpusStreamDecoder(StreamDecoder):
     name = "OPUS"
     sample_rate_hz = OPUS_SAMPLE_RATE_HZ
     clock_rate_hz = OPUS_CLOCK_RATE_HZ
+    conceals = True
 
     def __init__(self) -> None:
         self._decoder = opuslib_next.Decoder(OPUS_SAMPLE_RATE_HZ, 1)

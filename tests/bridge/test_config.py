@@ -75,7 +75,8 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '11: rooms[0].extention: unknown key "extention"; did you mean "extension"?',
         '12: rooms[0].moderator_pn: unknown key "moderator_pn"; did you mean "moderator_pin"?',
         '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, name, pin, '
-        "moderator_pin, mode, access, language, codecs",
+        "moderator_pin, mode, access, language, codecs, max_talkers, voice_detection, agc, "
+        "echo_cancellation",
         '15: accounts.dinkes.pasword: unknown key "pasword"; did you mean "password"?',
         '15: accounts.dinkes: needs password, or ha1 and/or ha1_sha256 (hex digests of '
         '"dinkes:pemkab.example:password")',
@@ -460,6 +461,31 @@ def test_field_paths_name_list_items_and_nested_keys() -> None:
         "  - {id: a, extension: '1'}\n"
         "  - {id: b, extension: '2', codecs: [PCMU, G729]}\n"
     ) == ['3: rooms[1].codecs[1]: unknown codec "G729"; supported: OPUS, G722, PCMU, PCMA']
+
+
+def test_media_settings_per_room() -> None:
+    config = parse_config(
+        "rooms: [{id: a, extension: '1'},\n"
+        "        {id: b, extension: '2', max_talkers: 5, voice_detection: false, agc: false,\n"
+        "         echo_cancellation: off}]",
+        "f",
+    )
+    a, b = config.rooms
+    assert (a.max_talkers, a.voice_detection, a.agc, a.echo_cancellation) == (
+        3, True, True, "auto")
+    assert (b.max_talkers, b.voice_detection, b.agc, b.echo_cancellation) == (
+        5, False, False, "off")
+
+
+def test_bad_media_settings_are_refused_with_line_and_field() -> None:
+    assert problems_of(
+        "rooms: [{id: a, extension: '1', max_talkers: 0, agc: maybe,\n"
+        "         echo_cancellation: always}]"
+    ) == [
+        "1: rooms[0].max_talkers: must be 1 to 10, got 0",
+        '1: rooms[0].agc: expected true or false, got the text "maybe"',
+        '2: rooms[0].echo_cancellation: unknown value "always"; expected auto or on or off',
+    ]
 
 
 def test_access_accounts_with_accounts_is_fine() -> None:

@@ -36,7 +36,8 @@ language: en
 accounts:
   demo: {password: "demo1234"}
 rooms:
-  - {id: terbuka, extension: "2000"}
+  # Tones, not speech: any line above the floor talks, at its own level.
+  - {id: terbuka, extension: "2000", voice_detection: false, agc: false}
   - {id: rakor, extension: "1000", pin: "4321"}
   - {id: tertutup, extension: "3000", access: accounts}
 """
@@ -502,8 +503,14 @@ def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lo
     port = rig.local_port(rig.call(phone))
     room = rig.controller._by_member[1].room  # noqa: SLF001
     seen: list[tuple[bool, bool]] = []
-    monkeypatch.setattr(room, "push_audio", lambda member, ts, payload, *, lost_before,
-                        late: seen.append((lost_before, late)))
+    arrivals: list[float | None] = []
+
+    def push_audio(member: int, ts: int, payload: bytes, *, lost_before: bool, late: bool,
+                   arrival_s: float | None) -> None:
+        seen.append((lost_before, late))
+        arrivals.append(arrival_s)
+
+    monkeypatch.setattr(room, "push_audio", push_audio)
     source = (phone.host, phone.rtp_port)
     for _ in range(3):
         rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
@@ -516,6 +523,7 @@ def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lo
     following = RtpPacket(0, (phone.seq + 1) & 0xFFFF, phone.ts + FRAME, 0x9999, b"\xff" * FRAME)
     rig.controller.receive_rtp(port, bytes(following), source, rig.now)
     assert seen == [(False, False)] * 3 + [(True, False)] + [(False, False)] * 2
+    assert arrivals == [rig.now] * 6  # the playout buffer learns the link's jitter from these
 
 
 def test_the_callers_maxaveragebitrate_holds_even_below_our_minimum() -> None:

@@ -16,6 +16,7 @@ from bridge.conference.room import (
     PinRejected,
     Role,
     Room,
+    TalkingChanged,
 )
 from bridge.config import RoomConfig
 from dsp.codecs import get_codec
@@ -38,9 +39,12 @@ def prompt_library() -> PromptLibrary:
 
 
 def room_config(pin: str | None = None, moderator_pin: str | None = None) -> RoomConfig:
+    # Tones are not speech: every line above the floor is a talker here, at the level it
+    # was sent, so tests can tell members apart by frequency (VAD and AGC: test_talkers.py).
     return RoomConfig(
         id="rakor", extension="1000", name=None, pin=pin, moderator_pin=moderator_pin,
         mode="meeting", access="anyone", language="en", codecs=("PCMU", "PCMA"),
+        voice_detection=False, agc=False,
     )
 
 
@@ -134,10 +138,11 @@ def test_self_mute_silences_a_member_for_the_others_and_unmute_restores() -> Non
     assert level_at(harness.run(10, {1: 800.0})[2][-FRAME * 5 :], 800) > 0.2
     harness.press(1, "*6")
     assert room.member(1).mute is MuteState.SELF_MUTED
-    assert room.pop_actions() == [MuteChanged(1, MuteState.SELF_MUTED)]
+    assert room.pop_actions() == [TalkingChanged(1, True), MuteChanged(1, MuteState.SELF_MUTED)]
     # The first frame still carries the resampling filters' tail (2 x 4.6 ms) of the
     # word the mute cut off; from then on, nothing.
     assert level_at(harness.run(10, {1: 800.0})[2][FRAME:], 800) < 0.001
+    assert room.pop_actions() == [TalkingChanged(1, False)]
     harness.press(1, "*6")
     assert room.member(1).mute is MuteState.FREE
     assert level_at(harness.run(10, {1: 800.0})[2][-FRAME * 5 :], 800) > 0.2
