@@ -1,7 +1,9 @@
 """Cost of the media path in-process: N members in one room, K talkers, G.711.
 
-Runs the real CallController (SIP INVITE/ACK to join, RTP parse, playout buffer, mix,
-shared encodes, RTP packetization) with no sockets, and prints the CPU time per 20 ms
+Runs the real CallController (SIP INVITE/ACK to join, RTP parse, playout buffer, keypad
+and voice detection, AGC, mix, shared encodes, RTP packetization) with no sockets. The K
+talkers send espeak-ng speech (English and Indonesian voices, each its own), the others
+line noise at -60 dBFS (an open phone in a quiet room); it prints the CPU time per 20 ms
 tick and per member. It measures the Python media path only; the end-to-end capacity
 benchmark with real sockets and Janus alongside belongs to issue #6.
 
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 from inprocess import InProcessBridge, audio_offer, bench_config
+from speech import ENGLISH, INDONESIAN, VOICES, sentences_clip, set_active_level
 
 from bridge.rtp.packet import RtpPacket
 from dsp.codecs import get_codec
@@ -34,8 +37,9 @@ def run(members: int, talkers: int, seconds: float) -> dict[str, float]:
     rng = np.random.default_rng(1)
     codec = get_codec("PCMU")
     ticks = int(seconds * 50)
-    speech = codec.encode((0.2 * rng.standard_normal((ticks, FRAME))).astype(np.float32))
-    quiet = codec.encode(np.zeros((1, FRAME), dtype=np.float32))[0].tobytes()
+    speech = [codec.encode(_frames(_talker_clip(k), ticks)) for k in range(talkers)]
+    line_noise = 10 ** (-60 / 20) * rng.standard_normal((ticks, FRAME))
+    noise = codec.encode(line_noise.astype(np.float32))
     for _ in range(WARM_UP_TICKS):
         bridge.tick()
     cpu = 0.0
@@ -43,7 +47,7 @@ def run(members: int, talkers: int, seconds: float) -> dict[str, float]:
     for tick in range(ticks):
         start = time.process_time()
         for member, phone in enumerate(phones):
-            payload = speech[tick].tobytes() if member < talkers else quiet
+            payload = (speech[member] if member < talkers else noise)[tick].tobytes()
             packet = RtpPacket(PCMU_PAYLOAD_TYPE, tick & 0xFFFF, tick * FRAME, member + 1, payload)
             bridge.send_rtp(phone, bytes(packet))
         sent += len(bridge.tick())
@@ -56,6 +60,18 @@ def run(members: int, talkers: int, seconds: float) -> dict[str, float]:
         "core_share": cpu / seconds,
         "packets_out_per_tick": sent / ticks,
     }
+
+
+def _talker_clip(index: int) -> np.ndarray:
+    voice = VOICES[index % len(VOICES)]
+    clip = sentences_clip(voice, INDONESIAN if voice.startswith("id") else ENGLISH, 8000)
+    return set_active_level(clip, -26.0)
+
+
+def _frames(clip: np.ndarray, ticks: int) -> np.ndarray:
+    """`ticks` 20 ms frames of `clip`, looped: `(ticks, FRAME)` float32."""
+    looped = np.resize(clip.astype(np.float32), ticks * FRAME)
+    return looped.reshape(ticks, FRAME)
 
 
 def main() -> None:
