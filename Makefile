@@ -38,7 +38,7 @@ test: $(BIN)/.installed system-packages lint
 	$(BIN)/pytest
 	$(BIN)/python bench/tick.py --smoke
 	$(BIN)/python bench/bandwidth.py --smoke
-	$(BIN)/python bench/dtmf.py --smoke
+	$(BIN)/python bench/quality.py --smoke
 
 prompts: $(BIN)/.installed system-packages
 	$(BIN)/python prompts/generate.py

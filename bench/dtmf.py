@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
+from quality_report import Section
 from speech import speak
 
 from dsp.codecs import get_codec
@@ -127,8 +128,10 @@ def white_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> Samples:
     return rng.normal(0, sine_amplitude(NOISE_DBM0) / np.sqrt(2), shape).astype(np.float32)
 
 
-def grid_table(rng: np.random.Generator, repeats: int) -> None:
-    """Table 1: detection per level and twist, for 40 ms tones."""
+def grid_table(rng: np.random.Generator, repeats: int) -> dict[str, tuple[float, int]]:
+    """Table 1: detection per level and twist, for 40 ms tones; returns, per path, the
+    share of presses reported exactly once (%) and how many there were."""
+    overall: dict[str, tuple[float, int]] = {}
     g711 = get_codec("PCMU")
     paths: dict[str, tuple[int, Callable[[Samples], Samples]]] = {
         "8 kHz": (NARROW_HZ, lambda rows: rows),
@@ -152,6 +155,8 @@ def grid_table(rng: np.random.Generator, repeats: int) -> None:
             cells = hits[:, index].mean(axis=(0, 2)) * 100
             print(f"{level:>21} " + "".join(f"{cell:>7.1f}" for cell in cells))
         print(f"overall: {hits.mean() * 100:.2f} % of {hits.size} presses")
+        overall[name] = (float(hits.mean() * 100), int(hits.size))
+    return overall
 
 
 def limits_table(rng: np.random.Generator, repeats: int) -> None:
@@ -215,8 +220,10 @@ def chords(rng: np.random.Generator, seconds: int, rate_hz: int) -> Samples:
     return out
 
 
-def talk_off_table(rng: np.random.Generator, smoke: bool) -> None:
-    """Table 3: false digits per minute over speech and chords."""
+def talk_off_table(rng: np.random.Generator, smoke: bool) -> dict[str, tuple[int, float]]:
+    """Table 3: false digits per minute over speech and chords; returns, per source and
+    rate, the false digits and the minutes searched."""
+    false_digits: dict[str, tuple[int, float]] = {}
     voices = (
         [("en-us", None), ("id", None)]
         if smoke
@@ -251,10 +258,14 @@ def talk_off_table(rng: np.random.Generator, smoke: bool) -> None:
                 f"({false / minutes:.2f} per minute), {flagged} of {rows.size // (rate_hz // 50)} "
                 "frames flagged"
             )
+            false_digits[f"{name} at {rate_hz // 1000} kHz"] = (false, minutes)
+    return false_digits
 
 
-def cost_table(rng: np.random.Generator, repeats: int) -> None:
-    """Table 4: µs per detect_dtmf call, per frame of 20 ms."""
+def cost_table(rng: np.random.Generator, repeats: int) -> float:
+    """Table 4: µs per detect_dtmf call, per frame of 20 ms; returns µs per stream at
+    8 kHz with 500 streams and no tone (the common case in a room)."""
+    common = 0.0
     print("\nCost: µs per call (per stream), best of 5")
     print(f"{'rate':>6} {'k':>5} {'no candidate':>22} {'all in a press':>22}")
     for rate_hz in (NARROW_HZ, WIDE_HZ):
@@ -278,18 +289,38 @@ def cost_table(rng: np.random.Generator, repeats: int) -> None:
                 )
                 micros = best / calls * 1e6
                 cells.append(f"{micros:>9.0f} ({micros / streams:>6.1f})")
+                if (rate_hz, streams, frames is noise) == (NARROW_HZ, 500, True):
+                    common = micros / streams
             print(f"{rate_hz:>6} {streams:>5} {cells[0]:>22} {cells[1]:>22}")
+    return common
+
+
+def measure(smoke: bool) -> list[Section]:
+    """Run every table; return the headline figures as one section for bench/quality.py."""
+    rng = np.random.default_rng(2024)
+    detected = grid_table(rng, repeats=1 if smoke else 8)
+    limits_table(rng, repeats=1 if smoke else 10)
+    false_digits = talk_off_table(rng, smoke)
+    cost = cost_table(rng, repeats=20 if smoke else 2000)
+    rows = [(f"40 ms presses, {name}", f"{share:.2f} % of {count}")
+            for name, (share, count) in detected.items()]
+    rows += [(f"false digits, {name}", f"{false} in {minutes:.1f} min")
+             for name, (false, minutes) in false_digits.items()]
+    return [Section(
+        title="In-band DTMF: detection and talk-off",
+        headers=("what", "result"),
+        rows=tuple(rows),
+        notes=("All 16 digits at -25 ... -3 dBm0 with ±6 dB twist, 40 ms tones, -50 dBm0 noise "
+               "(target 100 %); false digits over espeak-ng speech and synthetic chords (target "
+               "0). Full tables: `.venv/bin/python bench/dtmf.py`.",),
+        stage_costs_us={"in-band DTMF detector (8 kHz, no tone)": cost},
+    )]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a short run for CI")
-    smoke = parser.parse_args().smoke
-    rng = np.random.default_rng(2024)
-    grid_table(rng, repeats=1 if smoke else 8)
-    limits_table(rng, repeats=1 if smoke else 10)
-    talk_off_table(rng, smoke)
-    cost_table(rng, repeats=20 if smoke else 2000)
+    measure(parser.parse_args().smoke)
 
 
 if __name__ == "__main__":
