@@ -25,11 +25,12 @@ from quality_report import Section
 from scipy import signal
 from speech import ENGLISH, active_level_dbfs, sentences_clip, set_active_level
 
+from bridge.config import DEFAULT_MAX_TALKERS
 from bridge.rtp.packet import RtpPacket
 from dsp.agc import TARGET_LEVEL_DBFS, level_talkers
 from dsp.codecs import get_codec
 from dsp.mixer import limit
-from dsp.vad import DEFAULT_MAX_TALKERS, TalkerState, choose_talkers, detect_voice
+from dsp.vad import TalkerState, choose_talkers, detect_voice
 
 Samples = NDArray[np.float32]
 

@@ -14,13 +14,11 @@ there are unmaintained. The maths is a handful of FFTs per frame, which numpy do
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import fft, signal
-
-EchoMode = Literal["auto", "on", "off"]  # auto: cancel once the detector hears echo
 
 SUPPORTED_RATES_HZ = (8000, 16000)
 FRAME_MS = 20

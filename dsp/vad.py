@@ -46,7 +46,6 @@ LEVEL_FALL = 1.0 - math.exp(-20.0 / 200.0)
 VAD_MODE = 3
 # Talker selection: a newcomer takes a talker's slot only when its level is this much
 # higher for this many consecutive frames (100 ms).
-DEFAULT_MAX_TALKERS = 3
 SWAP_MARGIN_DB = 4.0
 SWAP_FRAMES = 5
 
@@ -227,7 +226,7 @@ def select_talkers(
 
 
 def choose_talkers(
-    states: Sequence[TalkerState], max_talkers: int = DEFAULT_MAX_TALKERS
+    states: Sequence[TalkerState], max_talkers: int
 ) -> NDArray[np.bool_]:
     """Run `select_talkers` over a room's members (all rates) from and into their states.
 
