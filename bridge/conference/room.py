@@ -207,10 +207,11 @@ class Room:
             return
         settings = settings or member.media.settings
         if member.media.codec != codec_name.upper():
-            talker = member.media.talker  # their voice and level do not change with codec
+            # Their voice, level and echo setting do not change with the codec.
+            talker, echo_mode = member.media.talker, member.media.echo_mode
             member.media = MemberMedia(codec_name, settings)
             member.media.talker = talker
-            member.media.set_echo_mode(self.config.echo_cancellation)
+            member.media.set_echo_mode(echo_mode)
         elif member.media.settings != settings:
             member.media.set_settings(settings)
 

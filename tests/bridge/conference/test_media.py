@@ -4,8 +4,10 @@ packets follow each member's ptime, encodes are shared, Opus DTX and FEC work.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
+import bridge.conference.media as media_module
 from bridge.conference.media import MemberMedia, OutgoingPacket
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import DigitHeard, MuteChanged, MuteState, Phase, Room
@@ -300,3 +302,42 @@ def test_a_press_signalled_and_heard_in_band_counts_once() -> None:
     run(room, [keyer], {1: keyed("*", 8000)}, 10)  # heard in-band at ~0.1 s
     room.press(1, "6", 0.5)
     assert room.member(1).mute is MuteState.SELF_MUTED  # "*6", not "**6"
+
+
+def test_a_members_echo_setting_survives_a_codec_change() -> None:
+    room = quiet_room()
+    Caller(room, 1, "PCMU")
+    room.set_echo_mode(1, "on")
+    room.set_codec(1, "G722")
+    media = room.member(1).media
+    assert media.echo_mode == "on"
+    assert media.echo is not None and media.echo.rate_hz == 16000
+
+
+class _SilencingCanceller:
+    """Stands in for a canceller that has removed everything, so what the detector is fed
+    can be told apart from what the canceller gives out."""
+
+    def process(self, mic: Samples, reference: Samples) -> Samples:
+        return np.zeros_like(mic)
+
+
+def test_the_echo_detector_hears_the_line_before_its_canceller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Judged on the canceller's output, a cancelled line would look echo-free, lose its
+    canceller, and get its echo back."""
+    fed: list[float] = []
+
+    def detect(mic_power: NDArray[np.float64], reference_power: NDArray[np.float64],
+               states: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+        fed.append(float(mic_power[0]))
+        return np.full(mic_power.shape, 20.0), states  # echo at 20 ms: keep the canceller
+
+    monkeypatch.setattr(media_module, "detect_echo", detect)
+    room = quiet_room()
+    talker = Caller(room, 1, "PCMU")
+    room.member(1).media.echo = _SilencingCanceller()  # type: ignore[assignment]
+    run(room, [talker], {1: sine(500, 0.4, 8000)}, 20)
+    assert room.member(1).media.echo is not None
+    assert min(fed[5:]) > 0.01  # the line's own 500 Hz at -13.5 dBFS, not the zeros
