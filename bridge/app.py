@@ -63,7 +63,8 @@ class Bridge:
         self._driver = ControllerDriver(
             reactor, self.controller, self._send_sip, self._rtp.send
         )
-        self.clock = MediaClock(reactor, self._driver.tick)
+        self.clock = MediaClock(reactor, self._driver.tick,
+                                report_interval_s=config.rtp.stats_interval_s)
         self._listening: list[IListeningPort] = []
 
     def start(self) -> None:

@@ -56,6 +56,7 @@ DEFAULT_USER_AGENT = "telerapat"
 DEFAULT_RTP_PORT_MIN = 40000
 DEFAULT_RTP_PORT_MAX = 40999
 DEFAULT_RTP_TIMEOUT_S = 30.0
+DEFAULT_STATS_INTERVAL_S = 60.0
 DEFAULT_LANGUAGE: Language = "id"
 DEFAULT_CODECS: tuple[str, ...] = SUPPORTED_CODECS
 DEFAULT_PTIMES_MS: tuple[int, ...] = PTIMES_MS
@@ -110,7 +111,7 @@ _SIP_KEYS = ("listen", "domain", "external_address", "user_agent", "digest_algor
 # whole challenge that lists SHA-256 (see bridge.sip.auth).
 DIGEST_ALGORITHMS = ("SHA-256", "MD5")
 DEFAULT_DIGEST_ALGORITHMS: tuple[str, ...] = ("MD5",)
-_RTP_KEYS = ("ports", "timeout_s")
+_RTP_KEYS = ("ports", "timeout_s", "stats_interval_s")
 _OPUS_KEYS = ("bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx")
 # The bitrates in the order they must keep: min <= start <= max.
 _OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
@@ -153,6 +154,9 @@ class RtpConfig:
     port_min: int  # even: RTP on even ports, RTCP on the next odd one (RFC 3550 §11)
     port_max: int  # inclusive
     timeout_s: float  # no RTP for this long and the member is removed with a BYE
+    # The media clock logs its timing (ticks, late ticks, lateness percentiles) this often;
+    # 0: never.
+    stats_interval_s: float = DEFAULT_STATS_INTERVAL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +519,18 @@ class _ConfigReader:
                             f"must be more than 0 seconds, got {timeout_node.value}")
             elif number is not None:
                 timeout_s = number
-        return RtpConfig(port_min=port_min, port_max=port_max, timeout_s=timeout_s)
+        stats_interval_s = DEFAULT_STATS_INTERVAL_S
+        if "stats_interval_s" in values:
+            interval_node = values["stats_interval_s"]
+            number = self.number(interval_node, "rtp.stats_interval_s")
+            if number is not None and (number < 0 or 0 < number < 1):
+                self.report(interval_node, "rtp.stats_interval_s",
+                            "must be 0 (no report) or at least 1 second, "
+                            f"got {interval_node.value}")
+            elif number is not None:
+                stats_interval_s = number
+        return RtpConfig(port_min=port_min, port_max=port_max, timeout_s=timeout_s,
+                         stats_interval_s=stats_interval_s)
 
     def rtp_ports(self, node: Node, listen: Sequence[ListenAddress]) -> tuple[int, int] | None:
         text = self.text(node, "rtp.ports")

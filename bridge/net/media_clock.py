@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
@@ -26,23 +27,47 @@ class ClockStatistics:
     max_lateness_s: float = 0.0
 
 
+@dataclass
+class _Window:
+    """What the clock saw since its last report: each run's lateness and its work time."""
+
+    started_at: float
+    lateness_s: list[float] = field(default_factory=list)
+    work_s: list[float] = field(default_factory=list)
+    late: int = 0
+    skipped: int = 0
+
+
 class MediaClock:
-    """Call `on_tick(now)` every `interval_s`, using `LoopingCall.withCount`."""
+    """Call `on_tick(now)` every `interval_s`, using `LoopingCall.withCount`.
+
+    Every `report_interval_s` (0: never) it logs how it kept time since the last report:
+    ticks, late ticks, lateness and the time the ticks took (p50, p99, max). Operators
+    see from it whether the server keeps up; bench/capacity.py reads it.
+    """
 
     def __init__(
-        self, clock: IReactorTime, on_tick: Callable[[float], None], interval_s: float = 0.02
+        self,
+        clock: IReactorTime,
+        on_tick: Callable[[float], None],
+        interval_s: float = 0.02,
+        *,
+        report_interval_s: float = 0.0,
     ) -> None:
         self._clock = clock
         self._on_tick = on_tick
         self._interval_s = interval_s
+        self._report_interval_s = report_interval_s
         self._loop = LoopingCall.withCount(self._run)
         self._loop.clock = clock
         self._started_at = 0.0
         self._elapsed_ticks = 0
+        self._window = _Window(0.0)
         self.statistics = ClockStatistics()
 
     def start(self) -> None:
         self._started_at = self._clock.seconds()
+        self._window = _Window(self._started_at)
         self._loop.start(self._interval_s, now=False)
 
     def stop(self) -> None:
@@ -53,15 +78,39 @@ class MediaClock:
         now = self._clock.seconds()
         self._elapsed_ticks += count
         lateness = now - (self._started_at + self._elapsed_ticks * self._interval_s)
-        stats = self.statistics
+        stats, window = self.statistics, self._window
         stats.max_lateness_s = max(stats.max_lateness_s, lateness)
-        if lateness > LATE_TICK_S or count > 1:
+        late = lateness > LATE_TICK_S or count > 1
+        if late:
             stats.late_ticks += 1
+            window.late += 1
         runs = min(count, MAX_CATCH_UP_TICKS)
         if count > runs:
             stats.skipped_ticks += count - runs
+            window.skipped += count - runs
             log.warning("media clock: %d ticks skipped after a %.0f ms stall",
                         count - runs, count * self._interval_s * 1000)
         for _ in range(runs):
             stats.ticks += 1
             self._on_tick(now)
+        if self._report_interval_s:
+            window.lateness_s.append(lateness)
+            window.work_s.append(self._clock.seconds() - now)
+            # Half a tick early, so float rounding cannot push a report a tick later.
+            if now - window.started_at >= self._report_interval_s - self._interval_s / 2:
+                self._report(now)
+
+    def _report(self, now: float) -> None:
+        window = self._window
+        self._window = _Window(now)
+        lateness_ms = 1000 * np.array(window.lateness_s)
+        work_ms = 1000 * np.array(window.work_s)
+        runs = lateness_ms.size
+        log.info(
+            "media clock: %d ticks in %.0f s, %d late (%.2f %% over %.0f ms), %d skipped; "
+            "lateness ms p50 %.2f p99 %.2f max %.2f; tick work ms p50 %.2f p99 %.2f max %.2f",
+            runs, now - window.started_at, window.late, 100 * window.late / runs,
+            LATE_TICK_S * 1000, window.skipped,
+            *np.percentile(lateness_ms, [50, 99]), lateness_ms.max(),
+            *np.percentile(work_ms, [50, 99]), work_ms.max(),
+        )

@@ -84,7 +84,8 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
     "bad_types.yaml": [
         "1: sip: expected a mapping with keys listen, domain, external_address, user_agent, "
         "digest_algorithms, got a list",
-        '2: rtp: expected a mapping with keys ports, timeout_s, got the text "40000-40999"',
+        '2: rtp: expected a mapping with keys ports, timeout_s, stats_interval_s, got the text '
+        '"40000-40999"',
         "3: language: expected text, got a list",
         '4: codecs: expected a list, got the text "PCMU"',
         "5: accounts: expected a mapping of username: {password: ...}, got a list",
@@ -140,6 +141,7 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         "4: rtp.ports: 40001-40000 holds no RTP/RTCP port pair; the first port must be below "
         "the last",
         "5: rtp.timeout_s: must be more than 0 seconds, got 0",
+        "6: rtp.stats_interval_s: must be 0 (no report) or at least 1 second, got 0.5",
     ],
     "bad_rtp_range.yaml": [
         "2: rtp.ports: port 1000 is outside 1024-65535",
@@ -341,6 +343,7 @@ def test_full_fixture_normalises_values() -> None:
     assert config.sip.external_address == "2001:db8::99"
     assert config.sip.user_agent == "telerapat/0.1 (Pemkab Contoh)"
     assert (config.rtp.port_min, config.rtp.port_max, config.rtp.timeout_s) == (20000, 20099, 12.5)
+    assert config.rtp.stats_interval_s == 300
     assert config.codecs == ("PCMA", "PCMU")
     assert [a.username for a in config.accounts] == ["dinkes", "bpbd", "1001", "0042"]
     assert config.accounts[1].ha1_md5 == "7595f0fdcd1a7cac6fcbd9ca613f8e39"
@@ -628,7 +631,8 @@ def test_generated_rooms_load_as_written(rooms: list[dict[str, object]], languag
 
 SCHEMA_KEYS = st.sampled_from([
     "sip", "listen", "domain", "external_address", "user_agent", "rtp", "ports", "timeout_s",
-    "language", "codecs", "accounts", "password", "ha1", "ha1_sha256", "display", "rooms", "id",
+    "stats_interval_s", "language", "codecs", "accounts", "password", "ha1", "ha1_sha256",
+    "display", "rooms", "id",
     "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001", "ptime_ms",
     "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx",
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -47,6 +48,24 @@ def test_media_clock_catches_up_a_few_ticks_after_a_stall_and_skips_the_rest() -
     assert len(ticks) == 1 + MAX_CATCH_UP_TICKS
     assert media.statistics.skipped_ticks == 10 - MAX_CATCH_UP_TICKS
     assert media.statistics.late_ticks == 1
+    media.stop()
+
+
+def test_media_clock_reports_its_timing_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    media = MediaClock(clock, lambda now: clock.advance(0.003), report_interval_s=1.0)
+    media.start()
+    with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
+        for count in range(1, 101):
+            late_s = 0.011 if count == 60 else 0.001  # one tick 11 ms late, the others 1 ms
+            clock.advance(count * 0.02 + late_s - clock.seconds())
+    reports = [r.getMessage() for r in caplog.records if "media clock:" in r.getMessage()]
+    assert len(reports) == 2
+    assert reports[0].startswith("media clock: 50 ticks in 1 s, 0 late (0.00 % over 5 ms)")
+    assert "lateness ms p50 1.00 p99 1.00 max 1.00" in reports[0]
+    assert "tick work ms p50 3.00 p99 3.00 max 3.00" in reports[0]
+    assert reports[1].startswith("media clock: 50 ticks in 1 s, 1 late (2.00 % over 5 ms)")
+    assert "max 11.00" in reports[1]
     media.stop()
 
 
