@@ -31,7 +31,12 @@ from dsp.agc import level_talkers
 from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
 from dsp.dtmf import detect_dtmf, dtmf_state
-from dsp.echo import EchoCanceller, detect_echo, echo_detector_state
+from dsp.echo import (
+    DETECTOR_STATE_SIZE,
+    EchoCanceller,
+    detect_echo,
+    echo_detector_state,
+)
 from dsp.frame import frame_samples
 from dsp.jitter import JitterBuffer
 from dsp.resample import (
@@ -126,9 +131,9 @@ class MemberMedia:
         self.down_state: NDArray[np.float32] | None = downsampler_state()
         self.talker = TalkerState()  # voice detection, talker selection and AGC
         # Echo: the frame sent this tick at the member's rate (the canceller's reference),
-        # the detector's state (None: fresh) and the canceller, while one runs.
+        # and the canceller, while one runs.
         self.sent_frame: Samples | None = None
-        self.echo_state: NDArray[np.float32] | None = None
+        self.echo_restart = False  # the echo detector starts over (see `EchoWatch`)
         self.echo: EchoCanceller | None = None
         self.echo_mode: EchoMode = "auto"
 
@@ -174,7 +179,7 @@ class MemberMedia:
     def set_echo_mode(self, mode: EchoMode) -> None:
         """auto: a canceller while the line shows echo; on: always one; off: never."""
         self.echo_mode = mode
-        self.echo_state = None
+        self.echo_restart = True
         if mode == "on" and self.echo is None:
             self.echo = EchoCanceller(self.sample_rate_hz, self.frame_samples)
         elif mode == "off":
@@ -210,6 +215,7 @@ def gather_frames(
     max_talkers: int,
     voice_detection: bool = True,
     agc: bool = True,
+    echo: EchoWatch | None = None,
 ) -> GatheredFrames:
     """Read one frame from every member's playout buffer, find keypad tones and talkers,
     and return the frames of the chosen talkers at 16 kHz.
@@ -232,7 +238,7 @@ def gather_frames(
     quiet: list[TalkerState] = []  # no frame to judge this tick
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     changes: list[tuple[int, bool]] = []
-    echo = _EchoWatch()
+    echo = echo if echo is not None else EchoWatch()
     for row, member in enumerate(media):
         if member.talker.selected and not eligible[row]:
             member.talker.selected = False  # muted, on hold: the slot goes at once
@@ -326,15 +332,22 @@ def gather_frames(
     return GatheredFrames(frames, talking, digits, changes)
 
 
-class _EchoWatch:
+class EchoWatch:
     """The echo detector's inputs for one tick, and switching cancellers on and off.
 
     Members in "auto" echo mode feed the detector the power of what came back from them
     and of what we sent them; a member whose line shows echo gets a canceller, which goes
-    again once the detector has heard no echo for a while (`dsp.echo`).
+    again once the detector has heard no echo for a while (`dsp.echo`). A room keeps one
+    watch from tick to tick: the detector states stay rows of one array, rebuilt only
+    when the watched members change, not gathered and scattered member by member.
     """
 
     def __init__(self) -> None:
+        self._watched: list[MemberMedia] = []  # whose states are the rows of `_states`
+        self._states = np.empty((0, DETECTOR_STATE_SIZE), np.float32)
+        self._begin_tick()
+
+    def _begin_tick(self) -> None:
         self.rows: list[int] = []
         self.mic_power: list[float] = []
         self.reference_power: list[float] = []
@@ -352,22 +365,38 @@ class _EchoWatch:
         self.reference_power.append(power)
 
     def update(self, media: list[MemberMedia]) -> None:
-        if not self.rows:
-            return
-        states = np.stack([
-            _or_fresh(media[row].echo_state, echo_detector_state) for row in self.rows
-        ])
-        delays, states = detect_echo(
-            np.array(self.mic_power), np.array(self.reference_power), states
-        )
-        for k, row in enumerate(self.rows):
-            member = media[row]
-            member.echo_state = states[k]
-            shows_echo = not np.isnan(delays[k])
-            if shows_echo and member.echo is None:
-                member.echo = EchoCanceller(member.sample_rate_hz, member.frame_samples)
-            elif not shows_echo and member.echo is not None:
-                member.echo = None
+        watched = [media[row] for row in self.rows]
+        if watched:
+            delays, self._states = detect_echo(
+                np.array(self.mic_power), np.array(self.reference_power), self._rows_of(watched)
+            )
+            shows_echo = ~np.isnan(delays)
+            has_canceller = np.fromiter(
+                (member.echo is not None for member in watched), np.bool_, len(watched)
+            )
+            for k in np.flatnonzero(shows_echo != has_canceller).tolist():
+                member = watched[k]
+                member.echo = (
+                    EchoCanceller(member.sample_rate_hz, member.frame_samples)
+                    if shows_echo[k] else None
+                )
+        self._watched = watched
+        self._begin_tick()
+
+    def _rows_of(self, watched: list[MemberMedia]) -> NDArray[np.float32]:
+        """The detector states of `watched`, in order: last tick's array when they are the
+        same members; else their old rows, and fresh ones for newcomers and restarts."""
+        restarted = any(member.echo_restart for member in watched)
+        if watched == self._watched and not restarted:
+            return self._states
+        kept = {id(member): k for k, member in enumerate(self._watched)}
+        fresh = echo_detector_state()
+        rows = []
+        for member in watched:
+            k = kept.get(id(member))
+            rows.append(fresh if k is None or member.echo_restart else self._states[k])
+            member.echo_restart = False
+        return np.stack(rows)
 
 
 def _or_fresh(

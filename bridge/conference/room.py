@@ -31,6 +31,7 @@ from bridge.conference.keypad import (
 from bridge.conference.media import (
     FRAME_MS,
     ROOM_RATE_HZ,
+    EchoWatch,
     MemberMedia,
     OutgoingPacket,
     RoomEncoder,
@@ -161,6 +162,7 @@ class Room:
         self._members: dict[int, Member] = {}
         self._actions: list[RoomAction] = []
         self._encoder = RoomEncoder()
+        self._echo = EchoWatch()
         self._tones: dict[str, Clip] = {
             "error": tones.error_tone(ROOM_RATE_HZ),
             "muted": tones.muted_tone(ROOM_RATE_HZ),
@@ -385,7 +387,7 @@ class Room:
         gathered = gather_frames(
             [m.media for m in members], eligible, TALKER_FLOOR_RMS,
             max_talkers=self.config.max_talkers,
-            voice_detection=self.config.voice_detection, agc=self.config.agc,
+            voice_detection=self.config.voice_detection, agc=self.config.agc, echo=self._echo,
         )
         self._actions.extend(
             TalkingChanged(members[row].member_id, talking)

@@ -135,17 +135,18 @@ class _G711Codec(FrameCodec):
         """Encode `(k, n)` float32 frames into `(k, n)` uint8 payloads."""
         if np.ndim(frames) != 2:
             raise ValueError(f"expected (members, samples) frames, got shape {np.shape(frames)}")
-        return self._encode_table[to_pcm16(frames).view(np.uint16)]
+        # `take` rather than fancy indexing: the same lookup at half the cost here.
+        return self._encode_table.take(to_pcm16(frames).view(np.uint16))
 
     def decode(self, payload: bytes) -> NDArray[np.float32]:
         """Decode one payload into `(len(payload),)` float32."""
-        return self._decode_table[np.frombuffer(payload, dtype=np.uint8)]
+        return self._decode_table.take(np.frombuffer(payload, dtype=np.uint8))
 
     def decode_many(self, payloads: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Decode `(k, bytes)` uint8 payloads into `(k, bytes)` float32."""
         if np.ndim(payloads) != 2:
             raise ValueError(f"expected (members, bytes) payloads, got shape {np.shape(payloads)}")
-        return self._decode_table[np.asarray(payloads, dtype=np.uint8)]
+        return self._decode_table.take(np.asarray(payloads, dtype=np.uint8))
 
     def samples_in(self, payload_size: int) -> int:
         """Return `payload_size`: G.711 carries one sample per byte."""
