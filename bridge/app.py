@@ -48,7 +48,6 @@ class Bridge:
             reactor,
             config.rtp.port_min,
             config.rtp.port_max,
-            self._rtp_received,
             self._rtcp_received,
         )
         self.controller = CallController(
@@ -61,7 +60,7 @@ class Bridge:
         self._udp: dict[tuple[str, int], SipUdpProtocol] = {}
         self._tcp = TcpConnections()
         self._driver = ControllerDriver(
-            reactor, self.controller, self._send_sip, self._rtp.send
+            reactor, self.controller, self._send_sip, self._rtp.send, self._rtp.sweep
         )
         self.clock = MediaClock(reactor, self._driver.tick,
                                 report_interval_s=config.rtp.stats_interval_s)
@@ -92,6 +91,7 @@ class Bridge:
             self.clock.stop()
             for port in self._listening:
                 port.stopListening()
+            self._rtp.close()
             done.callback(None)
 
         self._reactor.callLater(SHUTDOWN_GRACE_S, close)
@@ -104,9 +104,6 @@ class Bridge:
         protocol = self._udp.get(flow.local)
         if protocol is not None:
             protocol.send(data, flow)
-
-    def _rtp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
-        self._driver.rtp_received(port, data, source)
 
     def _rtcp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
         self._driver.rtcp_received(port, data, source)

@@ -15,6 +15,8 @@ from bridge.sip.flow import Flow
 
 SipSend = Callable[[bytes, Flow], None]
 RtpSend = Callable[[int, bytes, tuple[str, int]], None]
+# Every RTP datagram waiting: (local port, datagram, source, arrival in seconds).
+RtpSweep = Callable[[], list[tuple[int, bytes, tuple[str, int], float]]]
 
 
 class ControllerDriver:
@@ -24,11 +26,13 @@ class ControllerDriver:
         controller: CallController,
         send_sip: SipSend,
         send_rtp: RtpSend,
+        sweep_rtp: RtpSweep,
     ) -> None:
         self._clock = clock
         self._controller = controller
         self._send_sip = send_sip
         self._send_rtp = send_rtp
+        self._sweep_rtp = sweep_rtp
         self._timer: IDelayedCall | None = None
         self._timer_at: float | None = None
 
@@ -36,15 +40,14 @@ class ControllerDriver:
         self._controller.receive_sip(data, flow, self._clock.seconds())
         self.flush()
 
-    def rtp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
-        self._controller.receive_rtp(port, data, source, self._clock.seconds())
-        self.flush()
-
     def rtcp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
         self._controller.receive_rtcp(port, data, source, self._clock.seconds())
         self.flush()
 
     def tick(self, now: float) -> None:
+        """Take in the RTP that came since the last tick, then mix."""
+        for port, data, source, arrival_s in self._sweep_rtp():
+            self._controller.receive_rtp(port, data, source, arrival_s)
         self._controller.tick(now)
         self.flush()
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -108,7 +111,7 @@ def test_driver_flushes_outputs_and_fires_the_deadline_timer() -> None:
     controller = StubController()
     sent: list[bytes] = []
     driver = ControllerDriver(clock, controller, lambda d, f: sent.append(d),  # type: ignore[arg-type]
-                              lambda p, d, a: None)
+                              lambda p, d, a: None, list)
     flow = Flow("udp", "127.0.0.1", 5060, "127.0.0.1", 7000)
     clock.advance(10.0)
     driver.sip_received(b"x", flow)
@@ -184,7 +187,7 @@ class FakeUdpPort:
 
 
 class UdpReactor:
-    """Records UDP binds; ports in `taken` belong to another program."""
+    """Records the RTCP binds (the reactor's); ports in `taken` belong to another program."""
 
     def __init__(self, taken: frozenset[int] = frozenset()) -> None:
         self.taken = taken
@@ -201,32 +204,97 @@ class UdpReactor:
         return FakeUdpPort(self, port)
 
 
-def test_rtp_pool_binds_even_odd_pairs_and_skips_taken_ports() -> None:
-    reactor = UdpReactor(taken=frozenset({40001}))
-    pool = RtpPortPool(reactor, 40000, 40007, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
-    assert pool.allocate("127.0.0.1") == 40002  # 40000 is free but its RTCP port is not
-    assert pool.allocate("127.0.0.1") == 40004
-    assert reactor.bound == {40002, 40003, 40004, 40005}
-    pool.release(40002)
-    assert reactor.bound == {40004, 40005} and len(pool) == 1
+def free_port_pairs(count: int) -> int:
+    """The first port of `count` consecutive even/odd pairs nobody on 127.0.0.1 holds."""
+    for base in range(41000, 60000, 2 * count):
+        held = []
+        try:
+            for port in range(base, base + 2 * count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return base
+    raise RuntimeError("no free ports")
 
 
-def test_rtp_pool_sends_rtp_and_rtcp_from_their_own_sockets() -> None:
+@pytest.fixture
+def pool_and_base() -> Iterator[tuple[RtpPortPool, UdpReactor, int]]:
     reactor = UdpReactor()
-    pool = RtpPortPool(reactor, 40000, 40003, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
+    base = free_port_pairs(4)
+    pool = RtpPortPool(reactor, base, base + 7, lambda *a: None)  # type: ignore[arg-type]
+    yield pool, reactor, base
+    pool.close()
+
+
+def test_rtp_pool_binds_even_odd_pairs_and_skips_taken_ports(
+    pool_and_base: tuple[RtpPortPool, UdpReactor, int],
+) -> None:
+    pool, reactor, base = pool_and_base
+    reactor.taken = frozenset({base + 1})
+    assert pool.allocate("127.0.0.1") == base + 2  # base is free but its RTCP port is not
+    assert pool.allocate("127.0.0.1") == base + 4
+    assert reactor.bound == {base + 3, base + 5}
+    pool.release(base + 2)
+    assert reactor.bound == {base + 5} and len(pool) == 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", base + 2))  # the released RTP port is free again
+
+
+def test_rtp_pool_sweeps_datagrams_with_their_kernel_arrival_times(
+    pool_and_base: tuple[RtpPortPool, UdpReactor, int],
+) -> None:
+    pool, _, _ = pool_and_base
+    first, second = pool.allocate("127.0.0.1"), pool.allocate("127.0.0.1")
+    assert pool.sweep() == []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
+        phone.bind(("127.0.0.1", 0))
+        before = time.time()
+        for port, data in ((first, b"a1"), (second, b"b1"), (first, b"a2")):
+            phone.sendto(data, ("127.0.0.1", port))
+        after = time.time()
+        received: list[tuple[int, bytes, tuple[str, int], float]] = []
+        deadline = time.monotonic() + 5.0
+        while len(received) < 3 and time.monotonic() < deadline:  # loopback: at once
+            received += pool.sweep()
+        source = phone.getsockname()
+    assert sorted((port, data) for port, data, _, _ in received) == [
+        (first, b"a1"), (first, b"a2"), (second, b"b1")
+    ]
+    assert [data for port, data, _, _ in received if port == first] == [b"a1", b"a2"]
+    assert all(addr == source for _, _, addr, _ in received)
+    assert all(before - 0.01 <= at <= after + 0.01 for _, _, _, at in received)
+
+
+def test_rtp_pool_sends_rtp_and_rtcp_from_their_own_sockets(
+    pool_and_base: tuple[RtpPortPool, UdpReactor, int],
+) -> None:
+    pool, reactor, _ = pool_and_base
     port = pool.allocate("127.0.0.1")
-    pool.send(port, b"rtp", ("127.0.0.9", 7000))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
+        phone.bind(("127.0.0.1", 0))
+        phone.settimeout(5.0)
+        pool.send(port, b"rtp", phone.getsockname())
+        data, source = phone.recvfrom(100)
+    assert (data, source) == (b"rtp", ("127.0.0.1", port))
     pool.send(port + 1, b"rtcp", ("127.0.0.9", 7001))
-    assert reactor.transports[port].written == [(b"rtp", ("127.0.0.9", 7000))]
     assert reactor.transports[port + 1].written == [(b"rtcp", ("127.0.0.9", 7001))]
 
 
 def test_rtp_pool_hands_out_released_ports_last_and_reports_exhaustion() -> None:
-    pool = RtpPortPool(UdpReactor(), 40000, 40003, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
-    first = pool.allocate("127.0.0.1")
-    second = pool.allocate("127.0.0.1")
-    with pytest.raises(NoMediaPorts):
-        pool.allocate("127.0.0.1")
-    pool.release(first)
-    assert pool.allocate("127.0.0.1") == first
-    assert {first, second} == {40000, 40002}
+    base = free_port_pairs(2)
+    pool = RtpPortPool(UdpReactor(), base, base + 3, lambda *a: None)  # type: ignore[arg-type]
+    try:
+        first = pool.allocate("127.0.0.1")
+        second = pool.allocate("127.0.0.1")
+        with pytest.raises(NoMediaPorts):
+            pool.allocate("127.0.0.1")
+        pool.release(first)
+        assert pool.allocate("127.0.0.1") == first
+        assert {first, second} == {base, base + 2}
+    finally:
+        pool.close()
