@@ -42,8 +42,9 @@ class MediaClock:
     """Call `on_tick(now)` every `interval_s`, using `LoopingCall.withCount`.
 
     Every `report_interval_s` (0: never) it logs how it kept time since the last report:
-    ticks, late ticks, lateness and the time the ticks took (p50, p99, max). Operators
-    see from it whether the server keeps up; bench/capacity.py reads it.
+    ticks, late ticks, lateness and the time the ticks took (p50, p99, max); `report`
+    does it at once (SIGUSR1 in `telerapat serve`). Operators see from it whether the
+    server keeps up; bench/capacity.py reads it over its measurement window.
     """
 
     def __init__(
@@ -98,11 +99,16 @@ class MediaClock:
             window.work_s.append(self._clock.seconds() - now)
             # Half a tick early, so float rounding cannot push a report a tick later.
             if now - window.started_at >= self._report_interval_s - self._interval_s / 2:
-                self._report(now)
+                self.report()
 
-    def _report(self, now: float) -> None:
+    def report(self) -> None:
+        """Log the timing since the last report and start a new window (none if nothing
+        was recorded: reports are off, or no tick ran since)."""
+        now = self._clock.seconds()
         window = self._window
         self._window = _Window(now)
+        if not window.lateness_s:
+            return
         lateness_ms = 1000 * np.array(window.lateness_s)
         work_ms = 1000 * np.array(window.work_s)
         runs = lateness_ms.size

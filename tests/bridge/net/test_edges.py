@@ -69,6 +69,13 @@ def test_media_clock_reports_its_timing_every_interval(caplog: pytest.LogCapture
     assert "tick work ms p50 3.00 p99 3.00 max 3.00" in reports[0]
     assert reports[1].startswith("media clock: 50 ticks in 1 s, 1 late (2.00 % over 5 ms)")
     assert "max 11.00" in reports[1]
+    with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
+        for count in range(101, 106):  # five ticks, then a report on demand
+            clock.advance(count * 0.02 - clock.seconds())
+        media.report()
+        media.report()  # nothing since: no line
+    reports = [r.getMessage() for r in caplog.records if "media clock:" in r.getMessage()]
+    assert len(reports) == 3 and reports[2].startswith("media clock: 5 ticks in 0 s")
     media.stop()
 
 
