@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= dialplans/default.yaml
-# Debian packages: libopus for the bridge itself; the tests also drive real SIP clients.
+# Debian packages: libopus for the bridge itself; the tests also drive real SIP clients,
+# and the benchmarks compare against libspandsp and libspeexdsp (bench/quality.py) and
+# Janus AudioBridge (bench/capacity.py).
 RUNTIME_PACKAGES := libopus0
-DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) sip-tester baresip espeak-ng sox
+DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) sip-tester baresip espeak-ng sox libspandsp2 \
+	libspeexdsp1 janus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint unit system-packages prompts clean
@@ -39,6 +42,7 @@ test: $(BIN)/.installed system-packages lint
 	$(BIN)/python bench/tick.py --smoke
 	$(BIN)/python bench/bandwidth.py --smoke
 	$(BIN)/python bench/quality.py --smoke
+	$(BIN)/python bench/capacity.py --smoke
 
 prompts: $(BIN)/.installed system-packages
 	$(BIN)/python prompts/generate.py
