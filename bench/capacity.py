@@ -284,9 +284,17 @@ def _clock_report(
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free UDP port for SIP outside the RTP ranges (the config refuses an RTP range
+    that holds the SIP port; the load generator's ports must stay free too)."""
+    first, last = (int(p) for p in BRIDGE_RTP_PORTS.split("-"))
+    taken = (range(first, last + 1), range(LOADGEN_LOCAL_BASE, LOADGEN_LOCAL_BASE + 4000))
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if not any(port in ports for ports in taken):
+            return port
+    raise RuntimeError("no free UDP port outside the RTP ranges")
 
 
 def _free_tcp_port() -> int:
