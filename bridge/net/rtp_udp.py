@@ -16,6 +16,7 @@ import logging
 import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,8 +176,9 @@ def _bind_rtp(host: str, port: int) -> socket.socket:
 
 
 def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The kernel's receive time; now, should a datagram come without one."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
             seconds, nanoseconds = _TIMESPEC.unpack_from(data)
             return float(seconds + nanoseconds * 1e-9)
-    raise OSError(errno.EPROTO, "no arrival timestamp on an RTP datagram")
+    return time.time()
