@@ -215,7 +215,7 @@ def gather_frames(
     max_talkers: int,
     voice_detection: bool = True,
     agc: bool = True,
-    echo: EchoWatch | None = None,
+    echo: EchoWatch,
 ) -> GatheredFrames:
     """Read one frame from every member's playout buffer, find keypad tones and talkers,
     and return the frames of the chosen talkers at 16 kHz.
@@ -229,6 +229,7 @@ def gather_frames(
     loudest `max_talkers` voiced members are chosen, and their frames are levelled
     (`dsp.agc`) and, when narrowband, upsampled, all in one call per rate. A member who
     goes quiet has its filter and detector history cleared, so its next sound starts clean.
+    `echo` is the room's echo watch, kept from tick to tick.
     """
     count = len(media)
     wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
@@ -238,7 +239,6 @@ def gather_frames(
     quiet: list[TalkerState] = []  # no frame to judge this tick
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     changes: list[tuple[int, bool]] = []
-    echo = echo if echo is not None else EchoWatch()
     for row, member in enumerate(media):
         if member.talker.selected and not eligible[row]:
             member.talker.selected = False  # muted, on hold: the slot goes at once

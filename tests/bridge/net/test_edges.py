@@ -134,7 +134,9 @@ def test_driver_tick_takes_in_the_swept_rtp_and_survives_a_packet_that_raises(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Controller(StubController):
-        ticks: list[float] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.ticks: list[float] = []
 
         def receive_rtp(self, port: int, data: bytes, source: Any, now: float) -> None:
             if data == b"bad":
