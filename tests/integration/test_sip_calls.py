@@ -149,9 +149,10 @@ def test_reinvite_hold_is_answered_recvonly_and_resume_sendrecv(
 def test_cancel_right_after_invite_is_too_late_and_the_call_ends_with_bye(
     procs: ProcessGroup, bridge: RunningBridge
 ) -> None:
-    """The bridge answers at once, so the CANCEL finds the INVITE answered: 200 to it and
-    no 487 (RFC 3261 §9.2). The race where the CANCEL wins (487, call ended) cannot be
-    forced from outside; tests/bridge/sip/test_core.py covers it
+    """SIPp sends the CANCEL as soon as the 200 arrives, before its ACK: the CANCEL finds
+    the INVITE answered, so 200 to it and no 487 (RFC 3261 §9.2). The race where the CANCEL
+    wins (487, call ended) cannot be forced from outside, since the bridge answers at once;
+    tests/bridge/sip/test_core.py covers it
     (test_cancel_before_answer_gives_200_then_487_and_ends_the_call)."""
     run = run_sipp(procs, bridge, SIPP_SCENARIOS / "cancel.xml", service="2000")
     assert_succeeded(run)
