@@ -1,7 +1,8 @@
 """Load the prompt WAV files of `prompts/<language>/<name>.wav` into a PromptLibrary.
 
-Deployments may replace the generated voice with recordings of the same names: any
-mono 16-bit PCM WAV is accepted and resampled to the room rate.
+`prompts/common/<name>.wav` holds the clips that are the same in every language (the hold
+music). Deployments may replace the generated voice with recordings of the same names:
+any mono 16-bit PCM WAV is accepted and resampled to the room rate.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.conference.prompts import Clip, PromptLibrary
+from bridge.conference.prompts import COMMON, Clip, PromptLibrary
 from dsp.resample import resample
 
 LANGUAGES = ("id", "en")
@@ -29,9 +30,9 @@ def read_wav(path: Path) -> tuple[Clip, int]:
 
 
 def load_prompts(directory: Path, rate_hz: int) -> PromptLibrary:
-    """Read every prompt of every language, resampled to `rate_hz`."""
+    """Read every prompt of every language and the common clips, resampled to `rate_hz`."""
     clips: dict[tuple[str, str], Clip] = {}
-    for language in LANGUAGES:
+    for language in (*LANGUAGES, COMMON):
         for path in sorted((directory / language).glob("*.wav")):
             samples, rate = read_wav(path)
             if rate != rate_hz:

@@ -28,12 +28,21 @@ DTMF_FREQUENCIES_HZ: dict[str, tuple[float, float]] = {
     for column, key in enumerate(keys)
 }
 
-# Cues: pitches within the telephone band (300-3400 Hz), so they survive G.711 handsets.
+# Cues: pitches within the telephone band (300-3400 Hz), so they survive G.711 handsets,
+# and peaks at tone()'s default level.
+_CUE_PEAK_DBFS = -12.0
 _CONFIRMATION_HZ = 1000.0
 _MUTE_HIGH_HZ = 660.0
 _MUTE_LOW_HZ = 440.0
 # A 200 Hz buzz carries its harmonics, so it stays audible where handsets cut below 300 Hz.
 _BUZZ_HZ = (200.0, 400.0, 600.0, 800.0)
+# Join/leave chimes: a fourth apart (D5, G5), above the mute cues' 440/660 Hz so the two
+# pairs are not confused; each note dies away like a struck bell.
+_CHIME_LOW_HZ = 587.3
+_CHIME_HIGH_HZ = 784.0
+_CHIME_DECAY_S = 0.06
+# The moderators' raised-hand cue: two short high beeps, unlike any member cue.
+_HAND_RAISED_HZ = 1320.0
 
 
 def _sample_count(duration_ms: int, rate_hz: int) -> int:
@@ -112,3 +121,41 @@ def error_tone(rate_hz: int) -> NDArray[np.float32]:
     """Return a low double buzz: 'that key or command was not accepted'."""
     buzz = tone(_BUZZ_HZ, 150, rate_hz)
     return np.concatenate([buzz, silence(80, rate_hz), buzz])
+
+
+def _shaped_note(
+    freq_hz: float, duration_ms: int, rate_hz: int, envelope: NDArray[np.float64]
+) -> NDArray[np.float32]:
+    """Return a tone under `envelope` (one gain per sample), its peak at the cues' -12 dBFS."""
+    note = tone([freq_hz], duration_ms, rate_hz, level_dbfs=0.0) * envelope
+    return gain_db(note / np.max(np.abs(note)), _CUE_PEAK_DBFS)
+
+
+def _chime_note(freq_hz: float, duration_ms: int, rate_hz: int) -> NDArray[np.float32]:
+    """Return one chime note: struck, then dying away exponentially."""
+    decay = np.exp(-np.arange(_sample_count(duration_ms, rate_hz)) / (rate_hz * _CHIME_DECAY_S))
+    return _shaped_note(freq_hz, duration_ms, rate_hz, decay)
+
+
+def join_chime(rate_hz: int) -> NDArray[np.float32]:
+    """Return a rising two-note chime (D5, then G5), 250 ms: 'someone joined'."""
+    return np.concatenate(
+        [_chime_note(_CHIME_LOW_HZ, 110, rate_hz), _chime_note(_CHIME_HIGH_HZ, 140, rate_hz)]
+    )
+
+
+def leave_chime(rate_hz: int) -> NDArray[np.float32]:
+    """Return a falling two-note chime (G5, then D5), 250 ms: 'someone left'."""
+    return np.concatenate(
+        [_chime_note(_CHIME_HIGH_HZ, 110, rate_hz), _chime_note(_CHIME_LOW_HZ, 140, rate_hz)]
+    )
+
+
+def hand_raised_cue(rate_hz: int) -> NDArray[np.float32]:
+    """Return a soft double beep at 1320 Hz, 200 ms, for moderators: 'a hand went up'.
+
+    Each beep swells and fades over its whole length (a Hann window), so it is gentler
+    than the flat-topped member cues and does not startle a moderator who is talking.
+    """
+    beep = _shaped_note(_HAND_RAISED_HZ, 70, rate_hz, np.hanning(_sample_count(70, rate_hz)))
+    return np.concatenate([beep, silence(60, rate_hz), beep])

@@ -16,22 +16,30 @@ from numpy.typing import NDArray
 
 Clip = NDArray[np.float32]
 
+# Callers hear Indonesian unless their room says otherwise.
+DEFAULT_LANGUAGE = "id"
+# The "language" of clips that are the same for everyone, such as the hold music.
+COMMON = "common"
+
 
 @dataclass(frozen=True)
 class PromptLibrary:
-    """Prompt clips by language and name, as `(samples,)` float32 at `rate_hz`."""
+    """Prompt clips by (language, name), as `(samples,)` float32 at `rate_hz`.
+
+    Language-neutral clips are stored under the language COMMON.
+    """
 
     rate_hz: int
     clips: Mapping[tuple[str, str], Clip]
 
     def get(self, language: str, name: str) -> Clip:
-        """Return a prompt, falling back to Indonesian, the default language."""
-        clip = self.clips.get((language, name))
-        if clip is None:
-            clip = self.clips.get(("id", name))
-        if clip is None:
-            raise KeyError(f"no prompt named {name!r} for language {language!r}")
-        return clip
+        """Return a prompt in `language`, else in Indonesian, else its language-neutral
+        clip: a deployment that records only some prompts in English still plays them all."""
+        for key in ((language, name), (DEFAULT_LANGUAGE, name), (COMMON, name)):
+            clip = self.clips.get(key)
+            if clip is not None:
+                return clip
+        raise KeyError(f"no prompt named {name!r} for language {language!r}")
 
 
 class PromptPlayer:
@@ -44,6 +52,11 @@ class PromptPlayer:
     @property
     def playing(self) -> bool:
         return bool(self._queue)
+
+    @property
+    def queued(self) -> tuple[Clip, ...]:
+        """The clips still to play, the current one first."""
+        return tuple(self._queue)
 
     def play(self, clip: Clip) -> None:
         """Queue a clip after whatever is already playing."""

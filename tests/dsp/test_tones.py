@@ -10,6 +10,9 @@ from dsp.tones import (
     confirmation_tone,
     dtmf,
     error_tone,
+    hand_raised_cue,
+    join_chime,
+    leave_chime,
     muted_tone,
     silence,
     tone,
@@ -124,7 +127,16 @@ def test_confirmation_tone_is_one_short_beep() -> None:
 
 
 def test_cues_are_distinct_short_and_not_too_loud() -> None:
-    cues = [f(8000) for f in (confirmation_tone, muted_tone, unmuted_tone, error_tone)]
+    makers = (
+        confirmation_tone,
+        muted_tone,
+        unmuted_tone,
+        error_tone,
+        join_chime,
+        leave_chime,
+        hand_raised_cue,
+    )
+    cues = [f(8000) for f in makers]
     for clip in cues:
         assert clip.dtype == np.float32 and clip.ndim == 1
         assert 0.1 * 8000 <= len(clip) <= 0.6 * 8000
@@ -132,6 +144,46 @@ def test_cues_are_distinct_short_and_not_too_loud() -> None:
     for i, a in enumerate(cues):
         for b in cues[i + 1 :]:
             assert len(a) != len(b) or not np.allclose(a, b)
+
+
+def onsets(clip: NDArray[np.float32], rate_hz: int) -> int:
+    """Count the silence-to-sound steps of the 5 ms envelope (the first block counts)."""
+    block = rate_hz // 200
+    envelope = np.abs(clip[: len(clip) // block * block]).reshape(-1, block).max(axis=1)
+    sounding = np.concatenate([[0], (envelope > 0.01).astype(int)])
+    return int(np.count_nonzero(np.diff(sounding) == 1))
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 16000])
+def test_join_chime_rises_and_leave_chime_falls(rate_hz: int) -> None:
+    join, leave = join_chime(rate_hz), leave_chime(rate_hz)
+    note = round(0.11 * rate_hz)  # both start with a 110 ms note
+    assert dominant_hz(join[:note], rate_hz) == pytest.approx(587.3, abs=3.0)
+    assert dominant_hz(join[note:], rate_hz) == pytest.approx(784.0, abs=3.0)
+    assert dominant_hz(leave[:note], rate_hz) == pytest.approx(784.0, abs=3.0)
+    assert dominant_hz(leave[note:], rate_hz) == pytest.approx(587.3, abs=3.0)
+    for chime in (join, leave):
+        assert len(chime) == round(0.25 * rate_hz)
+        assert peak_dbfs(chime) == pytest.approx(-12.0, abs=0.05)
+        assert abs(chime[0]) < 0.01 and abs(chime[-1]) < 0.01
+
+
+def test_chime_notes_die_away_like_a_bell() -> None:
+    second_note = join_chime(16000)[round(0.11 * 16000) :]
+    fifth = len(second_note) // 5
+    assert rms_dbfs(second_note[fifth : 2 * fifth]) > rms_dbfs(second_note[-2 * fifth : -fifth]) + 6
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 16000])
+def test_hand_raised_cue_is_a_soft_high_double_beep(rate_hz: int) -> None:
+    cue = hand_raised_cue(rate_hz)
+    assert len(cue) == round(0.2 * rate_hz)
+    assert dominant_hz(cue, rate_hz) == pytest.approx(1320.0, abs=5.0)
+    assert onsets(cue, rate_hz) == 2
+    assert peak_dbfs(cue) == pytest.approx(-12.0, abs=0.05)
+    # Soft: it swells in rather than starting at full level like the member cues.
+    assert np.max(np.abs(cue[: rate_hz // 200])) < 0.1 * np.max(np.abs(cue))
+    assert onsets(error_tone(rate_hz), rate_hz) == 2 and onsets(join_chime(rate_hz), rate_hz) == 1
 
 
 def test_silence_is_zeros_of_the_duration() -> None:
