@@ -14,9 +14,10 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal, TypeVar
 
 import yaml
@@ -27,20 +28,46 @@ from bridge.sip.auth import compute_ha1
 
 Transport = Literal["udp", "tcp"]
 Language = Literal["id", "en"]
-RoomMode = Literal["meeting"]
+RoomMode = Literal["meeting", "webinar"]
 RoomAccess = Literal["anyone", "accounts"]
 EchoMode = Literal["auto", "on", "off"]
+Announce = Literal["none", "chime", "name"]
 _Choice = TypeVar("_Choice", bound=str)
 
 TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
 LANGUAGES: dict[str, Language] = {"id": "id", "en": "en"}
-ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting"}
+# meeting: everyone may talk; webinar: members join muted and take the floor from a moderator.
+ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting", "webinar": "webinar"}
 ROOM_ACCESS: dict[str, RoomAccess] = {"anyone": "anyone", "accounts": "accounts"}
 # auto: the canceller runs for members whose line shows echo; on: for every member.
 ECHO_MODES: dict[str, EchoMode] = {"auto": "auto", "on": "on", "off": "off"}
+# What the room hears when a member joins or leaves: nothing, a chime, or their recorded name.
+ANNOUNCEMENTS: dict[str, Announce] = {"none": "none", "chime": "chime", "name": "name"}
 # Talkers mixed at once: more voices at a time are not understood, only add line noise.
 DEFAULT_MAX_TALKERS = 3
 MAX_TALKERS_LIMIT = 10
+# Far above what one server carries (500 calls with the default rtp.ports): more is a typo.
+MAX_MEMBERS_LIMIT = 10000
+# The keypad of shared/PRODUCT.md, command -> keys, in the order the help prompt lists them.
+# Explicit commands rather than toggles where a lost digit could flip the wrong way (## / 99).
+DEFAULT_KEYMAP: Mapping[str, str] = MappingProxyType({
+    "mute": "*6",
+    "hand": "*9",
+    "count": "*#",
+    "volume_down": "*1",
+    "volume_up": "*3",
+    "help": "*0",
+    "mute_all": "##",
+    "unmute_all": "99",
+    "floor": "*8",
+    "lock": "*5",
+    "record": "*7",
+    "remove_last": "*2",
+    "end": "*4",  # then "1" to confirm
+})
+KEYPAD_COMMANDS: tuple[str, ...] = tuple(DEFAULT_KEYMAP)
+DEFAULT_KEYMAP_ITEMS: tuple[tuple[str, str], ...] = tuple(DEFAULT_KEYMAP.items())
+KEY_SEQUENCE_MAX_KEYS = 4
 # The codecs the bridge carries, by their RTP/AVP encoding names (RFC 3551 §4.5, RFC 7587),
 # in the default order of preference: Opus and G.722 are wideband, G.711 the fallback.
 SUPPORTED_CODECS: tuple[str, ...] = ("OPUS", "G722", "PCMU", "PCMA")
@@ -63,7 +90,7 @@ DEFAULT_PTIMES_MS: tuple[int, ...] = PTIMES_MS
 
 # Values that name something on the roadmap get "not ... yet" rather than "unknown".
 _LATER_TRANSPORTS = frozenset({"tls"})
-_LATER_MODES = frozenset({"webinar", "hotline"})
+_LATER_MODES = frozenset({"hotline"})
 
 _RTP_PORT_MIN = 1024  # below are privileged ports and well-known services
 _PORT_MAX = 65535
@@ -72,6 +99,13 @@ _PIN_DIGITS_MAX = 16
 _ROOM_ID = re.compile(r"[a-z0-9_-]+", re.ASCII)
 _EXTENSION = re.compile(r"\+?[0-9]+", re.ASCII)
 _PIN = re.compile(r"[0-9]+", re.ASCII)
+# The keys of a phone keypad (RFC 4733 §3.2 events 0-11); A-D are missing from most phones.
+_KEY_SEQUENCE = re.compile(rf"[0-9*#]{{1,{KEY_SEQUENCE_MAX_KEYS}}}", re.ASCII)
+# An unquoted *6 is a YAML alias: the text of one, up to where YAML stops reading it.
+_ALIAS_KEYS = re.compile(r"\*[0-9*#]*(?=[\s,\]}\x00]|$)", re.ASCII)
+# An unquoted ## after "key: " is a YAML comment: its first word, then the rest of the line.
+# (PyYAML ends its buffer with a NUL.)
+_COMMENT = re.compile(r"[ \t]*(#[^\s\x00]*)([^\r\n\x00]*)", re.ASCII)
 _HA1_HEX_DIGITS = {"ha1": 32, "ha1_sha256": 64}
 _HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
 _RTP_PORTS = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", re.ASCII)
@@ -105,7 +139,9 @@ _STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE, _TIMESTAMP = (
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)", re.ASCII)
 _OCTAL = re.compile(r"[-+]?0[0-7_]+", re.ASCII)
 
-_TOP_KEYS = ("sip", "rtp", "language", "codecs", "ptime_ms", "opus", "accounts", "rooms")
+_TOP_KEYS = (
+    "sip", "rtp", "language", "codecs", "ptime_ms", "opus", "accounts", "recording", "rooms",
+)
 _SIP_KEYS = ("listen", "domain", "external_address", "user_agent", "digest_algorithms")
 # Offered in this order; MD5 alone by default because baresip 1.0.0 (libre) refuses a
 # whole challenge that lists SHA-256 (see bridge.sip.auth).
@@ -116,10 +152,18 @@ _OPUS_KEYS = ("bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx")
 # The bitrates in the order they must keep: min <= start <= max.
 _OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
+_RECORDING_KEYS = ("directory",)
+DEFAULT_RECORDING_DIRECTORY = "recordings"
 _ROOM_KEYS = (
     "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
-    "max_talkers", "voice_detection", "agc", "echo_cancellation",
+    "max_talkers", "voice_detection", "agc", "echo_cancellation", "wait_for_moderator",
+    "end_when_moderator_leaves", "max_members", "announce", "record", "keypad",
 )
+# Room options that act on the moderator, so a room without a moderator_pin cannot use them.
+_NEEDS_MODERATOR = {
+    "wait_for_moderator": "or nobody could start the meeting",
+    "end_when_moderator_leaves": "or nobody could join as moderator",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +243,14 @@ class RoomConfig:
     voice_detection: bool = True
     agc: bool = True  # automatic gain control of every member towards one speech level
     echo_cancellation: EchoMode = "auto"
+    # (command, keys) in KEYPAD_COMMANDS order: DEFAULT_KEYMAP with the room's `keypad:`
+    # over it; a command the room disabled is left out.
+    keymap: tuple[tuple[str, str], ...] = DEFAULT_KEYMAP_ITEMS
+    wait_for_moderator: bool = False  # members hold until a moderator joins
+    end_when_moderator_leaves: bool = False  # the last moderator's leaving ends the meeting
+    max_members: int | None = None  # None: no limit
+    announce: Announce = "none"  # joins and leaves, heard by the room
+    record: bool = False  # recording starts when the first member joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +264,9 @@ class Config:
     accounts: tuple[Account, ...]
     rooms: tuple[RoomConfig, ...]
     source: str  # the file it came from, for messages on reload
+    # Where meeting recordings go; absolute once loaded (relative paths in the file are
+    # taken from the file's directory).
+    recording_dir: Path = Path(DEFAULT_RECORDING_DIRECTORY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +334,23 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> ConfigProblem:
     elif exc.problem and exc.context:
         where = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
         message += f" ({exc.context}{where})"
-    return ConfigProblem(filename, line, "", message)
+    return ConfigProblem(filename, line, "", message + _alias_hint(exc))
+
+
+def _alias_hint(exc: yaml.MarkedYAMLError) -> str:
+    """Say to quote keys when an error comes from an unquoted sequence such as *6 or *#."""
+    if exc.context == "while scanning an alias":
+        mark = exc.context_mark
+    elif (exc.problem or "").startswith("found undefined alias"):
+        mark = exc.problem_mark
+    else:
+        return ""
+    if mark is None or not isinstance(mark.buffer, str):
+        return ""
+    keys = _ALIAS_KEYS.match(mark.buffer, mark.pointer)
+    if keys is None or not _KEY_SEQUENCE.fullmatch(keys[0]):
+        return ""
+    return f'; YAML reads a leading * as an alias: write key sequences in quotes, "{keys[0]}"'
 
 
 def _show(text: str) -> str:
@@ -304,6 +375,23 @@ def _closest(word: str, choices: Sequence[str]) -> str:
 
 def _is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _NULL
+
+
+def _keys_read_as_comment(node: Node) -> str | None:
+    """Return the keys of `mute_all: ##`, which YAML reads as an empty value and a comment.
+
+    Only a comment that starts with a sequence of two or more keys, or is one "#" alone,
+    counts: "# off" after a key is an ordinary comment.
+    """
+    mark = node.start_mark
+    if not _is_null(node) or node.value != "" or not isinstance(mark.buffer, str):
+        return None
+    comment = _COMMENT.match(mark.buffer, mark.pointer)
+    if comment is None or not _KEY_SEQUENCE.fullmatch(comment[1]):
+        return None
+    if len(comment[1]) == 1 and comment[2].strip():
+        return None
+    return comment[1]
 
 
 class _ConfigReader:
@@ -340,6 +428,7 @@ class _ConfigReader:
             ptimes_ms = self.ptimes_ms(top["ptime_ms"]) or DEFAULT_PTIMES_MS
         opus = self.read_opus(top.get("opus"))
         accounts = self.read_accounts(top.get("accounts"), sip.domain)
+        recording_dir = self.read_recording(top.get("recording"))
         # Judged on what is listed, so a mistyped account is not blamed on the rooms too.
         listed = top.get("accounts")
         has_accounts = isinstance(listed, MappingNode) and bool(listed.value)
@@ -362,6 +451,7 @@ class _ConfigReader:
             accounts=accounts,
             rooms=rooms,
             source=self._filename,
+            recording_dir=recording_dir,
         )
 
     # -- sip ---------------------------------------------------------------------------
@@ -719,6 +809,27 @@ class _ConfigReader:
             return None
         return text.lower()
 
+    # -- recording ---------------------------------------------------------------------
+
+    def read_recording(self, node: Node | None) -> Path:
+        """Return the recordings folder, relative paths taken from the config file's folder.
+
+        Not from the working directory, which differs between a shell and a service manager.
+        Nothing is created or checked on disk here; the recorder does that.
+        """
+        values = self.fields(node, "recording", _RECORDING_KEYS) if node is not None else {}
+        directory = DEFAULT_RECORDING_DIRECTORY
+        if "directory" in values:
+            directory = self.directory(values["directory"], "recording.directory") or directory
+        return (Path(self._filename).parent / directory).resolve()
+
+    def directory(self, node: Node, path: str) -> str | None:
+        text = self.display_text(node, path)
+        if text == "":
+            self.report(node, path, f'must name a folder, e.g. "{DEFAULT_RECORDING_DIRECTORY}"')
+            return None
+        return text
+
     # -- rooms -------------------------------------------------------------------------
 
     def read_rooms(
@@ -789,7 +900,11 @@ class _ConfigReader:
         mode: RoomMode = "meeting"
         if "mode" in values:
             mode = self.choice(values["mode"], f"{path}.mode", ROOM_MODES, later=_LATER_MODES,
-                               later_note=" (issue #4)") or mode
+                               later_note=" (issue #4, hotline)") or mode
+            if mode == "webinar" and "moderator_pin" not in values:
+                self.report(values["mode"], f"{path}.mode",
+                            "webinar needs a moderator_pin: members join muted and only a "
+                            "moderator can give them the floor")
         access: RoomAccess = "anyone"
         if "access" in values:
             access = self.choice(values["access"], f"{path}.access", ROOM_ACCESS) or access
@@ -803,9 +918,8 @@ class _ConfigReader:
             codecs = self.codecs(values["codecs"], f"{path}.codecs") or codecs
         max_talkers = DEFAULT_MAX_TALKERS
         if "max_talkers" in values:
-            max_talkers = self.max_talkers(values["max_talkers"], f"{path}.max_talkers") or (
-                max_talkers
-            )
+            max_talkers = self.count(values["max_talkers"], f"{path}.max_talkers",
+                                     MAX_TALKERS_LIMIT) or max_talkers
         voice_detection, agc = (
             self.flag(values[key], f"{path}.{key}") is not False if key in values else True
             for key in ("voice_detection", "agc")
@@ -813,6 +927,22 @@ class _ConfigReader:
         echo: EchoMode = "auto"
         if "echo_cancellation" in values:
             echo = self.echo_mode(values["echo_cancellation"], f"{path}.echo_cancellation") or echo
+        wait_for_moderator, end_when_moderator_leaves = (
+            self.moderator_option(values, path, key) for key in _NEEDS_MODERATOR
+        )
+        max_members = None
+        if "max_members" in values:
+            max_members = self.count(values["max_members"], f"{path}.max_members",
+                                     MAX_MEMBERS_LIMIT)
+        announce: Announce = "none"
+        if "announce" in values:
+            announce = self.choice(values["announce"], f"{path}.announce", ANNOUNCEMENTS) or (
+                announce
+            )
+        record = "record" in values and self.flag(values["record"], f"{path}.record") is True
+        keymap = DEFAULT_KEYMAP_ITEMS
+        if "keypad" in values:
+            keymap = self.keypad(values["keypad"], f"{path}.keypad")
         if room_id is None or extension is None:
             return None
         return RoomConfig(
@@ -829,7 +959,79 @@ class _ConfigReader:
             voice_detection=voice_detection,
             agc=agc,
             echo_cancellation=echo,
+            keymap=keymap,
+            wait_for_moderator=wait_for_moderator,
+            end_when_moderator_leaves=end_when_moderator_leaves,
+            max_members=max_members,
+            announce=announce,
+            record=record,
         )
+
+    def moderator_option(self, values: dict[str, Node], path: str, key: str) -> bool:
+        """Read a room option that only a moderator makes work; refuse it without one."""
+        if key not in values:
+            return False
+        enabled = self.flag(values[key], f"{path}.{key}") is True
+        # Judged on what is written, so an invalid moderator_pin is not blamed here too.
+        if enabled and "moderator_pin" not in values:
+            self.report(values[key], f"{path}.{key}",
+                        f"{key} needs a moderator_pin, {_NEEDS_MODERATOR[key]}")
+        return enabled
+
+    def keypad(self, node: Node, path: str) -> tuple[tuple[str, str], ...]:
+        """Merge a room's `keypad:` over DEFAULT_KEYMAP; null or "" disables a command.
+
+        Keys are matched as they are typed, so no two commands may share a sequence and none
+        may be a prefix of another: the longer one could never be typed.
+        """
+        if not isinstance(node, MappingNode):
+            self.report(node, path, 'expected a mapping of command: keys, such as {hand: "*9"}, '
+                        f"got {self.describe(node)}")
+            return DEFAULT_KEYMAP_ITEMS
+        keymap = dict(DEFAULT_KEYMAP)
+        written: dict[str, Node] = {}  # valid sequences the room sets, in file order
+        for name, key_node, value_node in self.entries(node, path):
+            command_path = _join(path, name)
+            if name not in DEFAULT_KEYMAP:
+                close = difflib.get_close_matches(name, KEYPAD_COMMANDS, n=1)
+                guess = f' (did you mean "{close[0]}"?)' if close else ""
+                self.report(key_node, command_path, f"unknown command {_show(name)}{guess}; "
+                            f"the commands are {', '.join(KEYPAD_COMMANDS)}")
+                continue
+            keys = self.key_sequence(value_node, command_path)
+            # Disabled, or invalid and already reported: either way out of the clash checks.
+            keymap.pop(name)
+            if keys:
+                keymap[name] = keys
+                written[name] = value_node
+        # Each sequence the room sets is checked against the defaults it left alone and the
+        # sequences set before it, so one clash is reported once, where it was written.
+        checked = [name for name in KEYPAD_COMMANDS if name in keymap and name not in written]
+        for name, value_node in written.items():
+            for other in checked:
+                clash = _keys_clash(keymap[name], keymap[other], other,
+                                    is_default=other not in written)
+                if clash:
+                    self.report(value_node, _join(path, name), clash)
+                    break
+            checked.append(name)
+        return tuple((name, keymap[name]) for name in KEYPAD_COMMANDS if name in keymap)
+
+    def key_sequence(self, node: Node, path: str) -> str | None:
+        """Return keys as written, "" for a disabled command, None after a problem."""
+        commented = _keys_read_as_comment(node)
+        if commented is not None:
+            self.report(node, path, f"YAML reads {commented} after a space as a comment, which "
+                        f'would disable the command; write it in quotes: "{commented}"')
+            return None
+        if _is_null(node):
+            return ""
+        text = self.text(node, path)
+        if text and not _KEY_SEQUENCE.fullmatch(text):
+            self.report(node, path, f"{_show(text)} must be 1 to {KEY_SEQUENCE_MAX_KEYS} keys "
+                        "from 0-9, * and #")
+            return None
+        return text
 
     def echo_mode(self, node: Node, path: str) -> EchoMode | None:
         # YAML 1.1 reads a bare on/off as a boolean; take it as the operator meant it.
@@ -837,12 +1039,12 @@ class _ConfigReader:
             return "on" if self._constructor.construct_object(node) else "off"
         return self.choice(node, path, ECHO_MODES)
 
-    def max_talkers(self, node: Node, path: str) -> int | None:
-        count = self.integer(node, path)
-        if count is not None and not 1 <= count <= MAX_TALKERS_LIMIT:
-            self.report(node, path, f"must be 1 to {MAX_TALKERS_LIMIT}, got {count}")
+    def count(self, node: Node, path: str, limit: int) -> int | None:
+        number = self.integer(node, path)
+        if number is not None and not 1 <= number <= limit:
+            self.report(node, path, f"must be 1 to {limit}, got {number}")
             return None
-        return count
+        return number
 
     def room_id(self, values: dict[str, Node], room: Node, path: str) -> str | None:
         if "id" not in values:
@@ -1083,6 +1285,19 @@ def _describe(node: Node) -> str:
     if node.tag == _TIMESTAMP:
         return f"{node.value}, which YAML reads as a date"
     return f"a value tagged {node.tag}"
+
+
+def _keys_clash(keys: str, other_keys: str, other: str, *, is_default: bool) -> str | None:
+    """Say why `keys` cannot sit beside `other`'s sequence in one key map, if it cannot."""
+    owner = f"{other}, its default" if is_default else other
+    if keys == other_keys:
+        default = " (its default)" if is_default else ""
+        return f'"{keys}" is already the sequence of {other}{default}; give each its own keys'
+    if other_keys.startswith(keys):
+        return f'"{keys}" is a prefix of "{other_keys}" ({owner}), which could then never be typed'
+    if keys.startswith(other_keys):
+        return f'"{keys}" starts with "{other_keys}" ({owner}), so it could never be typed'
+    return None
 
 
 def _is_ip_address(text: str) -> bool:

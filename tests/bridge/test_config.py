@@ -12,6 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.config import (
+    DEFAULT_KEYMAP,
+    DEFAULT_KEYMAP_ITEMS,
+    KEYPAD_COMMANDS,
     Account,
     Config,
     ConfigError,
@@ -51,7 +54,7 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
     ],
     "bad_top_level.yaml": [
         "1: expected a mapping with keys sip, rtp, language, codecs, ptime_ms, opus, accounts, "
-        "rooms, got a list",
+        "recording, rooms, got a list",
     ],
     "bad_no_rooms.yaml": [
         '1: rooms: required: a list of rooms, e.g. - {id: rakor, extension: "1000"}',
@@ -76,7 +79,8 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '12: rooms[0].moderator_pn: unknown key "moderator_pn"; did you mean "moderator_pin"?',
         '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, name, pin, '
         "moderator_pin, mode, access, language, codecs, max_talkers, voice_detection, agc, "
-        "echo_cancellation",
+        "echo_cancellation, wait_for_moderator, end_when_moderator_leaves, max_members, "
+        "announce, record, keypad",
         '15: accounts.dinkes.pasword: unknown key "pasword"; did you mean "password"?',
         '15: accounts.dinkes: needs password, or ha1 and/or ha1_sha256 (hex digests of '
         '"dinkes:pemkab.example:password")',
@@ -193,17 +197,17 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '5: rooms[0].pin: "12a4" must be 1 to 16 digits (0-9), typed on the keypad',
         '6: rooms[0].moderator_pin: "12345678901234567" must be 1 to 16 digits (0-9), typed on '
         "the keypad",
-        "7: rooms[0].mode: webinar is not available yet (issue #4); use meeting",
         '8: rooms[0].access: unknown value "everyone"; expected anyone or accounts',
         "12: rooms[1].moderator_pin: must differ from pin, or every participant would join as "
         "moderator",
-        "13: rooms[1].mode: hotline is not available yet (issue #4); use meeting",
+        "13: rooms[1].mode: hotline is not available yet (issue #4, hotline); use meeting or "
+        "webinar",
         "14: rooms[1].access: accounts admits only callers who authenticate with an account, "
         "but accounts: lists none",
         '15: rooms[2].id: room id "rakor" is already used by rooms[1]',
         '16: rooms[2].extension: extension "+1000" matches the same calls as "1000", already '
         "used by rooms[1]",
-        '17: rooms[2].mode: unknown value "meting"; expected meeting',
+        '17: rooms[2].mode: unknown value "meting"; expected meeting or webinar',
         '19: rooms[3].extension: extension "1000" is already used by rooms[1]',
         '21: rooms[4].extension: "10-00" must be digits, optionally after a leading "+"',
         "22: rooms[4].name: must be one line of printable text",
@@ -299,6 +303,15 @@ def test_shipped_example_loads() -> None:
     assert config.codecs == ("OPUS", "G722", "PCMA", "PCMU")
     assert config.ptimes_ms == (20, 40, 60)
     assert config.opus == OpusConfig()
+    assert config.recording_dir == REPO / "dialplans" / "recordings"
+    webinar = next(r for r in config.rooms if r.mode == "webinar")
+    assert (webinar.id, webinar.extension, webinar.moderator_pin) == ("webinar", "4000", "1357")
+    assert (webinar.wait_for_moderator, webinar.end_when_moderator_leaves) == (True, True)
+    assert (webinar.max_members, webinar.announce, webinar.record) == (500, "none", True)
+    keymap = dict(webinar.keymap)
+    assert "unmute_all" not in keymap and "count" not in keymap
+    assert keymap["lock"] == "*55"
+    assert {r.keymap for r in config.rooms if r.id != "webinar"} == {DEFAULT_KEYMAP_ITEMS}
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -319,6 +332,7 @@ def test_defaults_fill_everything_but_rooms() -> None:
                           mode="meeting", access="anyone", language="id",
                           codecs=ALL_CODECS),),
         source="f.yaml",
+        recording_dir=Path("recordings").resolve(),
     )
     assert [str(a) for a in config.sip.listen] == ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
     assert (config.sip.domain, config.sip.user_agent) == ("telerapat.local", "telerapat")
@@ -454,7 +468,7 @@ def test_keys_must_be_scalars() -> None:
 def test_unknown_key_with_control_characters_is_quoted_in_the_field() -> None:
     assert problems_of('"a\\x01": 1\n' + ROOM) == [
         '1: "a\\u0001": unknown key "a\\u0001"; expected one of: sip, rtp, language, codecs, '
-        "ptime_ms, opus, accounts, rooms",
+        "ptime_ms, opus, accounts, recording, rooms",
     ]
 
 
@@ -570,7 +584,7 @@ def test_source_is_the_path_given(tmp_path: Path) -> None:
 YAML_ALPHABET = st.sampled_from(list("abcdeiklmnoprstu0123456789:-[]{},'\"&*!|>#@ \n\t+._<?%"))
 KEYWORDS = st.sampled_from([
     "rooms:", "sip:", "rtp:", "accounts:", "codecs:", "language:", "listen:", "id:", "ptime_ms:",
-    "opus:", "dtx:", "bitrate_bps:",
+    "opus:", "dtx:", "bitrate_bps:", "keypad:", "mute:", "*6", "##", "recording:", "directory:",
     "extension:", "pin:", "<<: *a", "&a", "- ", "\n  ", "0123", "udp:127.0.0.1:5060", "yes",
 ])
 
@@ -634,13 +648,16 @@ SCHEMA_KEYS = st.sampled_from([
     "stats_interval_s", "language", "codecs", "accounts", "password", "ha1", "ha1_sha256",
     "display", "rooms", "id",
     "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001", "ptime_ms",
-    "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx",
+    "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx", "recording",
+    "directory", "keypad", "mute", "hand", "unmute_all", "wait_for_moderator", "max_members",
+    "announce", "record",
 ])
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
     st.sampled_from([20, 40, 60, 6000, 16000, 64000, "OPUS", "g722"]),
     st.sampled_from(["udp:127.0.0.1:5060", "udp:0.0.0.0:1", "40000-40999", "en", "PCMU",
-                     "meeting", "accounts", "0123", "x" * 40, "a b", "+62", ""]),
+                     "meeting", "accounts", "0123", "x" * 40, "a b", "+62", "", "webinar",
+                     "chime", "*6", "*", "##", "99"]),
     st.text(max_size=8),
 )
 TREES = st.recursive(
@@ -785,3 +802,350 @@ def test_opus_must_be_a_mapping() -> None:
 def test_huge_opus_bitrate_is_a_problem_not_a_crash() -> None:
     (problem,) = problems_of(f"opus: {{bitrate_bps: {'9' * 5000}}}\n" + ROOM)
     assert problem == "1: opus.bitrate_bps: 99999999999999999999... is far too large"
+
+
+# -- rooms: mode and moderation options (issue #4) ---------------------------------------------
+
+ROOM_HEAD = "rooms:\n  - id: r\n    extension: '1'\n"
+
+
+def test_new_room_options_default_to_off() -> None:
+    (room,) = parse_config(ROOM, "f.yaml").rooms
+    assert room.mode == "meeting"
+    assert room.keymap == DEFAULT_KEYMAP_ITEMS
+    assert (room.wait_for_moderator, room.end_when_moderator_leaves, room.record) == (
+        False, False, False)
+    assert (room.max_members, room.announce) == (None, "none")
+
+
+def test_webinar_mode_is_accepted() -> None:
+    config = parse_config(
+        "rooms: [{id: r, extension: '1', mode: webinar, moderator_pin: '55'}]", "f.yaml"
+    )
+    assert config.rooms[0].mode == "webinar"
+
+
+def test_webinar_without_a_moderator_pin_is_refused() -> None:
+    assert problems_of("rooms: [{id: r, extension: '1', mode: webinar}]") == [
+        "1: rooms[0].mode: webinar needs a moderator_pin: members join muted and "
+        "only a moderator can give them the floor"
+    ]
+
+
+def test_room_options_load_as_written() -> None:
+    config = parse_config(
+        ROOM_HEAD
+        + "    moderator_pin: '55'\n"
+        "    wait_for_moderator: true\n"
+        "    end_when_moderator_leaves: yes\n"
+        "    max_members: 10000\n"
+        "    announce: name\n"
+        "    record: true\n"
+        "  - {id: s, extension: '2', max_members: 1, announce: chime, wait_for_moderator: false,"
+        " end_when_moderator_leaves: ~, record: false}\n",
+        "f.yaml",
+    )
+    r, s = config.rooms
+    assert (r.wait_for_moderator, r.end_when_moderator_leaves, r.max_members, r.announce,
+            r.record) == (True, True, 10000, "name", True)
+    assert (s.wait_for_moderator, s.end_when_moderator_leaves, s.max_members, s.announce,
+            s.record) == (False, False, 1, "chime", False)
+
+
+def test_bad_room_options_are_refused_with_line_and_field() -> None:
+    assert problems_of(
+        ROOM_HEAD
+        + "    wait_for_moderator: true\n"
+        "    end_when_moderator_leaves: true\n"
+        "    max_members: 0\n"
+        "    announce: loud\n"
+        "    record: \"yes\"\n"
+        "  - {id: s, extension: '2', max_members: 10001, announce: Chime, record: 1,\n"
+        "     wait_for_moderator: sometimes}\n"
+        "  - {id: t, extension: '3', max_members: many, announce: no}\n"
+        "  - {id: u, extension: '4', mode: hotline}\n"
+    ) == [
+        "4: rooms[0].wait_for_moderator: wait_for_moderator needs a moderator_pin, or nobody "
+        "could start the meeting",
+        "5: rooms[0].end_when_moderator_leaves: end_when_moderator_leaves needs a moderator_pin, "
+        "or nobody could join as moderator",
+        "6: rooms[0].max_members: must be 1 to 10000, got 0",
+        '7: rooms[0].announce: unknown value "loud"; expected none or chime or name',
+        '8: rooms[0].record: expected true or false, got the text "yes"',
+        "9: rooms[1].max_members: must be 1 to 10000, got 10001",
+        "9: rooms[1].announce: write chime in lower case",
+        "9: rooms[1].record: expected true or false, got the number 1",
+        '10: rooms[1].wait_for_moderator: expected true or false, got the text "sometimes"',
+        '11: rooms[2].max_members: expected a whole number, got the text "many"',
+        '11: rooms[2].announce: expected text, got "no", which YAML reads as the boolean false; '
+        "quote it for text",
+        "12: rooms[3].mode: hotline is not available yet (issue #4, hotline); use meeting or "
+        "webinar",
+    ]
+
+
+def test_moderator_options_are_not_also_blamed_on_an_invalid_moderator_pin() -> None:
+    assert problems_of(
+        ROOM_HEAD + "    moderator_pin: '12a'\n    wait_for_moderator: true\n"
+    ) == ['4: rooms[0].moderator_pin: "12a" must be 1 to 16 digits (0-9), typed on the keypad']
+
+
+# -- rooms: keypad -------------------------------------------------------------------------------
+
+
+def keymap_of(keypad: str) -> dict[str, str]:
+    """Load one room with `keypad: <keypad>` (YAML lines under it) and return its key map."""
+    config = parse_config(ROOM_HEAD + "    keypad:" + keypad, "f.yaml")
+    return dict(config.rooms[0].keymap)
+
+
+def keypad_problems(keypad: str) -> list[str]:
+    return problems_of(ROOM_HEAD + "    keypad:" + keypad)
+
+
+def test_default_keymap_is_the_product_keypad_in_order() -> None:
+    assert KEYPAD_COMMANDS == (
+        "mute", "hand", "count", "volume_down", "volume_up", "help", "mute_all", "unmute_all",
+        "floor", "lock", "record", "remove_last", "end",
+    )
+    assert DEFAULT_KEYMAP_ITEMS == (
+        ("mute", "*6"), ("hand", "*9"), ("count", "*#"), ("volume_down", "*1"),
+        ("volume_up", "*3"), ("help", "*0"), ("mute_all", "##"), ("unmute_all", "99"),
+        ("floor", "*8"), ("lock", "*5"), ("record", "*7"), ("remove_last", "*2"), ("end", "*4"),
+    )
+    assert tuple(DEFAULT_KEYMAP.items()) == DEFAULT_KEYMAP_ITEMS
+    with pytest.raises(TypeError):
+        DEFAULT_KEYMAP["mute"] = "1"  # type: ignore[index]
+
+
+def test_default_keymap_has_no_sequence_that_begins_another() -> None:
+    sequences = list(DEFAULT_KEYMAP.values())
+    for keys in sequences:
+        assert [other for other in sequences if other.startswith(keys)] == [keys]
+
+
+def test_keypad_overrides_merge_over_the_defaults_in_command_order() -> None:
+    keymap = keymap_of('\n      lock: "*55"\n      mute: "0"\n')
+    assert list(keymap) == list(KEYPAD_COMMANDS)
+    assert keymap == dict(DEFAULT_KEYMAP) | {"lock": "*55", "mute": "0"}
+
+
+def test_keypad_null_or_empty_disables_a_command() -> None:
+    keymap = keymap_of('\n      mute: null\n      hand: ~\n      count: ""\n      end:\n')
+    assert list(keymap) == [c for c in KEYPAD_COMMANDS if c not in ("mute", "hand", "count", "end")]
+
+
+def test_keypad_null_or_empty_mapping_keeps_the_defaults() -> None:
+    assert keymap_of(" null\n") == dict(DEFAULT_KEYMAP)
+    assert keymap_of(" {}\n") == dict(DEFAULT_KEYMAP)
+
+
+def test_keypad_swapping_two_commands_is_no_clash() -> None:
+    keymap = keymap_of("\n      mute: '*9'\n      hand: '*6'\n")
+    assert (keymap["mute"], keymap["hand"]) == ("*9", "*6")
+
+
+def test_keypad_keys_freed_by_a_moved_command_can_be_reused() -> None:
+    keymap = keymap_of("\n      lock: '*9'\n      hand: '*5'\n")
+    assert (keymap["lock"], keymap["hand"]) == ("*9", "*5")
+
+
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [("99", "99"), ("6", "6"), ("099", "099"), ("'077'", "077"), ('"*#"', "*#"), ("'#'", "#"),
+     ("'1234'", "1234")],
+)
+def test_keypad_takes_digits_as_written(value: str, keys: str) -> None:
+    """A bare 99 is a YAML int read back as its digits; 099 is no YAML int, so text already."""
+    keypad = f" {{mute_all: null, count: null, unmute_all: {value}}}\n"
+    assert keymap_of(keypad)["unmute_all"] == keys
+
+
+def test_keypad_refuses_yaml_numbers_that_change_their_digits() -> None:
+    assert keypad_problems("\n      unmute_all: 077\n      floor: 9_9\n      hand: 0x9\n") == [
+        "5: rooms[0].keypad.unmute_all: YAML reads 077 as the octal number 63; write it in "
+        'quotes to keep the leading zero: "077"',
+        '6: rooms[0].keypad.floor: YAML reads 9_9 as the number 99; write it in quotes if you '
+        'mean the text "9_9"',
+        '7: rooms[0].keypad.hand: YAML reads 0x9 as the number 9; write it in quotes if you '
+        'mean the text "0x9"',
+    ]
+
+
+def test_keypad_refuses_what_a_keypad_cannot_type() -> None:
+    assert keypad_problems(
+        "\n      mute: '*A'\n      hand: '12345'\n      count: '* #'\n      help: -1\n"
+        "      lock: 1.5\n      end: [1]\n"
+    ) == [
+        '5: rooms[0].keypad.mute: "*A" must be 1 to 4 keys from 0-9, * and #',
+        '6: rooms[0].keypad.hand: "12345" must be 1 to 4 keys from 0-9, * and #',
+        '7: rooms[0].keypad.count: "* #" must be 1 to 4 keys from 0-9, * and #',
+        '8: rooms[0].keypad.help: "-1" must be 1 to 4 keys from 0-9, * and #',
+        "9: rooms[0].keypad.lock: expected text, got the number 1.5",
+        "10: rooms[0].keypad.end: expected text, got a list",
+    ]
+
+
+def test_keypad_unknown_command_lists_the_commands() -> None:
+    commands = ", ".join(KEYPAD_COMMANDS)
+    assert keypad_problems("\n      lokc: '1'\n      teleport: '2'\n") == [
+        f'5: rooms[0].keypad.lokc: unknown command "lokc" (did you mean "lock"?); the commands '
+        f"are {commands}",
+        f'6: rooms[0].keypad.teleport: unknown command "teleport"; the commands are {commands}',
+    ]
+
+
+def test_keypad_must_be_a_mapping() -> None:
+    assert keypad_problems(' "*6"\n') == [
+        '4: rooms[0].keypad: expected a mapping of command: keys, such as {hand: "*9"}, got the '
+        'text "*6"',
+    ]
+
+
+def test_keypad_same_keys_as_a_default_is_refused_where_written() -> None:
+    assert keypad_problems("\n      lock: '*6'\n") == [
+        '5: rooms[0].keypad.lock: "*6" is already the sequence of mute (its default); give '
+        "each its own keys",
+    ]
+
+
+def test_keypad_same_keys_twice_in_the_file_is_refused_at_the_second() -> None:
+    assert keypad_problems("\n      lock: '1'\n      mute: '2'\n      end: '1'\n") == [
+        '7: rooms[0].keypad.end: "1" is already the sequence of lock; give each its own keys',
+    ]
+
+
+def test_keypad_prefix_of_another_sequence_is_refused() -> None:
+    assert keypad_problems("\n      hand: '*'\n      floor: '7'\n      lock: '77'\n") == [
+        '5: rooms[0].keypad.hand: "*" is a prefix of "*6" (mute, its default), which could then '
+        "never be typed",
+        '7: rooms[0].keypad.lock: "77" starts with "7" (floor), so it could never be typed',
+    ]
+
+
+def test_keypad_sequence_that_starts_with_a_default_is_refused() -> None:
+    assert keypad_problems("\n      record: '##7'\n") == [
+        '5: rooms[0].keypad.record: "##7" starts with "##" (mute_all, its default), so it could '
+        "never be typed",
+    ]
+
+
+def test_keypad_problems_name_the_room_and_command() -> None:
+    (problem,) = problems_of(
+        "rooms:\n  - {id: a, extension: '1'}\n  - {id: b, extension: '2'}\n"
+        "  - {id: c, extension: '3', keypad: {hand: '*6'}}\n"
+    )
+    assert problem.startswith("4: rooms[2].keypad.hand: ")
+
+
+def test_keypad_duplicate_command_is_a_duplicate_key() -> None:
+    assert keypad_problems("\n      hand: '1'\n      hand: '2'\n") == [
+        '6: rooms[0].keypad.hand: duplicate key "hand" (first at line 5); YAML would silently '
+        "keep only the last one",
+    ]
+
+
+@pytest.mark.parametrize(("keys", "shown"), [("*6", "*6"), ("*#", "*#"), ("*", "*")])
+def test_unquoted_star_keys_get_a_hint_to_quote_them(keys: str, shown: str) -> None:
+    (problem,) = keypad_problems(f"\n      mute: {keys}\n")
+    assert problem.startswith("5: invalid YAML: ")
+    assert problem.endswith(
+        f'; YAML reads a leading * as an alias: write key sequences in quotes, "{shown}"')
+
+
+def test_undefined_alias_that_is_no_key_sequence_gets_no_hint() -> None:
+    assert problems_of("language: *lang\n" + ROOM) == [
+        "1: invalid YAML: found undefined alias 'lang'",
+    ]
+
+
+@pytest.mark.parametrize("comment", ["##", "#", "#9", "##   ", "## mute all"])
+def test_unquoted_hash_keys_read_as_a_comment_are_refused(comment: str) -> None:
+    keys = comment.split()[0]
+    assert keypad_problems(f"\n      mute_all: {comment}\n") == [
+        f"5: rooms[0].keypad.mute_all: YAML reads {keys} after a space as a comment, which would "
+        f'disable the command; write it in quotes: "{keys}"',
+    ]
+
+
+@pytest.mark.parametrize("comment", ["# off", "# not in this room", "#####", "#x"])
+def test_a_real_comment_after_an_empty_command_disables_it(comment: str) -> None:
+    assert "mute_all" not in keymap_of(f"\n      mute_all: {comment}\n      hand: '1'\n")
+
+
+KEY_SEQUENCES = st.from_regex(r"[0-9*#]{1,4}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYPAD_COMMANDS), st.none() | KEY_SEQUENCES, max_size=6))
+def test_generated_keypads_load_exactly_when_no_sequence_begins_another(
+    keypad: dict[str, str | None],
+) -> None:
+    text = yaml.safe_dump({"rooms": [{"id": "r", "extension": "1", "keypad": keypad}]})
+    merged = {name: keys for name, keys in (dict(DEFAULT_KEYMAP) | keypad).items() if keys}
+    sequences = list(merged.values())
+    prefix_free = all(
+        [other for other in sequences if other.startswith(keys)] == [keys] for keys in sequences
+    )
+    try:
+        config = parse_config(text, "f.yaml")
+    except ConfigError as exc:
+        assert not prefix_free
+        assert all(p.field.startswith("rooms[0].keypad.") for p in exc.problems)
+    else:
+        assert prefix_free
+        assert config.rooms[0].keymap == tuple(
+            (name, merged[name]) for name in KEYPAD_COMMANDS if name in merged
+        )
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+def test_recording_dir_defaults_to_recordings_next_to_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "telerapat.yaml"
+    path.parent.mkdir()
+    path.write_text(ROOM)
+    assert load_config(path).recording_dir == (tmp_path / "conf" / "recordings").resolve()
+    path.write_text("recording: null\n" + ROOM)
+    assert load_config(path).recording_dir == (tmp_path / "conf" / "recordings").resolve()
+
+
+def test_recording_dir_relative_to_the_config_file_not_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "conf" / "telerapat.yaml"
+    path.parent.mkdir()
+    path.write_text("recording: {directory: ../rekaman/rapat}\n" + ROOM)
+    config = load_config(path)
+    assert config.recording_dir == (tmp_path / "rekaman" / "rapat").resolve()
+    assert config.recording_dir.is_absolute()
+    assert not config.recording_dir.exists()  # reading a config creates nothing
+
+
+def test_recording_dir_absolute_path_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "var" / "recordings"
+    config = parse_config(f'recording:\n  directory: "{target}"\n' + ROOM,
+                          str(tmp_path / "x.yaml"))
+    assert config.recording_dir == target.resolve()
+
+
+def test_recording_dir_of_a_parsed_text_is_taken_from_the_filename_given() -> None:
+    config = parse_config(ROOM, "dialplans/x.yaml")
+    assert config.recording_dir == Path("dialplans/recordings").resolve()
+
+
+def test_bad_recording_settings_are_refused_with_line_and_field() -> None:
+    assert problems_of('recording:\n  directory: ""\n  folder: x\n' + ROOM) == [
+        '2: recording.directory: must name a folder, e.g. "recordings"',
+        '3: recording.folder: unknown key "folder"; expected one of: directory',
+    ]
+    assert problems_of('recording: {directory: "a\\nb"}\n' + ROOM) == [
+        "1: recording.directory: must be one line of printable text",
+    ]
+    assert problems_of("recording: {directory: [a]}\n" + ROOM) == [
+        "1: recording.directory: expected text, got a list",
+    ]
+    assert problems_of("recording: recordings\n" + ROOM) == [
+        '1: recording: expected a mapping with keys directory, got the text "recordings"',
+    ]
