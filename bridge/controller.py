@@ -17,15 +17,23 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
+    FloorGiven,
+    HandChanged,
     HangUp,
+    MeetingEnded,
     MemberJoined,
     MuteChanged,
     PinRejected,
+    RecordingChanged,
     Room,
+    RoomLockChanged,
     TalkingChanged,
 )
 from bridge.config import Config
@@ -104,6 +112,26 @@ class MediaPorts(Protocol):
         ...
 
 
+class RoomRecording(Protocol):
+    """One recording of a room's mix in progress (the edge owns the file and the wall
+    clock that dates it)."""
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        """Append mix samples at 16 kHz."""
+        ...
+
+    def close(self) -> object:
+        """Finish the file; what it returns (where it is) is logged."""
+        ...
+
+
+class Recorders(Protocol):
+    """Opens room recordings; implemented in `bridge.app` with `bridge.recording`."""
+
+    def start(self, room_id: str, room_name: str | None) -> RoomRecording:
+        ...
+
+
 class _Order(enum.Enum):
     """Where an RTP packet falls in its stream's sequence."""
 
@@ -155,8 +183,11 @@ class CallController:
         *,
         rng: random.Random,
         secret: bytes,
+        recorders: Recorders | None = None,
     ) -> None:
         self._config = config
+        self._recorders = recorders
+        self._recordings: dict[str, RoomRecording] = {}  # room id -> the one in progress
         self._rng = rng
         self._media_ports = media_ports
         self._core = SipCore(
@@ -216,9 +247,11 @@ class CallController:
         return len(self._calls)
 
     def hang_up_all(self, now: float) -> None:
-        """End every call with a BYE (graceful shutdown)."""
+        """End every call with a BYE and finish every recording (graceful shutdown)."""
         for call in list(self._calls.values()):
             self._hang_up(call, "bridge shutting down", now)
+        for room_id in list(self._recordings):
+            self._stop_recording(self._rooms[room_id])
 
     def _drain_sip_events(self, now: float) -> None:
         while (event := self._core.next_event()) is not None:
@@ -602,6 +635,7 @@ class CallController:
                     self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
                     log.exception("room=%s: tick failed", room.config.id)
                 continue
+            self._record(room, room.pop_recorded())
             for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)
                 if call is None or call.send is None or call.remote_rtp is None:
@@ -646,6 +680,15 @@ class CallController:
 
     def _drain_room_actions(self, room: Room, now: float) -> None:
         for action in room.pop_actions():
+            if isinstance(action, RecordingChanged):
+                if action.recording:
+                    self._start_recording(room)
+                else:
+                    self._stop_recording(room)
+                continue
+            if isinstance(action, MeetingEnded):
+                log.info("room=%s: meeting %s", room.config.id, action.reason)
+                continue
             call = self._by_member.get(action.member_id)
             if call is None:
                 continue
@@ -663,6 +706,47 @@ class CallController:
                           "talking" if action.talking else "stopped talking")
             elif isinstance(action, PinRejected):
                 log.info("%s: wrong PIN (try %d)", call.log_prefix, action.attempts)
+            elif isinstance(action, HandChanged):
+                log.info("%s: hand %s", call.log_prefix,
+                         f"raised ({action.position} in queue)" if action.raised else "lowered")
+            elif isinstance(action, FloorGiven):
+                log.info("%s: gave the floor to member %d", call.log_prefix, action.to_member)
+            elif isinstance(action, RoomLockChanged):
+                log.info("%s: room %s", call.log_prefix,
+                         "locked" if action.locked else "unlocked")
+
+    def _start_recording(self, room: Room) -> None:
+        if self._recorders is None or room.config.id in self._recordings:
+            return
+        try:
+            recording = self._recorders.start(room.config.id, room.config.name)
+        except OSError as exc:  # a full disk or a bad folder must not stop the meeting
+            log.error("room=%s: cannot start recording: %s", room.config.id, exc)
+            return
+        self._recordings[room.config.id] = recording
+        log.info("room=%s: recording started", room.config.id)
+
+    def _record(self, room: Room, frames: list[NDArray[np.float32]]) -> None:
+        recording = self._recordings.get(room.config.id)
+        if recording is None:
+            return
+        try:
+            for frame in frames:
+                recording.write(frame)
+        except (OSError, OverflowError) as exc:  # what was written so far stays on disk
+            log.error("room=%s: recording stopped: %s", room.config.id, exc)
+            del self._recordings[room.config.id]
+
+    def _stop_recording(self, room: Room) -> None:
+        recording = self._recordings.pop(room.config.id, None)
+        if recording is None:
+            return
+        try:
+            where = recording.close()
+        except OSError as exc:
+            log.error("room=%s: recording could not be finished: %s", room.config.id, exc)
+            return
+        log.info("room=%s: recording stopped: %s", room.config.id, where)
 
 
 def _caller_label(request: Request) -> str:

@@ -22,11 +22,11 @@ from numpy.typing import NDArray
 
 import dsp.tones as tones
 from bridge.conference.keypad import (
-    DEFAULT_KEYMAP,
     CommandEntered,
     KeypadCommand,
     KeypadSequencer,
     SequenceRejected,
+    keymap_for,
 )
 from bridge.conference.media import (
     FRAME_MS,
@@ -37,6 +37,7 @@ from bridge.conference.media import (
     RoomEncoder,
     gather_frames,
 )
+from bridge.conference.numbers import spoken_number
 from bridge.conference.pin import PinEntry, PinOutcome
 from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
 from bridge.config import EchoMode, RoomConfig
@@ -61,10 +62,18 @@ HANG_UP_DRAIN_S = 0.5
 # one press: some gateways send both. RFC 4733 events and tones start within a few tens
 # of ms of each other; two real presses of one key are at least ~100 ms apart.
 SAME_PRESS_S = 0.3
+# Seconds a moderator has to confirm "end the meeting" with its confirming key.
+END_CONFIRM_S = 5.0
+END_CONFIRM_KEY = "1"
+# Listening volume: steps of VOLUME_STEP_DB either way from what the room sends, at most
+# VOLUME_MAX_STEPS (+-12 dB): enough to lift a quiet handset, not enough to clip the room.
+VOLUME_STEP_DB = 3.0
+VOLUME_MAX_STEPS = 4
 
 
 class Phase(enum.Enum):
     PIN_ENTRY = "pin_entry"  # hears prompts only; not heard by the room
+    WAITING = "waiting"  # for a moderator: hears a prompt and music; not heard
     IN_ROOM = "in_room"
 
 
@@ -76,7 +85,7 @@ class Role(enum.Enum):
 class MuteState(enum.Enum):
     FREE = "free"
     SELF_MUTED = "self_muted"
-    MODERATOR_MUTED = "moderator_muted"  # only a moderator lifts it (issue #4)
+    MODERATOR_MUTED = "moderator_muted"  # only a moderator lifts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +132,50 @@ class PinRejected:
     attempts: int
 
 
-RoomAction = HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard | TalkingChanged
+@dataclass(frozen=True, slots=True)
+class HandChanged:
+    """Event: a member raised (at `position` in the queue) or lowered their hand."""
+
+    member_id: int
+    raised: bool
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FloorGiven:
+    """Event: moderator `member_id` gave the floor to `to_member` (unmuted them)."""
+
+    member_id: int
+    to_member: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLockChanged:
+    member_id: int  # the moderator who pressed it
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingChanged:
+    """Command: start or stop recording the room's mix (`pop_recorded` hands it out).
+    `member_id` is the moderator who asked, or 0 when the room's config did."""
+
+    member_id: int
+    recording: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingEnded:
+    """Event: the meeting ends for everyone (a moderator, or the last one left)."""
+
+    member_id: int  # the moderator who ended it, or 0
+    reason: str
+
+
+RoomAction = (
+    HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard | TalkingChanged
+    | HandChanged | FloorGiven | RoomLockChanged | RecordingChanged | MeetingEnded
+)
 
 
 @dataclass(eq=False)
@@ -135,16 +187,29 @@ class Member:
     media: MemberMedia
     phase: Phase
     joined_at: float
+    keypad: KeypadSequencer
     role: Role = Role.PARTICIPANT
     mute: MuteState = MuteState.FREE
     prompts: PromptPlayer = field(default_factory=PromptPlayer)
-    keypad: KeypadSequencer = field(default_factory=lambda: KeypadSequencer(DEFAULT_KEYMAP))
     pin: PinEntry | None = None
     pin_deadline: float | None = None
     hang_up_reason: str | None = None  # set: hang up once the prompt queue is empty
     hang_up_at: float | None = None  # set when the last prompt ended: HANG_UP_DRAIN_S on
     on_hold: bool = False  # held members' music on hold must not reach the room
     last_press: tuple[str, str, float] | None = None  # (digit, source, time) of the last key
+    hand_raised: bool = False
+    volume_steps: int = 0  # listening volume, VOLUME_STEP_DB each
+    end_confirm_deadline: float | None = None  # "*4" pressed: the confirming key is due
+    admitted: int = 0  # order of entry into the room, for "remove the last who joined"
+
+    @property
+    def present(self) -> bool:
+        """Past PIN entry: in the room, or waiting in it for a moderator."""
+        return self.phase is not Phase.PIN_ENTRY
+
+    @property
+    def leaving(self) -> bool:
+        return self.hang_up_reason is not None
 
 
 class Room:
@@ -167,13 +232,38 @@ class Room:
             "error": tones.error_tone(ROOM_RATE_HZ),
             "muted": tones.muted_tone(ROOM_RATE_HZ),
             "unmuted": tones.unmuted_tone(ROOM_RATE_HZ),
+            "join": tones.join_chime(ROOM_RATE_HZ),
+            "leave": tones.leave_chime(ROOM_RATE_HZ),
+            "hand": tones.hand_raised_cue(ROOM_RATE_HZ),
         }
+        self._keymaps = {
+            role: keymap_for(config.keymap, moderator=role is Role.MODERATOR) for role in Role
+        }
+        self._hands: list[int] = []  # raised hands, first come first served
+        self._locked = False
+        self._recording = False
+        self._recorded: list[NDArray[np.float32]] = []
+        self._admissions = 0
+        self._missing_prompts: set[str] = set()
 
     # -- membership ---------------------------------------------------------------
 
     @property
     def needs_pin(self) -> bool:
         return self.config.pin is not None or self.config.moderator_pin is not None
+
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
+    @property
+    def raised_hands(self) -> list[int]:
+        """Member ids with a raised hand, in the order they will get the floor."""
+        return list(self._hands)
 
     def add_member(
         self, member_id: int, label: str, codec_name: str, now: float,
@@ -184,12 +274,13 @@ class Room:
             member_id=member_id,
             label=label,
             media=MemberMedia(codec_name, settings or EncoderSettings()),
-            phase=Phase.PIN_ENTRY if self.needs_pin else Phase.IN_ROOM,
+            phase=Phase.PIN_ENTRY,  # until admitted, even without a PIN
             joined_at=now,
+            keypad=KeypadSequencer(self._keymaps[Role.PARTICIPANT]),
         )
         member.media.set_echo_mode(self.config.echo_cancellation)
         self._members[member_id] = member
-        if member.phase is Phase.PIN_ENTRY:
+        if self.needs_pin:
             member.pin = PinEntry(self.config.pin, self.config.moderator_pin)
             self._play(member, "enter_pin")
         else:
@@ -197,7 +288,32 @@ class Room:
 
     def remove_member(self, member_id: int) -> None:
         """Forget a member (their call has ended)."""
-        self._members.pop(member_id, None)
+        member = self._members.pop(member_id, None)
+        if member is None:
+            return
+        if member.hand_raised:
+            self._lower_hand(member)
+        if not member.present:
+            return
+        if not any(m.present for m in self._members.values()):
+            self._reset()  # the meeting is over: the next one starts unlocked
+            return
+        if self.config.announce == "chime" and not member.leaving:
+            for other in self._listeners():
+                other.prompts.play(self._tones["leave"])
+        if (
+            member.role is Role.MODERATOR
+            and self.config.end_when_moderator_leaves
+            and not self._moderator_present()
+        ):
+            self._end_meeting(0, "the last moderator left")
+
+    def _reset(self) -> None:
+        """Forget the meeting's state when the last member has left."""
+        self._locked = False
+        self._hands.clear()
+        if self._recording:
+            self._set_recording(0, recording=False, announce=False)
 
     def set_codec(
         self, member_id: int, codec_name: str, settings: EncoderSettings | None = None
@@ -247,12 +363,17 @@ class Room:
 
     @property
     def present_count(self) -> int:
-        """Members past PIN entry."""
-        return sum(1 for m in self._members.values() if m.phase is Phase.IN_ROOM)
+        """Members past PIN entry (in the room, or waiting in it for a moderator)."""
+        return sum(1 for m in self._members.values() if m.present and not m.leaving)
 
     def pop_actions(self) -> list[RoomAction]:
         actions, self._actions = self._actions, []
         return actions
+
+    def pop_recorded(self) -> list[NDArray[np.float32]]:
+        """The room mix of every tick since the last call while recording, at 16 kHz."""
+        frames, self._recorded = self._recorded, []
+        return frames
 
     # -- input ----------------------------------------------------------------------
 
@@ -275,7 +396,7 @@ class Room:
         in-band. A press that arrives both ways counts once: the same digit from the other
         source within SAME_PRESS_S is the same press."""
         member = self._members.get(member_id)
-        if member is None or member.hang_up_reason is not None:
+        if member is None or member.leaving:
             return
         last = member.last_press
         if last is not None and last[0] == digit and last[1] != source and (
@@ -286,9 +407,17 @@ class Room:
         if member.phase is Phase.PIN_ENTRY:
             self._press_pin(member, digit, now)
             return
+        if member.end_confirm_deadline is not None:
+            member.end_confirm_deadline = None
+            member.prompts.stop()
+            if digit == END_CONFIRM_KEY:
+                self._end_meeting(member.member_id, "ended by a moderator")
+            else:
+                member.prompts.play(self._tones["error"])
+            return
         result = member.keypad.press(digit, now)
         if isinstance(result, CommandEntered):
-            self._run(member, result.command)
+            self._run(member, result.command, now)
         elif isinstance(result, SequenceRejected):
             member.prompts.play(self._tones["error"])
 
@@ -316,32 +445,249 @@ class Room:
             member.hang_up_reason = "wrong PIN"
 
     def _admit(self, member: Member, role: Role) -> None:
-        member.phase = Phase.IN_ROOM
-        member.role = role
+        """Let a member in, or turn them away (locked, full) with a prompt; a member
+        turned away stays out of the room's audio until the call ends.
+
+        Moderators always get in: a locked or full room must not keep out the people
+        who run it.
+        """
         member.pin = None
         member.pin_deadline = None
+        first = self.present_count == 0  # `member` is not present yet
+        if role is Role.PARTICIPANT:
+            refusal = "room_locked" if self._locked else None
+            most = self.config.max_members
+            if refusal is None and most is not None and self.present_count >= most:
+                refusal = "room_full"
+            if refusal is not None:
+                self._play(member, refusal)
+                member.hang_up_reason = refusal.replace("_", " ")
+                return
+        member.role = role
+        member.keypad.set_keymap(self._keymaps[role])
+        self._admissions += 1
+        member.admitted = self._admissions
         if self.needs_pin:
             self._play(member, "moderator" if role is Role.MODERATOR else "welcome")
-        if self.present_count == 1:
-            self._play(member, "alone")
+        waiting_for_moderator = (
+            self.config.wait_for_moderator and role is Role.PARTICIPANT
+            and not self._moderator_present()
+        )
+        member.phase = Phase.WAITING if waiting_for_moderator else Phase.IN_ROOM
         self._actions.append(MemberJoined(member.member_id, role))
+        if waiting_for_moderator:
+            self._play(member, "wait_for_moderator")
+            return
+        if self.config.mode == "webinar" and role is Role.PARTICIPANT:
+            self._set_mute(member, MuteState.MODERATOR_MUTED)
+            self._play(member, "listen_only")
+        if role is Role.MODERATOR:
+            self._start_meeting()
+        if first:
+            self._play(member, "alone")
+        elif self.config.announce == "chime":
+            for other in self._listeners():
+                if other is not member:
+                    other.prompts.play(self._tones["join"])
+        if self.config.record and not self._recording:
+            self._set_recording(0, recording=True)
+        elif self._recording:
+            self._play(member, "recording_started")  # everyone who joins is told
 
-    def _run(self, member: Member, command: KeypadCommand) -> None:
-        if command is KeypadCommand.TOGGLE_MUTE:
-            if member.mute is MuteState.MODERATOR_MUTED:
-                # Only a moderator lifts a moderator mute; the hand queue comes with #4.
-                self._play(member, "muted")
+    def _start_meeting(self) -> None:
+        """A moderator is here: let in whoever waited for one."""
+        for waiting in self._members.values():
+            if waiting.phase is not Phase.WAITING:
+                continue
+            waiting.phase = Phase.IN_ROOM
+            waiting.prompts.stop()  # the hold music
+            if self.config.mode == "webinar" and waiting.role is Role.PARTICIPANT:
+                self._set_mute(waiting, MuteState.MODERATOR_MUTED)
+                self._play(waiting, "listen_only")
+            waiting.prompts.play(self._tones["join"])
+
+    def _moderator_present(self) -> bool:
+        return any(
+            m.role is Role.MODERATOR and m.present and not m.leaving
+            for m in self._members.values()
+        )
+
+    def _listeners(self) -> list[Member]:
+        """Members who hear the room (told of joins, recording, a mute of everyone)."""
+        return [m for m in self._members.values() if m.phase is Phase.IN_ROOM and not m.leaving]
+
+    # -- keypad commands ----------------------------------------------------------------
+
+    def _run(self, member: Member, command: KeypadCommand, now: float) -> None:
+        if command is KeypadCommand.MUTE:
+            self._toggle_self_mute(member)
+        elif command is KeypadCommand.HAND:
+            if member.hand_raised:
+                self._lower_hand(member)
+                self._play(member, "hand_lowered")
+            else:
+                self._raise_hand(member)
+        elif command is KeypadCommand.COUNT:
+            if self.present_count == 1:
+                self._play(member, "alone")  # not "there are one participants"
+            else:
+                self._play(member, "there_are")
+                self._say_number(member, self.present_count)
+                self._play(member, "participants")
+        elif command in (KeypadCommand.VOLUME_DOWN, KeypadCommand.VOLUME_UP):
+            step = 1 if command is KeypadCommand.VOLUME_UP else -1
+            volume = member.volume_steps + step
+            if abs(volume) > VOLUME_MAX_STEPS:
+                self._play(member, "volume_limit")
+            else:
+                member.volume_steps = volume
+                self._play(member, "volume_up" if step > 0 else "volume_down")
+        elif command is KeypadCommand.HELP:
+            self._play(member, "help")
+            if member.role is Role.MODERATOR:
+                self._play(member, "help_moderator")
+        elif member.role is not Role.MODERATOR:
+            member.prompts.play(self._tones["error"])  # a remapped key: not theirs to use
+        else:
+            self._run_moderator(member, command, now)
+
+    def _run_moderator(self, member: Member, command: KeypadCommand, now: float) -> None:
+        if command is KeypadCommand.MUTE_ALL:
+            for other in self._participants():
+                if other.mute is not MuteState.MODERATOR_MUTED:
+                    self._set_mute(other, MuteState.MODERATOR_MUTED)
+                    self._play(other, "moderator_mute_hand")  # "... press *9 ..."
+            self._play(member, "all_muted")
+        elif command is KeypadCommand.UNMUTE_ALL:
+            # A member's own mute is their choice; only the moderators' mute is lifted.
+            for other in self._participants():
+                if other.mute is MuteState.MODERATOR_MUTED:
+                    self._set_mute(other, MuteState.FREE)
+                    self._play(other, "all_unmuted")
+            self._play(member, "all_unmuted")
+        elif command is KeypadCommand.FLOOR:
+            self._give_floor(member)
+        elif command is KeypadCommand.LOCK:
+            self._locked = not self._locked
+            self._actions.append(RoomLockChanged(member.member_id, self._locked))
+            self._play(member, "locked" if self._locked else "unlocked")
+        elif command is KeypadCommand.RECORD:
+            self._set_recording(member.member_id, recording=not self._recording)
+        elif command is KeypadCommand.REMOVE_LAST:
+            candidates = [m for m in self._participants() if m is not member]
+            if not candidates:
+                member.prompts.play(self._tones["error"])
                 return
-            member.mute = MuteState.FREE if member.mute is MuteState.SELF_MUTED else (
-                MuteState.SELF_MUTED
-            )
-            muted = member.mute is MuteState.SELF_MUTED
-            member.prompts.play(self._tones["muted" if muted else "unmuted"])
-            self._play(member, "muted" if muted else "unmuted")
-            self._actions.append(MuteChanged(member.member_id, member.mute))
+            last = max(candidates, key=lambda m: m.admitted)
+            last.prompts.stop()
+            self._play(last, "removed")
+            last.hang_up_reason = "removed by a moderator"
+            if last.hand_raised:
+                self._lower_hand(last)
+            self._play(member, "member_removed")
+        elif command is KeypadCommand.END:
+            self._play(member, "end_confirm")
+            member.end_confirm_deadline = now + END_CONFIRM_S
+
+    def _participants(self) -> list[Member]:
+        """Present participants (not moderators), not on their way out."""
+        return [
+            m for m in self._members.values()
+            if m.present and not m.leaving and m.role is Role.PARTICIPANT
+        ]
+
+    def _toggle_self_mute(self, member: Member) -> None:
+        if member.mute is MuteState.MODERATOR_MUTED:
+            # Only a moderator lifts this mute: the key raises their hand instead.
+            self._play(member, "muted_by_moderator")
+            if member.hand_raised:
+                self._play(member, "hand_raised")
+                self._say_number(member, self._hands.index(member.member_id) + 1)
+            else:
+                self._raise_hand(member)
+            return
+        muted = member.mute is MuteState.FREE
+        self._set_mute(member, MuteState.SELF_MUTED if muted else MuteState.FREE)
+        member.prompts.play(self._tones["muted" if muted else "unmuted"])
+        self._play(member, "muted" if muted else "unmuted")
+
+    def _set_mute(self, member: Member, state: MuteState) -> None:
+        if member.mute is not state:
+            member.mute = state
+            self._actions.append(MuteChanged(member.member_id, state))
+
+    def _raise_hand(self, member: Member) -> None:
+        member.hand_raised = True
+        self._hands.append(member.member_id)
+        position = len(self._hands)
+        self._actions.append(HandChanged(member.member_id, True, position))
+        self._play(member, "hand_raised")
+        self._say_number(member, position)
+        for moderator in self._members.values():
+            if moderator.role is Role.MODERATOR and moderator.present and moderator is not member:
+                moderator.prompts.play(self._tones["hand"])
+                self._play(moderator, "hand_raised_moderator")
+
+    def _lower_hand(self, member: Member) -> None:
+        member.hand_raised = False
+        if member.member_id in self._hands:
+            self._hands.remove(member.member_id)
+        self._actions.append(HandChanged(member.member_id, False))
+
+    def _give_floor(self, moderator: Member) -> None:
+        """Unmute the first raised hand, tell them, and lower it."""
+        while self._hands:
+            chosen = self._members.get(self._hands[0])
+            if chosen is None or chosen.leaving:
+                self._hands.pop(0)
+                continue
+            self._lower_hand(chosen)
+            self._set_mute(chosen, MuteState.FREE)
+            chosen.prompts.stop()
+            self._play(chosen, "floor_given")
+            self._play(moderator, "floor_given_to")
+            self._actions.append(FloorGiven(moderator.member_id, chosen.member_id))
+            return
+        self._play(moderator, "no_hands")
+
+    def _set_recording(self, member_id: int, *, recording: bool, announce: bool = True) -> None:
+        """Start or stop; frames mixed before a stop stay for `pop_recorded`."""
+        self._recording = recording
+        if recording:
+            self._recorded.clear()
+        self._actions.append(RecordingChanged(member_id, recording))
+        if announce:
+            for listener in self._listeners():
+                self._play(listener, "recording_started" if recording else "recording_stopped")
+
+    def _end_meeting(self, member_id: int, reason: str) -> None:
+        """Tell everyone, then hang up every call once the prompt has played."""
+        self._actions.append(MeetingEnded(member_id, reason))
+        if self._recording:
+            self._set_recording(member_id, recording=False, announce=False)
+        for member in self._members.values():
+            if member.leaving:
+                continue
+            member.prompts.stop()
+            member.end_confirm_deadline = None
+            self._play(member, "meeting_ended")
+            member.hang_up_reason = f"meeting {reason}"
+
+    def _say_number(self, member: Member, count: int) -> None:
+        for name in spoken_number(count, self.config.language):
+            self._play(member, name)
 
     def _play(self, member: Member, name: str) -> None:
-        member.prompts.play(self._prompts.get(self.config.language, name))
+        """Queue a prompt; a missing file is logged once and skipped, never fatal."""
+        try:
+            clip = self._prompts.get(self.config.language, name)
+        except KeyError:
+            if name not in self._missing_prompts:
+                self._missing_prompts.add(name)
+                log.warning("room=%s: no prompt %r for language %r; skipped",
+                            self.config.id, name, self.config.language)
+            return
+        member.prompts.play(clip)
 
     # -- the 20 ms tick ---------------------------------------------------------------
 
@@ -350,7 +696,8 @@ class Room:
         deadlines = [
             d
             for m in self._members.values()
-            for d in (m.keypad.next_deadline, m.pin_deadline, m.hang_up_at)
+            for d in (m.keypad.next_deadline, m.pin_deadline, m.hang_up_at,
+                      m.end_confirm_deadline)
             if d is not None
         ]
         return min(deadlines, default=None)
@@ -371,8 +718,14 @@ class Room:
                     member.pin_deadline = now + PIN_INPUT_TIMEOUT_S
                 elif member.pin_deadline is not None and now >= member.pin_deadline:
                     self._judge_pin(member, member.pin.submit())
+                continue
+            if member.end_confirm_deadline is not None and now >= member.end_confirm_deadline:
+                member.end_confirm_deadline = None
+                member.prompts.play(self._tones["error"])
             elif member.keypad.expire(now) is not None:
                 member.prompts.play(self._tones["error"])
+            if member.phase is Phase.WAITING and not member.prompts.playing:
+                self._play(member, "hold_music")  # again and again until a moderator comes
 
     def tick(self, now: float) -> dict[int, OutgoingPacket]:
         """Mix one frame; return the packets due now, by member."""
@@ -397,16 +750,21 @@ class Room:
             self._actions.append(DigitHeard(members[row].member_id, digit))
             self.press(members[row].member_id, digit, now, source="in-band")
         mix = mix_minus(gathered.frames, gathered.talking)
+        if self._recording:
+            self._recorded.append(mix.total.copy())
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
         for row, member in enumerate(members):
             prompt = member.prompts.read(self._samples)
-            if member.phase is Phase.PIN_ENTRY:
+            if member.phase is not Phase.IN_ROOM:
                 base, kind = self._silence, "silence"
             elif row in minus_row:
                 base, kind = mix.minus[minus_row[row]], "own"
             else:
                 base, kind = mix.total, "room"
+            if member.volume_steps and kind != "silence":
+                gain = np.float32(10 ** (member.volume_steps * VOLUME_STEP_DB / 20))
+                base, kind = limit(base * gain), "own"
             if prompt is not None:
                 heard[member.member_id] = (
                     "own", prompt if kind == "silence" else limit(base + prompt)

@@ -586,3 +586,27 @@ class KeyPressCaptures:
             self._next_sequence_number += max(p.sequence_offset for p in packets) + 1
         path.write_bytes(bytes(records))
         return end_s
+
+
+def write_audio_capture(
+    path: Path, payloads: Sequence[bytes], *, payload_type: int, ports: tuple[int, int],
+    ssrc: int = 0x5A1E17CE, samples_per_packet: int = 160, packet_s: float = 0.02,
+) -> float:
+    """Write RTP packets of encoded audio, one every `packet_s`, as an Ethernet pcap for
+    SIPp's `play_pcap_audio` (which rewrites the addresses and ports); return its length."""
+    records = bytearray(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, 65535,
+                                          _LINKTYPE_ETHERNET))
+    for index, payload in enumerate(payloads):
+        rtp = struct.pack("!BBHII", 0x80, (index == 0) << 7 | payload_type, index & 0xFFFF,
+                          (index * samples_per_packet) & 0xFFFFFFFF, ssrc) + payload
+        udp = struct.pack("!HHHH", *ports, 8 + len(rtp), 0) + rtp
+        ip = bytearray(struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+            socket.inet_aton(LOCALHOST), socket.inet_aton(LOCALHOST),
+        ))
+        ip[10:12] = struct.pack("!H", _ipv4_checksum(bytes(ip)))
+        frame = _ETHERNET_IPV4 + bytes(ip) + udp
+        seconds, micros = divmod(round(index * packet_s * 1e6), 1_000_000)
+        records += _PCAP_RECORD.pack(seconds, micros, len(frame), len(frame)) + frame
+    path.write_bytes(bytes(records))
+    return len(payloads) * packet_s
