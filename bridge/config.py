@@ -16,9 +16,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -28,7 +29,7 @@ from bridge.sip.auth import compute_ha1
 
 Transport = Literal["udp", "tcp"]
 Language = Literal["id", "en"]
-RoomMode = Literal["meeting", "webinar"]
+RoomMode = Literal["meeting", "webinar", "hotline"]
 RoomAccess = Literal["anyone", "accounts"]
 EchoMode = Literal["auto", "on", "off"]
 Announce = Literal["none", "chime", "name"]
@@ -36,8 +37,11 @@ _Choice = TypeVar("_Choice", bound=str)
 
 TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
 LANGUAGES: dict[str, Language] = {"id": "id", "en": "en"}
-# meeting: everyone may talk; webinar: members join muted and take the floor from a moderator.
-ROOM_MODES: dict[str, RoomMode] = {"meeting": "meeting", "webinar": "webinar"}
+# meeting: everyone may talk; webinar: members join muted and take the floor from a moderator;
+# hotline: reporters queue for an operator on duty, or leave a recorded report.
+ROOM_MODES: dict[str, RoomMode] = {
+    "meeting": "meeting", "webinar": "webinar", "hotline": "hotline"
+}
 ROOM_ACCESS: dict[str, RoomAccess] = {"anyone": "anyone", "accounts": "accounts"}
 # auto: the canceller runs for members whose line shows echo; on: for every member.
 ECHO_MODES: dict[str, EchoMode] = {"auto": "auto", "on": "on", "off": "off"}
@@ -90,7 +94,6 @@ DEFAULT_PTIMES_MS: tuple[int, ...] = PTIMES_MS
 
 # Values that name something on the roadmap get "not ... yet" rather than "unknown".
 _LATER_TRANSPORTS = frozenset({"tls"})
-_LATER_MODES = frozenset({"hotline"})
 
 _RTP_PORT_MIN = 1024  # below are privileged ports and well-known services
 _PORT_MAX = 65535
@@ -99,6 +102,8 @@ _PIN_DIGITS_MAX = 16
 _ROOM_ID = re.compile(r"[a-z0-9_-]+", re.ASCII)
 _EXTENSION = re.compile(r"\+?[0-9]+", re.ASCII)
 _PIN = re.compile(r"[0-9]+", re.ASCII)
+# A time of day in `operator_hours`, 24-hour "HH:MM" (the hour may drop its leading zero).
+_TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 # The keys of a phone keypad (RFC 4733 §3.2 events 0-11); A-D are missing from most phones.
 _KEY_SEQUENCE = re.compile(rf"[0-9*#]{{1,{KEY_SEQUENCE_MAX_KEYS}}}", re.ASCII)
 # An unquoted *6 is a YAML alias: the text of one, up to where YAML stops reading it.
@@ -152,13 +157,27 @@ _OPUS_KEYS = ("bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx")
 # The bitrates in the order they must keep: min <= start <= max.
 _OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
-_RECORDING_KEYS = ("directory",)
+_RECORDING_KEYS = ("directory", "reports_directory")
 DEFAULT_RECORDING_DIRECTORY = "recordings"
+# Hotline reports go here, inside the recordings folder, unless reports_directory says.
+DEFAULT_REPORTS_SUBDIRECTORY = "reports"
 _ROOM_KEYS = (
     "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
     "max_talkers", "voice_detection", "agc", "echo_cancellation", "wait_for_moderator",
     "end_when_moderator_leaves", "max_members", "announce", "record", "keypad",
+    "operator_extension", "operator_hours", "report_max_s", "transfer_room",
 )
+# Room keys that only a hotline has.
+_HOTLINE_KEYS = ("operator_extension", "operator_hours", "report_max_s", "transfer_room")
+_OPERATOR_HOURS_KEYS = ("days", "from", "to")
+# Day names in `operator_hours.days`, in datetime.weekday() order (0 = Monday).
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EVERY_DAY: frozenset[int] = frozenset(range(len(WEEKDAYS)))
+# The longest report a hotline caller may leave: under 10 s is too short to say where and
+# what; over an hour is a line left open, not a report.
+DEFAULT_REPORT_MAX_S = 180.0
+REPORT_MAX_S_MIN = 10
+REPORT_MAX_S_MAX = 3600
 # Room options that act on the moderator, so a room without a moderator_pin cannot use them.
 _NEEDS_MODERATOR = {
     "wait_for_moderator": "or nobody could start the meeting",
@@ -228,6 +247,30 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorHours:
+    """When a hotline has operators on duty: a shift on some days of the week.
+
+    A shift whose end is before its start runs overnight (22:00-06:00), and belongs to the
+    day it starts on: a Friday night shift still covers Saturday 05:00.
+    """
+
+    days: frozenset[int]  # the days a shift starts on, 0 = Monday as in datetime.weekday()
+    start: time  # inclusive
+    end: time  # exclusive
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether `moment`, in the local time the hours are written in, is on duty."""
+        time_of_day = moment.time()
+        if self.start < self.end:
+            return moment.weekday() in self.days and self.start <= time_of_day < self.end
+        if time_of_day >= self.start:
+            return moment.weekday() in self.days
+        if time_of_day < self.end:
+            return (moment.weekday() - 1) % 7 in self.days  # the shift began yesterday
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class RoomConfig:
     id: str
     extension: str  # digits with an optional leading "+"
@@ -251,6 +294,12 @@ class RoomConfig:
     max_members: int | None = None  # None: no limit
     announce: Announce = "none"  # joins and leaves, heard by the room
     record: bool = False  # recording starts when the first member joins
+    # Hotline rooms only. Callers to `extension` are reporters and are never asked for a
+    # PIN; operators dial operator_extension and type moderator_pin.
+    operator_extension: str | None = None  # digits with an optional leading "+"
+    operator_hours: OperatorHours | None = None  # None: on duty whenever an operator is in
+    report_max_s: float = DEFAULT_REPORT_MAX_S  # the longest report a caller may leave
+    transfer_room: str | None = None  # the room an operator may bring a caller into
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +316,8 @@ class Config:
     # Where meeting recordings go; absolute once loaded (relative paths in the file are
     # taken from the file's directory).
     recording_dir: Path = Path(DEFAULT_RECORDING_DIRECTORY)
+    # Where hotline reports go; absolute once loaded, like recording_dir.
+    reports_dir: Path = Path(DEFAULT_RECORDING_DIRECTORY) / DEFAULT_REPORTS_SUBDIRECTORY
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +445,24 @@ def _keys_read_as_comment(node: Node) -> str | None:
     return comment[1]
 
 
+class _Hotline(NamedTuple):
+    """The keys only a hotline room has, with their defaults for every other room."""
+
+    operator_extension: str | None = None
+    operator_hours: OperatorHours | None = None
+    report_max_s: float = DEFAULT_REPORT_MAX_S
+    transfer_room: str | None = None
+
+
+class _Transfer(NamedTuple):
+    """A hotline's transfer_room as written, checked once every room is read."""
+
+    node: Node
+    path: str  # e.g. "rooms[4].transfer_room"
+    room_id: str | None  # the hotline's own id; None when it could not be read
+    target: str
+
+
 class _ConfigReader:
     """Walk one composed YAML document along the schema, collecting every problem.
 
@@ -428,7 +497,7 @@ class _ConfigReader:
             ptimes_ms = self.ptimes_ms(top["ptime_ms"]) or DEFAULT_PTIMES_MS
         opus = self.read_opus(top.get("opus"))
         accounts = self.read_accounts(top.get("accounts"), sip.domain)
-        recording_dir = self.read_recording(top.get("recording"))
+        recording_dir, reports_dir = self.read_recording(top.get("recording"))
         # Judged on what is listed, so a mistyped account is not blamed on the rooms too.
         listed = top.get("accounts")
         has_accounts = isinstance(listed, MappingNode) and bool(listed.value)
@@ -452,6 +521,7 @@ class _ConfigReader:
             rooms=rooms,
             source=self._filename,
             recording_dir=recording_dir,
+            reports_dir=reports_dir,
         )
 
     # -- sip ---------------------------------------------------------------------------
@@ -811,22 +881,32 @@ class _ConfigReader:
 
     # -- recording ---------------------------------------------------------------------
 
-    def read_recording(self, node: Node | None) -> Path:
-        """Return the recordings folder, relative paths taken from the config file's folder.
+    def read_recording(self, node: Node | None) -> tuple[Path, Path]:
+        """Return the recordings and reports folders, relative to the config file's folder.
 
-        Not from the working directory, which differs between a shell and a service manager.
+        Not to the working directory, which differs between a shell and a service manager.
         Nothing is created or checked on disk here; the recorder does that.
         """
         values = self.fields(node, "recording", _RECORDING_KEYS) if node is not None else {}
+        base = Path(self._filename).parent
         directory = DEFAULT_RECORDING_DIRECTORY
         if "directory" in values:
-            directory = self.directory(values["directory"], "recording.directory") or directory
-        return (Path(self._filename).parent / directory).resolve()
+            directory = self.directory(values["directory"], "recording.directory",
+                                       example=DEFAULT_RECORDING_DIRECTORY) or directory
+        recording_dir = (base / directory).resolve()
+        reports_dir = recording_dir / DEFAULT_REPORTS_SUBDIRECTORY
+        if "reports_directory" in values:
+            example = f"{DEFAULT_RECORDING_DIRECTORY}/{DEFAULT_REPORTS_SUBDIRECTORY}"
+            reports = self.directory(values["reports_directory"], "recording.reports_directory",
+                                     example=example)
+            if reports is not None:
+                reports_dir = (base / reports).resolve()
+        return recording_dir, reports_dir
 
-    def directory(self, node: Node, path: str) -> str | None:
+    def directory(self, node: Node, path: str, *, example: str) -> str | None:
         text = self.display_text(node, path)
         if text == "":
-            self.report(node, path, f'must name a folder, e.g. "{DEFAULT_RECORDING_DIRECTORY}"')
+            self.report(node, path, f'must name a folder, e.g. "{example}"')
             return None
         return text
 
@@ -847,12 +927,33 @@ class _ConfigReader:
         rooms = []
         ids: dict[str, str] = {}
         extensions: dict[str, tuple[str, str]] = {}
+        transfers: list[_Transfer] = []
         for index, item in enumerate(items or ()):
             room = self.room(item, f"rooms[{index}]", language, codecs, has_accounts=has_accounts,
-                             ids=ids, extensions=extensions)
+                             ids=ids, extensions=extensions, transfers=transfers)
             if room is not None:
                 rooms.append(room)
+        self.transfer_rooms(transfers, rooms, ids)
         return tuple(rooms)
+
+    def transfer_rooms(
+        self, transfers: Sequence[_Transfer], rooms: Sequence[RoomConfig], ids: dict[str, str]
+    ) -> None:
+        """Check each hotline's transfer_room once every room is known: a conference room.
+
+        A target whose own room could not be read is already reported and is not judged.
+        """
+        modes = {room.id: room.mode for room in rooms}
+        for node, path, room_id, target in transfers:
+            if target == room_id:
+                self.report(node, path, f"{_show(target)} is this hotline; name the meeting or "
+                            "webinar room operators bring callers into")
+            elif target not in ids:
+                hint = _closest(target, list(ids)) if ids else ""
+                self.report(node, path, f"no room has the id {_show(target)}{hint}")
+            elif modes.get(target) == "hotline":
+                self.report(node, path, f"{_show(target)} ({ids[target]}) is a hotline too; name "
+                            "the meeting or webinar room operators bring callers into")
 
     def room(
         self,
@@ -864,8 +965,12 @@ class _ConfigReader:
         has_accounts: bool,
         ids: dict[str, str],
         extensions: dict[str, tuple[str, str]],
+        transfers: list[_Transfer],
     ) -> RoomConfig | None:
-        """Read one room; `ids` and `extensions` hold the earlier rooms' ones for uniqueness."""
+        """Read one room; `ids` and `extensions` hold the earlier rooms' ones for uniqueness.
+
+        A hotline's transfer_room is added to `transfers`, to be checked after every room.
+        """
         if not isinstance(node, MappingNode):
             self.report(node, path, f"expected a room mapping with id and extension, got "
                         f"{self.describe(node)}")
@@ -879,32 +984,24 @@ class _ConfigReader:
             ids[room_id] = path
         extension = self.extension(values, node, path)
         if extension is not None:
-            # The dialplan ignores a leading "+", so "+1000" and "1000" reach the same room.
-            dialled = extension.removeprefix("+")
-            if dialled in extensions:
-                other_path, other = extensions[dialled]
-                same = "is" if other == extension else f'matches the same calls as {_show(other)},'
-                self.report(values["extension"], f"{path}.extension",
-                            f'extension {_show(extension)} {same} already used by {other_path}')
-            else:
-                extensions[dialled] = (path, extension)
+            self.claim_number(values, path, "extension", extension, extensions)
         name = None
         if "name" in values:
             name = self.display_text(values["name"], f"{path}.name")
-        pins = {key: self.pin(values[key], f"{path}.{key}")
-                for key in ("pin", "moderator_pin") if key in values}
+        mode = self.mode(values, path)
+        pin_keys: tuple[str, ...] = ("pin", "moderator_pin")
+        if mode == "hotline" and "pin" in values:
+            self.report(values["pin"], f"{path}.pin",
+                        "a hotline asks reporters for no PIN; operators dial operator_extension "
+                        "and type moderator_pin")
+            pin_keys = ("moderator_pin",)
+        pins = {key: self.pin(values[key], f"{path}.{key}") for key in pin_keys if key in values}
         pin, moderator_pin = pins.get("pin"), pins.get("moderator_pin")
         if pin is not None and pin == moderator_pin:
             self.report(values["moderator_pin"], f"{path}.moderator_pin",
                         "must differ from pin, or every participant would join as moderator")
-        mode: RoomMode = "meeting"
-        if "mode" in values:
-            mode = self.choice(values["mode"], f"{path}.mode", ROOM_MODES, later=_LATER_MODES,
-                               later_note=" (issue #4, hotline)") or mode
-            if mode == "webinar" and "moderator_pin" not in values:
-                self.report(values["mode"], f"{path}.mode",
-                            "webinar needs a moderator_pin: members join muted and only a "
-                            "moderator can give them the floor")
+        hotline = self.hotline(values, path, mode, room_id, extensions=extensions,
+                               transfers=transfers)
         access: RoomAccess = "anyone"
         if "access" in values:
             access = self.choice(values["access"], f"{path}.access", ROOM_ACCESS) or access
@@ -951,7 +1048,7 @@ class _ConfigReader:
             name=name,
             pin=pin,
             moderator_pin=moderator_pin,
-            mode=mode,
+            mode=mode or "meeting",
             access=access,
             language=language,
             codecs=codecs,
@@ -965,7 +1062,146 @@ class _ConfigReader:
             max_members=max_members,
             announce=announce,
             record=record,
+            operator_extension=hotline.operator_extension,
+            operator_hours=hotline.operator_hours,
+            report_max_s=hotline.report_max_s,
+            transfer_room=hotline.transfer_room,
         )
+
+    def mode(self, values: dict[str, Node], path: str) -> RoomMode | None:
+        """Read a room's mode and check the keys it needs; None when it cannot be read."""
+        if "mode" not in values:
+            return "meeting"
+        node, mode_path = values["mode"], f"{path}.mode"
+        mode = self.choice(node, mode_path, ROOM_MODES)
+        # Judged on what is written, so an invalid moderator_pin is not blamed here too.
+        if mode == "webinar" and "moderator_pin" not in values:
+            self.report(node, mode_path, "webinar needs a moderator_pin: members join muted and "
+                        "only a moderator can give them the floor")
+        if mode == "hotline" and "operator_extension" not in values:
+            self.report(node, mode_path, "hotline needs operator_extension: the number operators "
+                        "dial")
+        if mode == "hotline" and "moderator_pin" not in values:
+            self.report(node, mode_path, "hotline needs a moderator_pin: the operators' PIN")
+        return mode
+
+    def hotline(
+        self,
+        values: dict[str, Node],
+        path: str,
+        mode: RoomMode | None,
+        room_id: str | None,
+        *,
+        extensions: dict[str, tuple[str, str]],
+        transfers: list[_Transfer],
+    ) -> _Hotline:
+        """Read the keys only a hotline has, and refuse them in a meeting or webinar.
+
+        With a mode that could not be read they are still checked, so fixing the mode
+        brings up no new problems.
+        """
+        if mode in ("meeting", "webinar"):
+            for key in _HOTLINE_KEYS:
+                if key in values:
+                    self.report(values[key], f"{path}.{key}",
+                                f"{key} is for hotline rooms (mode: hotline)")
+            return _Hotline()
+        operator_extension = None
+        if "operator_extension" in values:
+            operator_extension = self.dialled_number(values["operator_extension"],
+                                                     f"{path}.operator_extension")
+        if operator_extension is not None:
+            self.claim_number(values, path, "operator_extension", operator_extension, extensions)
+        operator_hours = None
+        if "operator_hours" in values:
+            operator_hours = self.operator_hours(values["operator_hours"],
+                                                 f"{path}.operator_hours")
+        report_max_s = DEFAULT_REPORT_MAX_S
+        if "report_max_s" in values:
+            report_max_s = self.report_max_s(values["report_max_s"], f"{path}.report_max_s")
+        transfer_room = None
+        if "transfer_room" in values:
+            transfer_room = self.text(values["transfer_room"], f"{path}.transfer_room")
+        if transfer_room is not None:
+            transfers.append(_Transfer(values["transfer_room"], f"{path}.transfer_room",
+                                       room_id, transfer_room))
+        return _Hotline(operator_extension, operator_hours, report_max_s, transfer_room)
+
+    def operator_hours(self, node: Node, path: str) -> OperatorHours | None:
+        values = self.fields(node, path, _OPERATOR_HOURS_KEYS)
+        if not isinstance(node, MappingNode):
+            return None
+        days: frozenset[int] | None = EVERY_DAY
+        if "days" in values:
+            days = self.weekdays(values["days"], f"{path}.days")
+        times: dict[str, time | None] = {}
+        for key, meaning in (("from", "when the shift starts"), ("to", "when it ends")):
+            if key in values:
+                times[key] = self.time_of_day(values[key], f"{path}.{key}")
+            else:
+                self.report(node, f"{path}.{key}", f'required: {meaning}, e.g. "07:30"')
+        start, end = times.get("from"), times.get("to")
+        if start is not None and start == end:
+            self.report(values["to"], f"{path}.to",
+                        f'"{start:%H:%M}" is the same as from: the shift would last no time or '
+                        "all day; leave operator_hours out to be on duty round the clock")
+            return None
+        if days is None or start is None or end is None:
+            return None
+        return OperatorHours(days=days, start=start, end=end)
+
+    def weekdays(self, node: Node, path: str) -> frozenset[int] | None:
+        """Read day names (mon..sun, any case) as datetime.weekday() numbers."""
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        if not items:
+            self.report(node, path, "needs at least one day, e.g. [mon, tue, wed, thu, fri]; "
+                        "leave days out for every day")
+            return None
+        days: list[int] = []
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            name = self.text(item, item_path)
+            if name is None:
+                continue
+            if name.lower() not in WEEKDAYS:
+                self.report(item, item_path, f"unknown day {_show(name)}{_closest(name, WEEKDAYS)}")
+                continue
+            day = WEEKDAYS.index(name.lower())
+            if day in days:
+                self.report(item, item_path, f"{name} is listed twice")
+            else:
+                days.append(day)
+        if len(days) != len(items):
+            return None
+        return frozenset(days)
+
+    def time_of_day(self, node: Node, path: str) -> time | None:
+        # YAML 1.1 reads an unquoted 16:00 as the base-60 int 960 (07:30, with its leading
+        # zero, stays text).
+        if isinstance(node, ScalarNode) and node.tag == _INT and ":" in str(node.value):
+            number = self._constructor.construct_object(node)
+            self.report(node, path, f"YAML reads {node.value} as the base-60 number {number}; "
+                        f'write the time in quotes: "{node.value}"')
+            return None
+        text = self.text(node, path)
+        if text is None:
+            return None
+        match = _TIME_OF_DAY.fullmatch(text)
+        if match is None:
+            self.report(node, path, f'{_show(text)} is not a time of day; write "HH:MM", 24-hour, '
+                        'e.g. "07:30"')
+            return None
+        return time(int(match[1]), int(match[2]))
+
+    def report_max_s(self, node: Node, path: str) -> float:
+        number = self.number(node, path)
+        if number is not None and not REPORT_MAX_S_MIN <= number <= REPORT_MAX_S_MAX:
+            self.report(node, path, f"must be {REPORT_MAX_S_MIN} to {REPORT_MAX_S_MAX} seconds, "
+                        f"got {node.value}")
+            return DEFAULT_REPORT_MAX_S
+        return DEFAULT_REPORT_MAX_S if number is None else number
 
     def moderator_option(self, values: dict[str, Node], path: str, key: str) -> bool:
         """Read a room option that only a moderator makes work; refuse it without one."""
@@ -1062,12 +1298,40 @@ class _ConfigReader:
             self.report(room, f"{path}.extension",
                         'required: the number callers dial to reach the room, e.g. "1000"')
             return None
-        text = self.text(values["extension"], f"{path}.extension")
+        return self.dialled_number(values["extension"], f"{path}.extension")
+
+    def dialled_number(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
         if text is not None and not _EXTENSION.fullmatch(text):
-            self.report(values["extension"], f"{path}.extension",
-                        f'{_show(text)} must be digits, optionally after a leading "+"')
+            self.report(node, path, f'{_show(text)} must be digits, optionally after a leading "+"')
             return None
         return text
+
+    def claim_number(
+        self,
+        values: dict[str, Node],
+        path: str,
+        key: str,
+        number: str,
+        extensions: dict[str, tuple[str, str]],
+    ) -> None:
+        """Refuse a room's `key` number if an earlier extension or operator_extension has it.
+
+        `extensions` maps what the dialplan matches to (owner, number as written). The owner
+        of an extension is its room ("rooms[1]"); of an operator_extension, the key itself
+        ("rooms[1].operator_extension").
+        """
+        # The dialplan ignores a leading "+", so "+1000" and "1000" reach the same room.
+        dialled = number.removeprefix("+")
+        owner = path if key == "extension" else f"{path}.{key}"
+        if dialled not in extensions:
+            extensions[dialled] = (owner, number)
+            return
+        other_owner, other = extensions[dialled]
+        same = "is" if other == number else f"matches the same calls as {_show(other)},"
+        where = "this room's extension" if other_owner == path else other_owner
+        self.report(values[key], f"{path}.{key}",
+                    f"{key} {_show(number)} {same} already used by {where}")
 
     def pin(self, node: Node, path: str) -> str | None:
         text = self.text(node, path)
@@ -1110,24 +1374,14 @@ class _ConfigReader:
             return None
         return tuple(codecs)
 
-    def choice(
-        self,
-        node: Node,
-        path: str,
-        choices: dict[str, _Choice],
-        *,
-        later: frozenset[str] = frozenset(),
-        later_note: str = "",
-    ) -> _Choice | None:
+    def choice(self, node: Node, path: str, choices: dict[str, _Choice]) -> _Choice | None:
         text = self.text(node, path)
         if text is None:
             return None
         if text in choices:
             return choices[text]
         expected = " or ".join(choices)
-        if text in later:
-            self.report(node, path, f"{text} is not available yet{later_note}; use {expected}")
-        elif text.lower() in choices:
+        if text.lower() in choices:
             self.report(node, path, f"write {text.lower()} in lower case")
         else:
             self.report(node, path, f"unknown value {_show(text)}; expected {expected}")

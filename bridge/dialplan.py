@@ -22,9 +22,14 @@ _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a call goes: the room it joins."""
+    """Where a call goes: the room it joins, and whether as a hotline operator."""
 
     room_id: str
+    # Dialled a hotline's operator_extension: an operator (moderator PIN), not a reporter.
+    operator: bool = False
+
+    def __str__(self) -> str:
+        return f"room {self.room_id!r}" + (" (operators)" if self.operator else "")
 
 
 def dialled_digits(user: str) -> str | None:
@@ -42,26 +47,33 @@ class Dialplan:
     """Room lookup by dialled number, first on the Request-URI, then on the To user."""
 
     def __init__(self, rooms: Sequence[RoomConfig]) -> None:
-        by_number: dict[str, str] = {}
+        by_number: dict[str, Route] = {}
         by_id: dict[str, RoomConfig] = {}
         for room in rooms:
-            number = dialled_digits(room.extension)
-            if number is None:
-                raise ValueError(f"room {room.id!r}: extension {room.extension!r} is not a number")
-            if number in by_number:
-                raise ValueError(
-                    f"room {room.id!r}: extension {room.extension!r} is already room "
-                    f"{by_number[number]!r}"
-                )
             if room.id in by_id:
                 raise ValueError(f"room id {room.id!r} is used twice")
-            by_number[number] = room.id
             by_id[room.id] = room
+            numbers = [("extension", room.extension, Route(room.id))]
+            if room.operator_extension is not None:
+                numbers.append(
+                    ("operator_extension", room.operator_extension, Route(room.id, operator=True))
+                )
+            for key, extension, route in numbers:
+                number = dialled_digits(extension)
+                if number is None:
+                    raise ValueError(f"room {room.id!r}: {key} {extension!r} is not a number")
+                if number in by_number:
+                    raise ValueError(
+                        f"room {room.id!r}: {key} {extension!r} is already {by_number[number]}"
+                    )
+                by_number[number] = route
         self._by_number = MappingProxyType(by_number)
         self._by_id = MappingProxyType(by_id)
 
     def match(self, request_user: str | None, to_user: str | None) -> Route | None:
         """Return the route for a new INVITE, or None when no room has the number.
+
+        A hotline's operator_extension routes to the hotline with `operator` set.
 
         The Request-URI decides (RFC 3261 §8.2.2.1: it names the resource). Some trunks put
         their own host or a pilot number there and the dialled DID only in To, so the To
@@ -69,9 +81,9 @@ class Dialplan:
         """
         for user in (request_user, to_user):
             number = dialled_digits(user) if user is not None else None
-            room_id = self._by_number.get(number) if number is not None else None
-            if room_id is not None:
-                return Route(room_id)
+            route = self._by_number.get(number) if number is not None else None
+            if route is not None:
+                return route
         return None
 
     def room(self, room_id: str) -> RoomConfig:

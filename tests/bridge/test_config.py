@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from bridge.config import (
     ConfigError,
     ConfigProblem,
     ListenAddress,
+    OperatorHours,
     OpusConfig,
     RoomConfig,
     load_config,
@@ -80,7 +82,8 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, name, pin, '
         "moderator_pin, mode, access, language, codecs, max_talkers, voice_detection, agc, "
         "echo_cancellation, wait_for_moderator, end_when_moderator_leaves, max_members, "
-        "announce, record, keypad",
+        "announce, record, keypad, operator_extension, operator_hours, report_max_s, "
+        "transfer_room",
         '15: accounts.dinkes.pasword: unknown key "pasword"; did you mean "password"?',
         '15: accounts.dinkes: needs password, or ha1 and/or ha1_sha256 (hex digests of '
         '"dinkes:pemkab.example:password")',
@@ -200,14 +203,12 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '8: rooms[0].access: unknown value "everyone"; expected anyone or accounts',
         "12: rooms[1].moderator_pin: must differ from pin, or every participant would join as "
         "moderator",
-        "13: rooms[1].mode: hotline is not available yet (issue #4, hotline); use meeting or "
-        "webinar",
         "14: rooms[1].access: accounts admits only callers who authenticate with an account, "
         "but accounts: lists none",
         '15: rooms[2].id: room id "rakor" is already used by rooms[1]',
         '16: rooms[2].extension: extension "+1000" matches the same calls as "1000", already '
         "used by rooms[1]",
-        '17: rooms[2].mode: unknown value "meting"; expected meeting or webinar',
+        '17: rooms[2].mode: unknown value "meting"; expected meeting or webinar or hotline',
         '19: rooms[3].extension: extension "1000" is already used by rooms[1]',
         '21: rooms[4].extension: "10-00" must be digits, optionally after a leading "+"',
         "22: rooms[4].name: must be one line of printable text",
@@ -222,6 +223,45 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         'mean the text "0x10"',
         "28: rooms[8].pin: YAML reads 12:30 as the number 750; write it in quotes if you mean "
         'the text "12:30"',
+    ],
+    "bad_hotline.yaml": [
+        "5: rooms[0].operator_extension: operator_extension is for hotline rooms (mode: hotline)",
+        "6: rooms[0].operator_hours: operator_hours is for hotline rooms (mode: hotline)",
+        "7: rooms[0].report_max_s: report_max_s is for hotline rooms (mode: hotline)",
+        "8: rooms[0].transfer_room: transfer_room is for hotline rooms (mode: hotline)",
+        "11: rooms[1].mode: hotline needs operator_extension: the number operators dial",
+        "11: rooms[1].mode: hotline needs a moderator_pin: the operators' PIN",
+        "12: rooms[1].pin: a hotline asks reporters for no PIN; operators dial "
+        "operator_extension and type moderator_pin",
+        '17: rooms[2].operator_extension: operator_extension "+1000" matches the same calls as '
+        '"1000", already used by rooms[0]',
+        '19: rooms[2].operator_hours.days[2]: unknown day "monday"; did you mean "mon"?',
+        "19: rooms[2].operator_hours.days[3]: tue is listed twice",
+        '19: rooms[2].operator_hours.days[4]: unknown day "3"; expected one of: mon, tue, wed, '
+        "thu, fri, sat, sun",
+        "20: rooms[2].operator_hours.from: YAML reads 16:00 as the base-60 number 960; write the "
+        'time in quotes: "16:00"',
+        '21: rooms[2].operator_hours.to: "25:00" is not a time of day; write "HH:MM", 24-hour, '
+        'e.g. "07:30"',
+        "22: rooms[2].report_max_s: must be 10 to 3600 seconds, got 5",
+        '23: rooms[2].transfer_room: "pengaduan" (rooms[1]) is a hotline too; name the meeting '
+        "or webinar room operators bring callers into",
+        '29: rooms[3].operator_hours.until: unknown key "until"; expected one of: days, from, to',
+        "29: rooms[3].operator_hours.days: needs at least one day, e.g. [mon, tue, wed, thu, "
+        "fri]; leave days out for every day",
+        '29: rooms[3].operator_hours.from: required: when the shift starts, e.g. "07:30"',
+        '29: rooms[3].operator_hours.to: "8" is not a time of day; write "HH:MM", 24-hour, '
+        'e.g. "07:30"',
+        "30: rooms[3].report_max_s: must be 10 to 3600 seconds, got 3601",
+        '31: rooms[3].transfer_room: "aduan" is this hotline; name the meeting or webinar room '
+        "operators bring callers into",
+        '36: rooms[4].operator_extension: operator_extension "6300" is already used by this '
+        "room's extension",
+        '37: rooms[4].operator_hours.to: "08:00" is the same as from: the shift would last no '
+        "time or all day; leave operator_hours out to be on duty round the clock",
+        '38: rooms[4].report_max_s: expected a number, got the text "180"',
+        '39: rooms[4].transfer_room: no room has the id "rakr"; did you mean "rakor"?',
+        '41: rooms[5].extension: extension "6201" is already used by rooms[3].operator_extension',
     ],
     "bad_merge.yaml": [
         '5: rooms[1]: << merges a mapping or a list of mappings, got the text "text"',
@@ -276,7 +316,7 @@ def test_problem_without_field_prints_file_and_line_only() -> None:
 # -- the shipped files ---------------------------------------------------------------------
 
 
-def test_shipped_default_runs_on_loopback_with_two_rooms_and_demo_account() -> None:
+def test_shipped_default_runs_on_loopback_with_three_rooms_and_demo_account() -> None:
     config = load_config(REPO / "dialplans" / "default.yaml")
     assert config.sip.listen == (
         ListenAddress("udp", "127.0.0.1", 5060),
@@ -286,7 +326,13 @@ def test_shipped_default_runs_on_loopback_with_two_rooms_and_demo_account() -> N
     assert [(r.id, r.extension, r.pin, r.moderator_pin) for r in config.rooms] == [
         ("terbuka", "2000", None, None),
         ("rakor", "1000", "4321", "9876"),
+        ("pengaduan", "6000", None, "8080"),
     ]
+    hotline = config.rooms[2]
+    assert (hotline.mode, hotline.operator_extension, hotline.operator_hours) == (
+        "hotline", "6001", None)
+    assert (hotline.report_max_s, hotline.transfer_room) == (180, "rakor")
+    assert config.reports_dir == REPO / "dialplans" / "recordings" / "reports"
     assert [a.username for a in config.accounts] == ["demo"]
     realm_text = f"demo:{config.sip.domain}:demo1234".encode()
     assert config.accounts[0].ha1_md5 == hashlib.md5(realm_text).hexdigest()
@@ -312,6 +358,13 @@ def test_shipped_example_loads() -> None:
     assert "unmute_all" not in keymap and "count" not in keymap
     assert keymap["lock"] == "*55"
     assert {r.keymap for r in config.rooms if r.id != "webinar"} == {DEFAULT_KEYMAP_ITEMS}
+    assert config.reports_dir == REPO / "dialplans" / "recordings" / "reports"
+    hotline = next(r for r in config.rooms if r.mode == "hotline")
+    assert (hotline.id, hotline.extension, hotline.operator_extension, hotline.pin,
+            hotline.moderator_pin) == ("pengaduan", "6000", "6001", None, "8080")
+    assert hotline.operator_hours == OperatorHours(
+        days=frozenset({0, 1, 2, 3, 4}), start=time(7, 30), end=time(16, 0))
+    assert (hotline.report_max_s, hotline.transfer_room) == (180, "rakor")
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -333,6 +386,7 @@ def test_defaults_fill_everything_but_rooms() -> None:
                           codecs=ALL_CODECS),),
         source="f.yaml",
         recording_dir=Path("recordings").resolve(),
+        reports_dir=Path("recordings/reports").resolve(),
     )
     assert [str(a) for a in config.sip.listen] == ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
     assert (config.sip.domain, config.sip.user_agent) == ("telerapat.local", "telerapat")
@@ -586,6 +640,8 @@ KEYWORDS = st.sampled_from([
     "rooms:", "sip:", "rtp:", "accounts:", "codecs:", "language:", "listen:", "id:", "ptime_ms:",
     "opus:", "dtx:", "bitrate_bps:", "keypad:", "mute:", "*6", "##", "recording:", "directory:",
     "extension:", "pin:", "<<: *a", "&a", "- ", "\n  ", "0123", "udp:127.0.0.1:5060", "yes",
+    "mode: hotline", "operator_extension:", "operator_hours:", "from: 7:30", "to:", "days:",
+    "transfer_room:",
 ])
 
 
@@ -650,14 +706,16 @@ SCHEMA_KEYS = st.sampled_from([
     "extension", "name", "pin", "moderator_pin", "mode", "access", "dinkes", "1001", "ptime_ms",
     "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx", "recording",
     "directory", "keypad", "mute", "hand", "unmute_all", "wait_for_moderator", "max_members",
-    "announce", "record",
+    "announce", "record", "reports_directory", "operator_extension", "operator_hours", "days",
+    "from", "to", "report_max_s", "transfer_room",
 ])
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
     st.sampled_from([20, 40, 60, 6000, 16000, 64000, "OPUS", "g722"]),
     st.sampled_from(["udp:127.0.0.1:5060", "udp:0.0.0.0:1", "40000-40999", "en", "PCMU",
                      "meeting", "accounts", "0123", "x" * 40, "a b", "+62", "", "webinar",
-                     "chime", "*6", "*", "##", "99"]),
+                     "chime", "*6", "*", "##", "99", "hotline", "07:30", "16:00", "mon",
+                     "Fri"]),
     st.text(max_size=8),
 )
 TREES = st.recursive(
@@ -879,8 +937,8 @@ def test_bad_room_options_are_refused_with_line_and_field() -> None:
         '11: rooms[2].max_members: expected a whole number, got the text "many"',
         '11: rooms[2].announce: expected text, got "no", which YAML reads as the boolean false; '
         "quote it for text",
-        "12: rooms[3].mode: hotline is not available yet (issue #4, hotline); use meeting or "
-        "webinar",
+        "12: rooms[3].mode: hotline needs operator_extension: the number operators dial",
+        "12: rooms[3].mode: hotline needs a moderator_pin: the operators' PIN",
     ]
 
 
@@ -1138,7 +1196,8 @@ def test_recording_dir_of_a_parsed_text_is_taken_from_the_filename_given() -> No
 def test_bad_recording_settings_are_refused_with_line_and_field() -> None:
     assert problems_of('recording:\n  directory: ""\n  folder: x\n' + ROOM) == [
         '2: recording.directory: must name a folder, e.g. "recordings"',
-        '3: recording.folder: unknown key "folder"; expected one of: directory',
+        '3: recording.folder: unknown key "folder"; expected one of: directory, '
+        "reports_directory",
     ]
     assert problems_of('recording: {directory: "a\\nb"}\n' + ROOM) == [
         "1: recording.directory: must be one line of printable text",
@@ -1147,5 +1206,384 @@ def test_bad_recording_settings_are_refused_with_line_and_field() -> None:
         "1: recording.directory: expected text, got a list",
     ]
     assert problems_of("recording: recordings\n" + ROOM) == [
-        '1: recording: expected a mapping with keys directory, got the text "recordings"',
+        '1: recording: expected a mapping with keys directory, reports_directory, got the text '
+        '"recordings"',
     ]
+
+
+def test_reports_dir_defaults_to_reports_inside_the_recording_dir(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "telerapat.yaml"
+    path.parent.mkdir()
+    path.write_text(ROOM)
+    assert load_config(path).reports_dir == (tmp_path / "conf" / "recordings" / "reports").resolve()
+    path.write_text("recording: {directory: /srv/rekaman}\n" + ROOM)
+    assert load_config(path).reports_dir == Path("/srv/rekaman/reports").resolve()
+    path.write_text("recording: {directory: ../rekaman, reports_directory: null}\n" + ROOM)
+    assert load_config(path).reports_dir == (tmp_path / "rekaman" / "reports").resolve()
+
+
+def test_reports_dir_relative_to_the_config_file_not_the_recording_dir(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "telerapat.yaml"
+    path.parent.mkdir()
+    path.write_text("recording: {directory: rekaman, reports_directory: ../laporan}\n" + ROOM)
+    config = load_config(path)
+    assert config.recording_dir == (tmp_path / "conf" / "rekaman").resolve()
+    assert config.reports_dir == (tmp_path / "laporan").resolve()
+    assert not config.reports_dir.exists()  # reading a config creates nothing
+
+
+def test_reports_dir_absolute_path_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "var" / "laporan"
+    config = parse_config(f'recording:\n  reports_directory: "{target}"\n' + ROOM,
+                          str(tmp_path / "x.yaml"))
+    assert config.reports_dir == target.resolve()
+    assert config.recording_dir == (tmp_path / "recordings").resolve()
+
+
+def test_reports_dir_of_a_direct_constructor_has_a_default() -> None:
+    config = parse_config(ROOM, "f.yaml")
+    direct = Config(sip=config.sip, rtp=config.rtp, language="id", codecs=ALL_CODECS,
+                    ptimes_ms=(20,), opus=OpusConfig(), accounts=(), rooms=config.rooms,
+                    source="x")
+    assert direct.reports_dir == Path("recordings/reports")
+
+
+def test_bad_reports_directory_is_refused_with_line_and_field() -> None:
+    assert problems_of('recording:\n  reports_directory: ""\n' + ROOM) == [
+        '2: recording.reports_directory: must name a folder, e.g. "recordings/reports"',
+    ]
+    assert problems_of("recording: {reports_directory: [a]}\n" + ROOM) == [
+        "1: recording.reports_directory: expected text, got a list",
+    ]
+
+
+# -- rooms: hotline ------------------------------------------------------------------------------
+
+HOTLINE = (
+    "rooms:\n"
+    "  - {id: rakor, extension: '1000', moderator_pin: '9876'}\n"
+    "  - id: pengaduan\n"
+    "    extension: '6000'\n"
+    "    mode: hotline\n"
+    "    operator_extension: '6001'\n"
+    "    moderator_pin: '8080'\n"
+)
+
+
+def hotline_of(extra: str) -> RoomConfig:
+    """Load HOTLINE with `extra` (YAML lines of the hotline room) and return the hotline."""
+    return parse_config(HOTLINE + extra, "f.yaml").rooms[1]
+
+
+def hotline_problems(extra: str) -> list[str]:
+    return problems_of(HOTLINE + extra)
+
+
+def test_hotline_loads_with_its_defaults() -> None:
+    hotline = hotline_of("")
+    assert hotline == RoomConfig(
+        id="pengaduan", extension="6000", name=None, pin=None, moderator_pin="8080",
+        mode="hotline", access="anyone", language="id", codecs=ALL_CODECS,
+        operator_extension="6001", operator_hours=None, report_max_s=180.0, transfer_room=None,
+    )
+
+
+def test_other_rooms_have_no_hotline_settings() -> None:
+    (room,) = parse_config(ROOM, "f.yaml").rooms
+    assert (room.operator_extension, room.operator_hours, room.report_max_s,
+            room.transfer_room) == (None, None, 180.0, None)
+
+
+def test_hotline_keys_load_as_written() -> None:
+    hotline = hotline_of(
+        "    operator_hours: {days: [MON, Wed, fri], from: '22:00', to: '06:00'}\n"
+        "    report_max_s: 10\n"
+        "    transfer_room: rakor\n"
+    )
+    assert hotline.operator_hours == OperatorHours(
+        days=frozenset({0, 2, 4}), start=time(22, 0), end=time(6, 0))
+    assert (hotline.report_max_s, hotline.transfer_room) == (10, "rakor")
+    assert hotline_of("    report_max_s: 3600\n").report_max_s == 3600
+    assert hotline_of("    report_max_s: 90.5\n").report_max_s == 90.5
+
+
+@pytest.mark.parametrize(
+    ("yaml_value", "extension"), [("6001", "6001"), ('"0601"', "0601"), ("+626001", "+626001")],
+)
+def test_operator_extension_is_written_like_extension(yaml_value: str, extension: str) -> None:
+    text = HOTLINE.replace("operator_extension: '6001'", f"operator_extension: {yaml_value}")
+    assert parse_config(text, "f.yaml").rooms[1].operator_extension == extension
+
+
+def test_operator_extension_with_yaml_surprises_or_letters_is_refused() -> None:
+    assert problems_of(HOTLINE.replace("'6001'", "0601")) == [
+        "6: rooms[1].operator_extension: YAML reads 0601 as the octal number 385; write it in "
+        'quotes to keep the leading zero: "0601"',
+    ]
+    assert problems_of(HOTLINE.replace("'6001'", "'60-01'")) == [
+        '6: rooms[1].operator_extension: "60-01" must be digits, optionally after a leading "+"',
+    ]
+
+
+def test_operator_extension_clashes_with_any_extension_or_operator_extension() -> None:
+    assert problems_of(
+        HOTLINE
+        + "  - {id: lapor, extension: '+6001', mode: hotline, operator_extension: '1000',\n"
+        "     moderator_pin: '1'}\n"
+        "  - {id: aduan, extension: '7000', mode: hotline, operator_extension: '+6000',\n"
+        "     moderator_pin: '2'}\n"
+    ) == [
+        '8: rooms[2].extension: extension "+6001" matches the same calls as "6001", already '
+        "used by rooms[1].operator_extension",
+        '8: rooms[2].operator_extension: operator_extension "1000" is already used by rooms[0]',
+        '10: rooms[3].operator_extension: operator_extension "+6000" matches the same calls as '
+        '"6000", already used by rooms[1]',
+    ]
+
+
+@pytest.mark.parametrize("key", ["operator_extension", "operator_hours", "report_max_s",
+                                 "transfer_room"])
+@pytest.mark.parametrize("mode", ["", ", mode: meeting", ", mode: webinar"])
+def test_hotline_keys_are_refused_in_other_rooms(key: str, mode: str) -> None:
+    value = {"operator_extension": "'1001'", "operator_hours": "{from: '08:00', to: '16:00'}",
+             "report_max_s": "60", "transfer_room": "b"}[key]
+    assert problems_of(
+        f"rooms:\n  - {{id: a, extension: '1', moderator_pin: '2'{mode}, {key}: {value}}}\n"
+        "  - {id: b, extension: '3'}\n"
+    ) == [f"2: rooms[0].{key}: {key} is for hotline rooms (mode: hotline)"]
+
+
+def test_null_hotline_keys_mean_the_default_in_any_room() -> None:
+    (room,) = parse_config(
+        "rooms: [{id: r, extension: '1', operator_extension: null, operator_hours: ~,\n"
+        "         report_max_s: null, transfer_room: null}]", "f.yaml"
+    ).rooms
+    assert (room.mode, room.operator_extension, room.operator_hours) == ("meeting", None, None)
+
+
+def test_hotline_keys_under_an_unreadable_mode_are_checked_but_not_blamed_on_the_mode() -> None:
+    assert problems_of(
+        "rooms: [{id: r, extension: '1', mode: Hotline, operator_extension: '2',\n"
+        "         report_max_s: 1, transfer_room: r}]"
+    ) == [
+        "1: rooms[0].mode: write hotline in lower case",
+        "2: rooms[0].report_max_s: must be 10 to 3600 seconds, got 1",
+        '2: rooms[0].transfer_room: "r" is this hotline; name the meeting or webinar room '
+        "operators bring callers into",
+    ]
+
+
+def test_hotline_needs_operator_extension_and_moderator_pin_and_takes_no_pin() -> None:
+    assert problems_of("rooms: [{id: h, extension: '6000', mode: hotline, pin: '1'}]") == [
+        "1: rooms[0].mode: hotline needs operator_extension: the number operators dial",
+        "1: rooms[0].mode: hotline needs a moderator_pin: the operators' PIN",
+        "1: rooms[0].pin: a hotline asks reporters for no PIN; operators dial "
+        "operator_extension and type moderator_pin",
+    ]
+
+
+@pytest.mark.parametrize("pin", ["'8080'", "'12a'", "'1'"])
+def test_a_pin_in_a_hotline_is_reported_once_whatever_it_is(pin: str) -> None:
+    assert hotline_problems(f"    pin: {pin}\n") == [
+        "8: rooms[1].pin: a hotline asks reporters for no PIN; operators dial "
+        "operator_extension and type moderator_pin",
+    ]
+
+
+def test_invalid_operator_keys_are_not_also_blamed_on_the_mode() -> None:
+    assert problems_of(HOTLINE.replace("'8080'", "'80a'").replace("'6001'", "[6001]")) == [
+        "6: rooms[1].operator_extension: expected text, got a list",
+        '7: rooms[1].moderator_pin: "80a" must be 1 to 16 digits (0-9), typed on the keypad',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hours", "expected"),
+    [
+        ("{from: '07:30', to: '16:00'}", OperatorHours(frozenset(range(7)), time(7, 30),
+                                                       time(16))),
+        ("{from: 07:30, to: '16:00'}", OperatorHours(frozenset(range(7)), time(7, 30), time(16))),
+        ("{from: '7:05', to: '23:59', days: [sun]}", OperatorHours(frozenset({6}), time(7, 5),
+                                                                   time(23, 59))),
+        ("{from: '18:00', to: '00:00', days: [SAT, sun]}",
+         OperatorHours(frozenset({5, 6}), time(18), time(0))),
+        ("{days: [mon, tue, wed, thu, fri, sat, sun], from: '00:00', to: '23:59'}",
+         OperatorHours(frozenset(range(7)), time(0), time(23, 59))),
+    ],
+)
+def test_operator_hours_load_as_written(hours: str, expected: OperatorHours) -> None:
+    """An unquoted 07:30 stays text in YAML 1.1 (a leading zero is no base-60 int)."""
+    assert hotline_of(f"    operator_hours: {hours}\n").operator_hours == expected
+
+
+def test_operator_hours_refuse_base_60_numbers_and_non_times() -> None:
+    assert hotline_problems(
+        "    operator_hours:\n"
+        "      from: 7:30\n"
+        "      to: 22:00\n"
+        "  - id: b\n    extension: '2'\n    mode: hotline\n    operator_extension: '3'\n"
+        "    moderator_pin: '4'\n"
+        "    operator_hours: {from: '07:30:00', to: 1600, days: mon}\n"
+        "  - {id: c, extension: '5', mode: hotline, operator_extension: '6', moderator_pin: '7',\n"
+        "     operator_hours: {from: '24:00', to: 7.30}}\n"
+        "  - {id: d, extension: '8', mode: hotline, operator_extension: '9', moderator_pin: '7',\n"
+        "     operator_hours: '07:30-16:00'}\n"
+    ) == [
+        '9: rooms[1].operator_hours.from: YAML reads 7:30 as the base-60 number 450; write the '
+        'time in quotes: "7:30"',
+        '10: rooms[1].operator_hours.to: YAML reads 22:00 as the base-60 number 1320; write the '
+        'time in quotes: "22:00"',
+        '16: rooms[2].operator_hours.days: expected a list, got the text "mon"',
+        '16: rooms[2].operator_hours.from: "07:30:00" is not a time of day; write "HH:MM", '
+        '24-hour, e.g. "07:30"',
+        '16: rooms[2].operator_hours.to: "1600" is not a time of day; write "HH:MM", 24-hour, '
+        'e.g. "07:30"',
+        '18: rooms[3].operator_hours.from: "24:00" is not a time of day; write "HH:MM", 24-hour, '
+        'e.g. "07:30"',
+        '18: rooms[3].operator_hours.to: expected text, got the number 7.30',
+        "20: rooms[4].operator_hours: expected a mapping with keys days, from, to, got the text "
+        '"07:30-16:00"',
+    ]
+
+
+def test_operator_hours_need_from_and_to() -> None:
+    assert hotline_problems("    operator_hours: {}\n") == [
+        '8: rooms[1].operator_hours.from: required: when the shift starts, e.g. "07:30"',
+        '8: rooms[1].operator_hours.to: required: when it ends, e.g. "07:30"',
+    ]
+
+
+def test_operator_hours_from_equal_to_to_is_refused_even_when_written_differently() -> None:
+    assert hotline_problems("    operator_hours: {from: '7:00', to: '07:00'}\n") == [
+        '8: rooms[1].operator_hours.to: "07:00" is the same as from: the shift would last no '
+        "time or all day; leave operator_hours out to be on duty round the clock",
+    ]
+
+
+def test_report_max_s_is_a_number_within_bounds() -> None:
+    assert hotline_problems("    report_max_s: 9.9\n") == [
+        "8: rooms[1].report_max_s: must be 10 to 3600 seconds, got 9.9",
+    ]
+    assert hotline_problems("    report_max_s: .inf\n") == [
+        "8: rooms[1].report_max_s: must be a finite number, got .inf",
+    ]
+    assert hotline_problems("    report_max_s: true\n") == [
+        '8: rooms[1].report_max_s: expected a number, got "true", which YAML reads as the '
+        "boolean true; quote it for text",
+    ]
+
+
+def test_transfer_room_may_name_a_meeting_or_webinar_defined_later() -> None:
+    config = parse_config(
+        HOTLINE + "    transfer_room: pleno\n"
+        "  - {id: pleno, extension: '4000', mode: webinar, moderator_pin: '1'}\n",
+        "f.yaml",
+    )
+    assert config.rooms[1].transfer_room == "pleno"
+
+
+def test_transfer_room_must_name_an_existing_room() -> None:
+    assert hotline_problems("    transfer_room: rakr\n") == [
+        '8: rooms[1].transfer_room: no room has the id "rakr"; did you mean "rakor"?',
+    ]
+    assert hotline_problems("    transfer_room: zzz\n") == [
+        '8: rooms[1].transfer_room: no room has the id "zzz"; expected one of: rakor, pengaduan',
+    ]
+    assert hotline_problems("    transfer_room: [rakor]\n") == [
+        "8: rooms[1].transfer_room: expected text, got a list",
+    ]
+
+
+def test_transfer_room_must_not_be_the_hotline_itself_or_another_hotline() -> None:
+    assert hotline_problems("    transfer_room: pengaduan\n") == [
+        '8: rooms[1].transfer_room: "pengaduan" is this hotline; name the meeting or webinar '
+        "room operators bring callers into",
+    ]
+    assert hotline_problems(
+        "    transfer_room: lapor\n"
+        "  - {id: lapor, extension: '7000', mode: hotline, operator_extension: '7001',\n"
+        "     moderator_pin: '1'}\n"
+    ) == [
+        '8: rooms[1].transfer_room: "lapor" (rooms[2]) is a hotline too; name the meeting or '
+        "webinar room operators bring callers into",
+    ]
+
+
+def test_transfer_to_a_room_with_its_own_problems_is_not_blamed_too() -> None:
+    assert hotline_problems(
+        "    transfer_room: rusak\n  - {id: rusak, mode: hotline}\n"
+    ) == [
+        '9: rooms[2].extension: required: the number callers dial to reach the room, e.g. "1000"',
+        "9: rooms[2].mode: hotline needs operator_extension: the number operators dial",
+        "9: rooms[2].mode: hotline needs a moderator_pin: the operators' PIN",
+    ]
+
+
+# -- OperatorHours.covers ------------------------------------------------------------------------
+
+WEEKDAYS_0730_1600 = OperatorHours(frozenset(range(5)), time(7, 30), time(16, 0))
+NIGHTS_FROM_FRIDAY_AND_SATURDAY = OperatorHours(frozenset({4, 5}), time(22, 0), time(6, 0))
+# 2026-03-02 is a Monday.
+MONDAY = datetime(2026, 3, 2)
+
+
+def at(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    """A moment `day` days after Monday 2026-03-02 (0 = that Monday, 5 = Saturday)."""
+    return MONDAY + timedelta(days=day, hours=hour, minutes=minute, seconds=second,
+                              microseconds=micro)
+
+
+@pytest.mark.parametrize(
+    ("moment", "covered"),
+    [
+        (at(0, 7, 30), True),  # start is inclusive
+        (at(0, 7, 29, 59, 999999), False),
+        (at(0, 12), True),
+        (at(4, 15, 59, 59, 999999), True),  # Friday, just before the end
+        (at(4, 16), False),  # end is exclusive
+        (at(0, 0), False),
+        (at(5, 12), False),  # Saturday
+        (at(6, 9), False),  # Sunday
+        (at(7, 9), True),  # the next Monday
+    ],
+)
+def test_day_shift_covers_weekdays_from_start_until_end(moment: datetime, covered: bool) -> None:
+    assert WEEKDAYS_0730_1600.covers(moment) is covered
+
+
+@pytest.mark.parametrize(
+    ("moment", "covered"),
+    [
+        (at(4, 21, 59, 59), False),  # Friday evening, before the shift
+        (at(4, 22), True),  # Friday's shift starts
+        (at(4, 23, 59, 59, 999999), True),
+        (at(5, 0), True),  # past midnight: still Friday's shift
+        (at(5, 5, 59, 59), True),
+        (at(5, 6), False),  # Friday's shift ends
+        (at(5, 12), False),  # Saturday noon: between shifts
+        (at(5, 22), True),  # Saturday's shift
+        (at(6, 3), True),  # Sunday night is Saturday's shift
+        (at(6, 22), False),  # no shift starts on Sunday
+        (at(7, 3), False),  # so Monday early is off duty
+        (at(3, 23), False),  # Thursday night: not listed
+        (at(4, 3), False),  # Friday early belongs to Thursday's (absent) shift
+    ],
+)
+def test_overnight_shift_belongs_to_the_day_it_starts(moment: datetime, covered: bool) -> None:
+    assert NIGHTS_FROM_FRIDAY_AND_SATURDAY.covers(moment) is covered
+
+
+def test_overnight_shift_ending_at_midnight_and_every_day() -> None:
+    evenings = OperatorHours(frozenset(range(7)), time(18), time(0))
+    assert [evenings.covers(at(2, hour)) for hour in (0, 17, 18, 23)] == [
+        False, False, True, True]
+    sunday_into_monday = OperatorHours(frozenset({6}), time(20), time(8))
+    assert sunday_into_monday.covers(at(7, 7, 59))  # Monday morning wraps back to Sunday
+    assert not sunday_into_monday.covers(at(0, 20))  # Monday evening: no shift
+
+
+def test_covers_reads_the_wall_time_of_an_aware_moment() -> None:
+    wib = timezone(timedelta(hours=7))
+    assert WEEKDAYS_0730_1600.covers(datetime(2026, 3, 2, 8, 0, tzinfo=wib))
+    assert not WEEKDAYS_0730_1600.covers(datetime(2026, 3, 2, 8, 0, tzinfo=wib).astimezone(UTC))
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,15 @@ def room(room_id: str, extension: str) -> RoomConfig:
     )
 
 
-DIALPLAN = Dialplan([room("rakor", "1000"), room("terbuka", "2000"), room("trunk", "+62211234")])
+def hotline(room_id: str, extension: str, operator_extension: str) -> RoomConfig:
+    return dataclasses.replace(room(room_id, extension), mode="hotline", moderator_pin="8080",
+                               operator_extension=operator_extension)
+
+
+DIALPLAN = Dialplan([
+    room("rakor", "1000"), room("terbuka", "2000"), room("trunk", "+62211234"),
+    hotline("pengaduan", "6000", "6001"),
+])
 
 
 @pytest.mark.parametrize(
@@ -60,6 +70,38 @@ def test_request_uri_wins_over_to_user() -> None:
     assert DIALPLAN.match("2000", "1000") == Route("terbuka")
 
 
+def test_hotline_extension_routes_reporters_and_operator_extension_routes_operators() -> None:
+    assert DIALPLAN.match("6000", None) == Route("pengaduan", operator=False)
+    assert DIALPLAN.match("6001", None) == Route("pengaduan", operator=True)
+    assert DIALPLAN.match("+60-01;phone-context=example.com", None) == Route("pengaduan",
+                                                                             operator=True)
+    assert DIALPLAN.match("pilot", "6001") == Route("pengaduan", operator=True)
+    assert DIALPLAN.match("6000", "6001") == Route("pengaduan")  # the Request-URI decides
+    assert DIALPLAN.room("pengaduan").operator_extension == "6001"
+
+
+def test_operator_extension_that_matches_another_number_is_refused() -> None:
+    with pytest.raises(ValueError, match="room 'pengaduan': operator_extension '\\+1000' is "
+                                         "already room 'rakor'$"):
+        Dialplan([room("rakor", "1000"), hotline("pengaduan", "6000", "+1000")])
+    with pytest.raises(ValueError, match="room 'pengaduan': operator_extension '6000' is already "
+                                         "room 'pengaduan'$"):
+        Dialplan([hotline("pengaduan", "6000", "6000")])
+    with pytest.raises(ValueError, match="room 'rakor': extension '60-01' is already room "
+                                         "'pengaduan' \\(operators\\)$"):
+        Dialplan([hotline("pengaduan", "6000", "6001"), room("rakor", "60-01")])
+
+
+def test_non_numeric_operator_extension_is_refused() -> None:
+    with pytest.raises(ValueError, match="room 'h': operator_extension 'x' is not a number"):
+        Dialplan([hotline("h", "6000", "x")])
+
+
+def test_route_names_its_room_and_the_operators_line() -> None:
+    assert str(Route("rakor")) == "room 'rakor'"
+    assert str(Route("pengaduan", operator=True)) == "room 'pengaduan' (operators)"
+
+
 def test_room_returns_its_config_and_raises_for_unknown_ids() -> None:
     assert DIALPLAN.room("rakor").extension == "1000"
     with pytest.raises(KeyError):
@@ -83,11 +125,15 @@ def test_non_numeric_extension_is_refused() -> None:
 
 def test_dialplan_from_a_loaded_config() -> None:
     config = parse_config(
-        "rooms:\n  - {id: rakor, extension: 1000}\n  - {id: dprd, extension: '+62274555'}\n",
+        "rooms:\n  - {id: rakor, extension: 1000}\n  - {id: dprd, extension: '+62274555'}\n"
+        "  - {id: lapor, extension: 112233, mode: hotline, operator_extension: '+62274556',\n"
+        "     moderator_pin: '1'}\n",
         "f.yaml",
     )
     dialplan = Dialplan(config.rooms)
     assert dialplan.match("62274555", None) == Route("dprd")
+    assert dialplan.match("112233", None) == Route("lapor")
+    assert dialplan.match("62274556", None) == Route("lapor", operator=True)
     assert dialplan.room("rakor") is config.rooms[0]
 
 
