@@ -6,6 +6,8 @@ import logging
 import os
 import random
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,9 @@ class _WavRecording:
     def write(self, samples: NDArray[np.float32]) -> None:
         self._recording.write(samples)
 
+    def note(self, key: str, value: str) -> None:
+        self._recording.note(key, value)
+
     def close(self) -> Path:
         self._reactor.callInThread(self._finish, time.time())
         return self._recording.final_path
@@ -57,11 +62,19 @@ class _WavRecording:
 
 
 class RoomRecorders:
-    """Room recordings as WAV files in the configured folder."""
+    """Room recordings and hotline reports as WAV files in the configured folders."""
 
-    def __init__(self, reactor: Any, directory: Path) -> None:
+    def __init__(self, reactor: Any, directory: Path, reports_directory: Path) -> None:
         self._reactor = reactor
         self.directory = directory
+        self.reports_directory = reports_directory
+
+    def start_report(self, rate_hz: int, metadata: Mapping[str, str]) -> RoomRecording:
+        started_at = time.time()
+        stem = recording_stem("report", metadata.get("room", "hotline"), started_at)
+        return _WavRecording(self._reactor, WavRecording.start(
+            self.reports_directory, stem, rate_hz, metadata, started_at,
+        ))
 
     def start(self, room_id: str, room_name: str | None) -> RoomRecording:
         started_at = time.time()
@@ -98,7 +111,8 @@ class Bridge:
             self._rtp,
             rng=rng,
             secret=os.urandom(32),
-            recorders=RoomRecorders(reactor, config.recording_dir),
+            recorders=RoomRecorders(reactor, config.recording_dir, config.reports_dir),
+            wall_clock=datetime.now,
         )
         self._udp: dict[tuple[str, int], SipUdpProtocol] = {}
         self._tcp = TcpConnections()
@@ -112,8 +126,9 @@ class Bridge:
     def start(self) -> None:
         """Finish recordings a crash left behind, listen on every `sip.listen` address and
         start the media clock."""
-        for path in recover_recordings(self.config.recording_dir, time.time()):
-            log.warning("recovered a recording left unfinished: %s", path)
+        for directory in (self.config.recording_dir, self.config.reports_dir):
+            for path in recover_recordings(directory, time.time()):
+                log.warning("recovered a recording left unfinished: %s", path)
         for listen in self.config.sip.listen:
             if listen.transport == "udp":
                 protocol = SipUdpProtocol(listen.host, listen.port, self._driver.sip_received)

@@ -1,4 +1,5 @@
-"""The command line: `telerapat serve [--config FILE]` and `telerapat check-config FILE`."""
+"""The command line: `telerapat serve [--config FILE]`, `telerapat check-config FILE` and
+`telerapat reports [--config FILE] list|export` (the hotline's recorded reports)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
 
 from bridge.config import Config, ConfigError, load_config
+from bridge.reports import Report, export_reports, list_reports, report_json, report_table
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "dialplans" / "default.yaml"
 
@@ -30,7 +33,25 @@ def _parser() -> argparse.ArgumentParser:
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     check = commands.add_parser("check-config", help="validate a config and print every error")
     check.add_argument("file", type=Path)
+    reports = commands.add_parser("reports", help="list or export the hotline's recorded reports")
+    reports.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
+                         help=f"YAML config naming the reports folder (default: {DEFAULT_CONFIG})")
+    actions = reports.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="print one line per report, oldest first")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per line")
+    export = actions.add_parser("export", help="write the reports and an index.csv to a zip")
+    export.add_argument("--output", type=Path, required=True, metavar="FILE.zip")
+    for action in (listing, export):
+        action.add_argument("--since", type=_day, metavar="YYYY-MM-DD",
+                            help="only reports started on or after this day (local time)")
     return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
 
 
 def how_to_call(config: Config) -> list[str]:
@@ -44,6 +65,11 @@ def how_to_call(config: Config) -> list[str]:
             host = f"[{host}]"  # an IPv6 reference in a SIP URI (RFC 3261 §25.1)
         port = "" if listen.port == 5060 else f":{listen.port}"
         for room in config.rooms:
+            if room.mode == "hotline":
+                lines.append(f"call sip:{room.extension}@{host}{port} for hotline {room.id!r} "
+                             f"(no PIN); operators: sip:{room.operator_extension}@{host}{port}"
+                             f", PIN {room.moderator_pin}")
+                continue
             pin = f", PIN {room.pin}" if room.pin else ""
             moderator = f", moderator PIN {room.moderator_pin}" if room.moderator_pin else ""
             lines.append(f"call sip:{room.extension}@{host}{port} for room {room.id!r}"
@@ -52,14 +78,20 @@ def how_to_call(config: Config) -> list[str]:
     return lines
 
 
-def check_config(path: Path) -> int:
+def _load_or_explain(path: Path) -> Config | None:
+    """Load a config, or print every problem (file, line, field) and return None."""
     try:
-        config = load_config(path)
+        return load_config(path)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
     except OSError as exc:
         print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+    return None
+
+
+def check_config(path: Path) -> int:
+    config = _load_or_explain(path)
+    if config is None:
         return 1
     listen = ", ".join(str(address) for address in config.sip.listen)
     print(f"{path}: OK: {len(config.rooms)} rooms, {len(config.accounts)} accounts, "
@@ -67,16 +99,63 @@ def check_config(path: Path) -> int:
     return 0
 
 
+def list_reports_command(path: Path, *, since: date | None, as_json: bool) -> int:
+    """Print the reports of the config's reports folder as a table or as JSON lines."""
+    found = _find_reports(path, since)
+    if found is None:
+        return 1
+    reports, where = found
+    if not reports:
+        # On stderr under --json, so that stdout stays JSON lines (here none).
+        print(f"no reports in {where}", file=sys.stderr if as_json else sys.stdout)
+    elif as_json:
+        print("\n".join(report_json(report) for report in reports))
+    else:
+        print("\n".join(report_table(reports)))
+    return 0
+
+
+def export_reports_command(path: Path, *, since: date | None, output: Path) -> int:
+    """Zip the reports of the config's reports folder into `output`; say how many went in."""
+    found = _find_reports(path, since)
+    if found is None:
+        return 1
+    reports, where = found
+    if not reports:
+        print(f"no reports in {where}; {output} not written")
+        return 0
+    try:
+        export_reports(reports, output)
+    except OSError as exc:
+        print(f"{output}: cannot export: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    count = f"{len(reports)} report" + ("" if len(reports) == 1 else "s")
+    print(f"exported {count} from {where} to {output}")
+    return 0
+
+
+def _find_reports(path: Path, since: date | None) -> tuple[list[Report], str] | None:
+    """Return the reports (started on `since` or later) and where they were looked for.
+
+    None after printing why the config cannot be used, as check-config does.
+    """
+    config = _load_or_explain(path)
+    if config is None:
+        return None
+    directory = config.reports_dir
+    reports = list_reports(directory)
+    if since is None:
+        return reports, str(directory)
+    local_midnight = datetime.combine(since, time()).astimezone()
+    recent = [report for report in reports if report.started_at >= local_midnight]
+    return recent, f"{directory} since {since}"
+
+
 def serve(path: Path) -> int:
     from twisted.internet import task  # the reactor is only touched here
 
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+    config = _load_or_explain(path)
+    if config is None:
         return 1
 
     def main(reactor: Any) -> Deferred[None]:
@@ -108,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "reports":
+        # A report whose files cannot all be read is still listed; say why on stderr.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        if args.action == "list":
+            return list_reports_command(args.config, since=args.since, as_json=args.json)
+        return export_reports_command(args.config, since=args.since, output=args.output)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

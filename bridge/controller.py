@@ -14,7 +14,9 @@ from __future__ import annotations
 import enum
 import logging
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -30,11 +32,15 @@ from bridge.conference.room import (
     MeetingEnded,
     MemberJoined,
     MuteChanged,
+    OperatorConnected,
     PinRejected,
     RecordingChanged,
+    ReportEnded,
+    ReportStarted,
     Room,
     RoomLockChanged,
     TalkingChanged,
+    TransferToRoom,
 )
 from bridge.config import Config
 from bridge.dialplan import Dialplan
@@ -120,15 +126,24 @@ class RoomRecording(Protocol):
         """Append mix samples at 16 kHz."""
         ...
 
+    def note(self, key: str, value: str) -> None:
+        """Add to its metadata what is known only at the end."""
+        ...
+
     def close(self) -> object:
         """Finish the file; what it returns (where it is) is logged."""
         ...
 
 
 class Recorders(Protocol):
-    """Opens room recordings; implemented in `bridge.app` with `bridge.recording`."""
+    """Opens recordings; implemented in `bridge.app` with `bridge.recording`."""
 
     def start(self, room_id: str, room_name: str | None) -> RoomRecording:
+        """A recording of a room's mix at 16 kHz."""
+        ...
+
+    def start_report(self, rate_hz: int, metadata: Mapping[str, str]) -> RoomRecording:
+        """A hotline caller's report, as they said it, at their line's rate."""
         ...
 
 
@@ -149,6 +164,7 @@ class Call:
     room: Room
     flow: Flow
     label: str
+    caller_uri: str
     local_port: int
     local_audio: LocalAudio
     sdp_session: SdpSession
@@ -184,10 +200,13 @@ class CallController:
         rng: random.Random,
         secret: bytes,
         recorders: Recorders | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`wall_clock` gives local time for hotline operator hours (None: not enforced)."""
         self._config = config
         self._recorders = recorders
         self._recordings: dict[str, RoomRecording] = {}  # room id -> the one in progress
+        self._reports: dict[int, RoomRecording] = {}  # member id -> their report
         self._rng = rng
         self._media_ports = media_ports
         self._core = SipCore(
@@ -211,7 +230,9 @@ class CallController:
             accept_host_only_digest_uri=True,
         )
         self._registrar = Registrar(self._auth, config.sip.domain)
-        self._rooms = {room.id: Room(room, prompts) for room in config.rooms}
+        self._rooms = {
+            room.id: Room(room, prompts, wall_clock=wall_clock) for room in config.rooms
+        }
         self._calls: dict[CallRef, Call] = {}
         self._by_port: dict[int, Call] = {}
         self._by_member: dict[int, Call] = {}
@@ -273,7 +294,7 @@ class CallController:
                     log.info("%s: caller %s", call.log_prefix,
                              "hung up" if isinstance(event, ByeReceived) else "cancelled")
             elif isinstance(event, CallEnded):
-                self._on_call_ended(event.call, event.reason)
+                self._on_call_ended(event.call, event.reason, now)
             elif isinstance(event, MessageDropped):
                 log.info("sip: dropped message from %s:%d (%s): %s", event.flow.remote_host,
                          event.flow.remote_port, event.flow.transport, event.reason)
@@ -326,6 +347,7 @@ class CallController:
             room=room,
             flow=flow,
             label=label,
+            caller_uri=_caller_uri(request),
             local_port=local_port,
             local_audio=local_audio,
             sdp_session=SdpSession(self._rng.getrandbits(31), advertised),
@@ -353,7 +375,7 @@ class CallController:
         self._core.respond_invite(ref, 200, now, body=body)
         codec = call.media.codec if call.media else room.config.codecs[0]
         settings = self._encoder_settings(call.media) if call.media else None
-        room.add_member(call.member_id, label, codec, now, settings)
+        room.add_member(call.member_id, label, codec, now, settings, operator=route.operator)
         if call.media is not None:
             room.set_on_hold(call.member_id, call.media.direction is not Direction.SENDRECV)
         log.info("%s: answered %s from %s:%d over %s, codec %s, rtp port %d",
@@ -479,7 +501,7 @@ class CallController:
         self._core.respond(event.key, response_to(request, 405, headers=[
             ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER")]), now)
 
-    def _on_call_ended(self, ref: CallRef, reason: str) -> None:
+    def _on_call_ended(self, ref: CallRef, reason: str, now: float) -> None:
         call = self._calls.pop(ref, None)
         if call is None:
             return
@@ -495,6 +517,7 @@ class CallController:
                      playout.compressed_frames,
                      "off" if media.echo is None else f"on at {media.echo.delay_ms} ms")
         call.room.remove_member(call.member_id)
+        self._drain_room_actions(call.room, now)  # a report to finish, a caller requeued
         self._media_ports.release(call.local_port)
         stats = call.receive.statistics() if call.receive is not None else None
         if stats is not None:
@@ -636,6 +659,7 @@ class CallController:
                     log.exception("room=%s: tick failed", room.config.id)
                 continue
             self._record(room, room.pop_recorded())
+            self._record_reports(room.pop_captured())
             for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)
                 if call is None or call.send is None or call.remote_rtp is None:
@@ -689,8 +713,17 @@ class CallController:
             if isinstance(action, MeetingEnded):
                 log.info("room=%s: meeting %s", room.config.id, action.reason)
                 continue
+            if isinstance(action, ReportEnded):
+                self._finish_report(action.member_id, action.ended_by)
+                continue
             call = self._by_member.get(action.member_id)
             if call is None:
+                continue
+            if isinstance(action, ReportStarted):
+                self._start_report(call, action.rate_hz)
+                continue
+            if isinstance(action, TransferToRoom):
+                self._transfer(call, action.room_id, now)
                 continue
             if isinstance(action, HangUp):
                 self._hang_up(call, action.reason, now)
@@ -714,6 +747,61 @@ class CallController:
             elif isinstance(action, RoomLockChanged):
                 log.info("%s: room %s", call.log_prefix,
                          "locked" if action.locked else "unlocked")
+            elif isinstance(action, OperatorConnected):
+                log.info("%s: operator %s", call.log_prefix,
+                         f"talks to member {action.caller}" if action.caller else "is free")
+
+    def _transfer(self, call: Call, room_id: str, now: float) -> None:
+        """Move a hotline caller into a conference room (an operator vouched for them)."""
+        target = self._rooms.get(room_id)
+        if target is None or call.media is None:
+            return
+        source = call.room
+        source.remove_member(call.member_id)
+        call.room = target
+        settings = call.link.settings() if call.link else self._encoder_settings(call.media)
+        target.add_member(call.member_id, call.label, call.media.codec, now, settings,
+                          vouched=True)
+        target.set_on_hold(call.member_id, call.media.direction is not Direction.SENDRECV)
+        log.info("%s: brought over from room %s by its operator", call.log_prefix,
+                 source.config.id)
+        self._drain_room_actions(target, now)
+
+    def _start_report(self, call: Call, rate_hz: int) -> None:
+        if self._recorders is None:
+            return
+        metadata = {"room": call.room.config.id, "caller": call.label,
+                    "caller_uri": call.caller_uri, "call_id": call.ref.call_id}
+        try:
+            self._reports[call.member_id] = self._recorders.start_report(rate_hz, metadata)
+        except OSError as exc:
+            log.error("%s: cannot record the report: %s", call.log_prefix, exc)
+            return
+        log.info("%s: recording a report", call.log_prefix)
+
+    def _record_reports(self, captured: dict[int, list[NDArray[np.float32]]]) -> None:
+        for member_id, frames in captured.items():
+            report = self._reports.get(member_id)
+            if report is None:
+                continue
+            try:
+                for frame in frames:
+                    report.write(frame)
+            except (OSError, OverflowError) as exc:  # what was said so far stays on disk
+                log.error("member=%d: report stopped: %s", member_id, exc)
+                del self._reports[member_id]
+
+    def _finish_report(self, member_id: int, ended_by: str) -> None:
+        report = self._reports.pop(member_id, None)
+        if report is None:
+            return
+        report.note("ended_by", ended_by)
+        try:
+            where = report.close()
+        except OSError as exc:
+            log.error("member=%d: report could not be finished: %s", member_id, exc)
+            return
+        log.info("member=%d: report saved (%s): %s", member_id, ended_by, where)
 
     def _start_recording(self, room: Room) -> None:
         if self._recorders is None or room.config.id in self._recordings:
@@ -757,6 +845,14 @@ def _caller_label(request: Request) -> str:
             return sender.display_name
         user = sender.sip_uri.user
         return user if user else sender.uri
+    except SipParseError:
+        return "unknown"
+
+
+def _caller_uri(request: Request) -> str:
+    """The From URI, kept with a hotline report to call the reporter back."""
+    try:
+        return request.from_address.uri
     except SipParseError:
         return "unknown"
 

@@ -1,4 +1,4 @@
-"""Crash-safe WAV recordings: meeting recordings now, hotline reports next.
+"""Crash-safe WAV recordings: meetings' mixes and hotline reports.
 
 An edge module: it does file I/O and is handed frames by the controller/app; it never
 imports twisted, and bridge/conference never imports it. A recording in progress is
@@ -290,6 +290,13 @@ class WavRecording:
             taken += chunk
             if self._buffered == capacity:
                 self._flush()
+
+    def note(self, key: str, value: str | int | float) -> None:
+        """Add to the metadata what is known only at the end (how a report ended); it
+        goes into `<stem>.json` at close."""
+        if self._finished:
+            raise ValueError(f"{self.final_path} is already finished")
+        self._metadata[key] = value
 
     def close(self, ended_at: float) -> Path:
         """Finish the recording durably and return the path of `<stem>.wav`.

@@ -229,6 +229,13 @@ PROMPTS: tuple[tuple[str, str, str], ...] = (
     ),
     ("next_caller", "Penelepon berikutnya tersambung.", "Next caller connected."),
     ("no_callers", "Tidak ada penelepon dalam antrean.", "No callers are waiting."),
+    # After there_are and a number, to an operator.
+    ("callers_waiting", "penelepon menunggu.", "callers waiting."),
+    (
+        "call_ended",
+        "Terima kasih atas laporan Anda. Sampai jumpa.",
+        "Thank you for your report. Goodbye.",
+    ),
 )
 
 # The words bridge/conference/numbers.py strings together to say a count, per language;

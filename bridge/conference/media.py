@@ -20,7 +20,7 @@ its last word, so the step comes once per talk spurt rather than at every pause.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -205,6 +205,10 @@ class GatheredFrames:
     talking: NDArray[np.bool_]  # (members,) mixed this tick: selected talkers with audio
     digits: list[tuple[int, str]]  # (row, digit) heard in-band
     talker_changes: list[tuple[int, bool]]  # (row, now a talker) where selection changed
+    # (row, frame at the member's own rate, echo removed, before levelling) of the rows
+    # asked for with `capture`: what a member says for a report or their name, whether
+    # or not the room hears them.
+    captured: list[tuple[int, Samples]] = field(default_factory=list)
 
 
 def gather_frames(
@@ -216,6 +220,7 @@ def gather_frames(
     voice_detection: bool = True,
     agc: bool = True,
     echo: EchoWatch,
+    capture: NDArray[np.bool_] | None = None,
 ) -> GatheredFrames:
     """Read one frame from every member's playout buffer, find keypad tones and talkers,
     and return the frames of the chosen talkers at 16 kHz.
@@ -229,7 +234,8 @@ def gather_frames(
     loudest `max_talkers` voiced members are chosen, and their frames are levelled
     (`dsp.agc`) and, when narrowband, upsampled, all in one call per rate. A member who
     goes quiet has its filter and detector history cleared, so its next sound starts clean.
-    `echo` is the room's echo watch, kept from tick to tick.
+    `echo` is the room's echo watch, kept from tick to tick. Rows set in `capture` also
+    get their frame back as heard from the line (`GatheredFrames.captured`).
     """
     count = len(media)
     wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
@@ -239,6 +245,7 @@ def gather_frames(
     quiet: list[TalkerState] = []  # no frame to judge this tick
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     changes: list[tuple[int, bool]] = []
+    captured: list[tuple[int, Samples]] = []
     for row, member in enumerate(media):
         if member.talker.selected and not eligible[row]:
             member.talker.selected = False  # muted, on hold: the slot goes at once
@@ -257,6 +264,8 @@ def gather_frames(
             ref = reference if reference is not None else np.zeros_like(samples)
             samples = member.echo.process(mic, ref)
             energy = float(samples @ samples) if has_audio else 0.0
+        if capture is not None and capture[row]:
+            captured.append((row, samples.copy() if has_audio else np.zeros_like(samples)))
         if not (has_audio and energy > floor_rms * floor_rms * samples.shape[0]):
             member.up_state = None
             member.dtmf_state = None
@@ -329,7 +338,7 @@ def gather_frames(
         frames[narrow_rows] = upsampled
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
-    return GatheredFrames(frames, talking, digits, changes)
+    return GatheredFrames(frames, talking, digits, changes, captured)
 
 
 class EchoWatch:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +45,9 @@ from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
 from bridge.config import EchoMode, RoomConfig
 from dsp.codecs.base import EncoderSettings
 from dsp.frame import frame_samples
+from dsp.level import peak_dbfs
 from dsp.mixer import limit, mix_minus
+from dsp.resample import resample
 from dsp.vad import ENERGY_FLOOR_DBFS
 
 log = logging.getLogger(__name__)
@@ -69,12 +73,24 @@ END_CONFIRM_KEY = "1"
 # VOLUME_MAX_STEPS (+-12 dB): enough to lift a quiet handset, not enough to clip the room.
 VOLUME_STEP_DB = 3.0
 VOLUME_MAX_STEPS = 4
+# A recorded name ("sebutkan nama Anda"): at most this long, ended early by "#", played
+# to the room at NAME_PEAK_DBFS so a quiet line is as audible as a loud one.
+NAME_MAX_S = 3.0
+NAME_PEAK_DBFS = -6.0
+# Hotline: the key that ends a report early, and how often a queued caller hears their
+# place again (the hold music plays in between).
+REPORT_END_KEY = "#"
 
 
 class Phase(enum.Enum):
     PIN_ENTRY = "pin_entry"  # hears prompts only; not heard by the room
+    NAMING = "naming"  # recording their name before entering; hears prompts only
     WAITING = "waiting"  # for a moderator: hears a prompt and music; not heard
     IN_ROOM = "in_room"
+    # Hotline callers: waiting for an operator, talking to one, or leaving a report.
+    QUEUED = "queued"
+    WITH_OPERATOR = "with_operator"
+    REPORTING = "reporting"
 
 
 class Role(enum.Enum):
@@ -172,9 +188,44 @@ class MeetingEnded:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReportStarted:
+    """Command: a hotline caller starts leaving a report; their audio follows, at
+    `rate_hz`, through `pop_captured`."""
+
+    member_id: int
+    rate_hz: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEnded:
+    """Command: finish a report (`ended_by`: "hash", "hang-up" or "limit")."""
+
+    member_id: int
+    ended_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConnected:
+    """Event: hotline operator `member_id` talks to caller `caller` (0: to nobody now)."""
+
+    member_id: int
+    caller: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferToRoom:
+    """Command: move hotline caller `member_id` into conference room `room_id`; the
+    controller takes them out of this room and admits them there without a PIN."""
+
+    member_id: int
+    room_id: str
+
+
 RoomAction = (
     HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard | TalkingChanged
     | HandChanged | FloorGiven | RoomLockChanged | RecordingChanged | MeetingEnded
+    | ReportStarted | ReportEnded | OperatorConnected | TransferToRoom
 )
 
 
@@ -201,11 +252,17 @@ class Member:
     volume_steps: int = 0  # listening volume, VOLUME_STEP_DB each
     end_confirm_deadline: float | None = None  # "*4" pressed: the confirming key is due
     admitted: int = 0  # order of entry into the room, for "remove the last who joined"
+    operator_line: bool = False  # a hotline's operator number: the PIN is required
+    capture_until: float | None = None  # recording a name or report until then
+    name: Clip | None = None  # their recorded name at the room's rate
+    name_frames: list[Clip] = field(default_factory=list)
+    partner: int | None = None  # hotline: the operator or caller they talk to
+    queued_at: float = 0.0  # hotline: when they joined the queue (its order)
 
     @property
     def present(self) -> bool:
-        """Past PIN entry: in the room, or waiting in it for a moderator."""
-        return self.phase is not Phase.PIN_ENTRY
+        """Past PIN entry and naming: in the room, or waiting in it."""
+        return self.phase not in (Phase.PIN_ENTRY, Phase.NAMING)
 
     @property
     def leaving(self) -> bool:
@@ -215,7 +272,12 @@ class Member:
 class Room:
     """A conference room driven by `tick(now)` every 20 ms."""
 
-    def __init__(self, config: RoomConfig, prompts: PromptLibrary) -> None:
+    def __init__(
+        self, config: RoomConfig, prompts: PromptLibrary, *,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`wall_clock` (local time) decides a hotline's operator hours; without one
+        the hours are not enforced."""
         if prompts.rate_hz != ROOM_RATE_HZ:
             raise ValueError(
                 f"prompts are at {prompts.rate_hz} Hz, the room mixes at {ROOM_RATE_HZ}"
@@ -245,6 +307,8 @@ class Room:
         self._recorded: list[NDArray[np.float32]] = []
         self._admissions = 0
         self._missing_prompts: set[str] = set()
+        self._wall_clock = wall_clock
+        self._captured: dict[int, list[Clip]] = {}  # hotline reports, by member
 
     # -- membership ---------------------------------------------------------------
 
@@ -265,11 +329,21 @@ class Room:
         """Member ids with a raised hand, in the order they will get the floor."""
         return list(self._hands)
 
+    @property
+    def hotline(self) -> bool:
+        return self.config.mode == "hotline"
+
     def add_member(
         self, member_id: int, label: str, codec_name: str, now: float,
-        settings: EncoderSettings | None = None,
+        settings: EncoderSettings | None = None, *, operator: bool = False,
+        vouched: bool = False,
     ) -> None:
-        """Take a new caller: straight in, or to PIN entry if the room has a PIN."""
+        """Take a new caller: straight in, or to PIN entry if the room has a PIN.
+
+        `operator`: they dialled a hotline's operator number, whose PIN (the moderator
+        PIN) they must type; a hotline's other callers are never asked for one.
+        `vouched`: an operator brought them here, so no PIN either.
+        """
         member = Member(
             member_id=member_id,
             label=label,
@@ -280,11 +354,17 @@ class Room:
         )
         member.media.set_echo_mode(self.config.echo_cancellation)
         self._members[member_id] = member
-        if self.needs_pin:
+        if operator and self.hotline:
+            member.operator_line = True
+            # The operators' PIN is the only way in: no empty entry as a participant.
+            pin = self.config.moderator_pin
+            member.pin = PinEntry(pin, pin)
+            self._play(member, "enter_pin")
+        elif self.needs_pin and not self.hotline and not vouched:
             member.pin = PinEntry(self.config.pin, self.config.moderator_pin)
             self._play(member, "enter_pin")
         else:
-            self._admit(member, Role.PARTICIPANT)
+            self._admit(member, Role.PARTICIPANT, now)
 
     def remove_member(self, member_id: int) -> None:
         """Forget a member (their call has ended)."""
@@ -293,14 +373,18 @@ class Room:
             return
         if member.hand_raised:
             self._lower_hand(member)
+        if member.capture_until is not None and member.phase is Phase.REPORTING:
+            self._end_report(member, "hang-up")
         if not member.present:
+            return
+        if self.hotline:
+            self._hotline_member_left(member)
             return
         if not any(m.present for m in self._members.values()):
             self._reset()  # the meeting is over: the next one starts unlocked
             return
-        if self.config.announce == "chime" and not member.leaving:
-            for other in self._listeners():
-                other.prompts.play(self._tones["leave"])
+        if not member.leaving:
+            self._announce(member, "has_left", "leave")
         if (
             member.role is Role.MODERATOR
             and self.config.end_when_moderator_leaves
@@ -370,6 +454,11 @@ class Room:
         actions, self._actions = self._actions, []
         return actions
 
+    def pop_captured(self) -> dict[int, list[Clip]]:
+        """What each reporting hotline caller said since the last call, at their rate."""
+        captured, self._captured = self._captured, {}
+        return captured
+
     def pop_recorded(self) -> list[NDArray[np.float32]]:
         """The room mix of every tick since the last call while recording, at 16 kHz."""
         frames, self._recorded = self._recorded, []
@@ -407,13 +496,23 @@ class Room:
         if member.phase is Phase.PIN_ENTRY:
             self._press_pin(member, digit, now)
             return
+        if member.phase is Phase.NAMING:
+            if digit == REPORT_END_KEY and member.capture_until is not None:
+                self._finish_name(member)
+            return
+        if member.phase is Phase.REPORTING:
+            if digit == REPORT_END_KEY and member.capture_until is not None:
+                self._end_report(member, "hash")
+            return
         if member.end_confirm_deadline is not None:
             member.end_confirm_deadline = None
             member.prompts.stop()
-            if digit == END_CONFIRM_KEY:
-                self._end_meeting(member.member_id, "ended by a moderator")
-            else:
+            if digit != END_CONFIRM_KEY:
                 member.prompts.play(self._tones["error"])
+            elif self.hotline:
+                self._end_caller(member)
+            else:
+                self._end_meeting(member.member_id, "ended by a moderator")
             return
         result = member.keypad.press(digit, now)
         if isinstance(result, CommandEntered):
@@ -427,15 +526,15 @@ class Room:
         outcome = member.pin.press(digit)
         member.pin_deadline = now + PIN_INPUT_TIMEOUT_S
         if outcome is not None:
-            self._judge_pin(member, outcome)
+            self._judge_pin(member, outcome, now)
 
-    def _judge_pin(self, member: Member, outcome: PinOutcome) -> None:
+    def _judge_pin(self, member: Member, outcome: PinOutcome, now: float) -> None:
         assert member.pin is not None
         member.pin_deadline = None
         if outcome is PinOutcome.MODERATOR:
-            self._admit(member, Role.MODERATOR)
+            self._admit(member, Role.MODERATOR, now)
         elif outcome is PinOutcome.PARTICIPANT:
-            self._admit(member, Role.PARTICIPANT)
+            self._admit(member, Role.PARTICIPANT, now)
         elif outcome is PinOutcome.WRONG:
             self._actions.append(PinRejected(member.member_id, member.pin.attempts))
             self._play(member, "wrong_pin")
@@ -444,7 +543,7 @@ class Room:
             self._play(member, "too_many_attempts")
             member.hang_up_reason = "wrong PIN"
 
-    def _admit(self, member: Member, role: Role) -> None:
+    def _admit(self, member: Member, role: Role, now: float) -> None:
         """Let a member in, or turn them away (locked, full) with a prompt; a member
         turned away stays out of the room's audio until the call ends.
 
@@ -453,7 +552,6 @@ class Room:
         """
         member.pin = None
         member.pin_deadline = None
-        first = self.present_count == 0  # `member` is not present yet
         if role is Role.PARTICIPANT:
             refusal = "room_locked" if self._locked else None
             most = self.config.max_members
@@ -467,8 +565,22 @@ class Room:
         member.keypad.set_keymap(self._keymaps[role])
         self._admissions += 1
         member.admitted = self._admissions
-        if self.needs_pin:
+        if self.hotline:
+            self._admit_to_hotline(member, now)
+            return
+        if member.pin is not None or self.needs_pin:
             self._play(member, "moderator" if role is Role.MODERATOR else "welcome")
+        if self.config.announce == "name":
+            member.phase = Phase.NAMING  # "say your name after the tone, then #"
+            self._play(member, "say_your_name")
+            member.prompts.play(self._tones["unmuted"])
+            return
+        self._enter(member)
+
+    def _enter(self, member: Member) -> None:
+        """Bring an admitted (and named) member into the room, or into its waiting."""
+        role = member.role
+        first = self.present_count == 0  # `member` is not present yet
         waiting_for_moderator = (
             self.config.wait_for_moderator and role is Role.PARTICIPANT
             and not self._moderator_present()
@@ -485,14 +597,39 @@ class Room:
             self._start_meeting()
         if first:
             self._play(member, "alone")
-        elif self.config.announce == "chime":
-            for other in self._listeners():
-                if other is not member:
-                    other.prompts.play(self._tones["join"])
+        else:
+            self._announce(member, "has_joined", "join")
         if self.config.record and not self._recording:
             self._set_recording(0, recording=True)
         elif self._recording:
             self._play(member, "recording_started")  # everyone who joins is told
+
+    def _announce(self, member: Member, prompt: str, chime: str) -> None:
+        """Tell the room of a join or leave: a chime, or the member's recorded name."""
+        if self.config.announce == "none":
+            return
+        for other in self._listeners():
+            if other is member:
+                continue
+            if self.config.announce == "name" and member.name is not None:
+                other.prompts.play(member.name)
+                self._play(other, prompt)
+            else:
+                other.prompts.play(self._tones[chime])
+
+    def _finish_name(self, member: Member) -> None:
+        """Keep what they said as their name, at a level the room hears well."""
+        member.capture_until = None
+        frames, member.name_frames = member.name_frames, []
+        if frames:
+            said = resample(np.concatenate(frames), member.media.sample_rate_hz, ROOM_RATE_HZ)
+            peak = peak_dbfs(said)
+            if peak > -60.0:  # silence stays silence: no name is announced then
+                member.name = (said * np.float32(10 ** ((NAME_PEAK_DBFS - peak) / 20))).astype(
+                    np.float32
+                )
+        member.phase = Phase.PIN_ENTRY  # not present until _enter
+        self._enter(member)
 
     def _start_meeting(self) -> None:
         """A moderator is here: let in whoever waited for one."""
@@ -527,6 +664,8 @@ class Room:
                 self._play(member, "hand_lowered")
             else:
                 self._raise_hand(member)
+        elif command is KeypadCommand.COUNT and self.hotline:
+            self._say_waiting(member)
         elif command is KeypadCommand.COUNT:
             if self.present_count == 1:
                 self._play(member, "alone")  # not "there are one participants"
@@ -548,6 +687,8 @@ class Room:
                 self._play(member, "help_moderator")
         elif member.role is not Role.MODERATOR:
             member.prompts.play(self._tones["error"])  # a remapped key: not theirs to use
+        elif self.hotline:
+            self._run_operator(member, command, now)
         else:
             self._run_moderator(member, command, now)
 
@@ -588,6 +729,131 @@ class Room:
         elif command is KeypadCommand.END:
             self._play(member, "end_confirm")
             member.end_confirm_deadline = now + END_CONFIRM_S
+
+    # -- the hotline ------------------------------------------------------------------
+
+    def _admit_to_hotline(self, member: Member, now: float) -> None:
+        """An operator comes on duty; a caller queues for one, or leaves a report."""
+        self._actions.append(MemberJoined(member.member_id, member.role))
+        if member.role is Role.MODERATOR:
+            member.phase = Phase.IN_ROOM
+            self._play(member, "moderator")
+            self._say_waiting(member)
+            return
+        self._play(member, "hotline_welcome")
+        self._route_caller(member, now)
+
+    def _on_duty(self) -> bool:
+        """An operator is here, within the configured hours (when there are any)."""
+        hours = self.config.operator_hours
+        if hours is not None and self._wall_clock is not None:
+            if not hours.covers(self._wall_clock()):
+                return False
+        return any(m.role is Role.MODERATOR and m.phase is Phase.IN_ROOM and not m.leaving
+                   for m in self._members.values())
+
+    def _route_caller(self, member: Member, now: float, *, front: bool = False) -> None:
+        """Queue a caller for an operator, or, with nobody on duty, take their report."""
+        member.partner = None
+        if self._on_duty():
+            queue = self._queue()
+            member.phase = Phase.QUEUED
+            # Sent back by an operator: ahead of everyone who waits.
+            member.queued_at = (queue[0].queued_at - 1.0) if front and queue else now
+            return  # _expire announces the place, then plays music, and again
+        member.phase = Phase.REPORTING
+        self._play(member, "leave_report")
+        member.prompts.play(self._tones["unmuted"])  # speak after the tone
+
+    def _queue(self) -> list[Member]:
+        return sorted(
+            (m for m in self._members.values() if m.phase is Phase.QUEUED and not m.leaving),
+            key=lambda m: m.queued_at,
+        )
+
+    def _say_waiting(self, operator: Member) -> None:
+        waiting = len(self._queue())
+        if not waiting:
+            self._play(operator, "no_callers")
+            return
+        self._play(operator, "there_are")
+        self._say_number(operator, waiting)
+        self._play(operator, "callers_waiting")
+
+    def _run_operator(self, operator: Member, command: KeypadCommand, now: float) -> None:
+        """A hotline's operator keys: the moderator keys, with a hotline's meaning."""
+        if command is KeypadCommand.FLOOR:  # take the next caller
+            if operator.partner is not None:
+                self._end_caller(operator)
+            queue = self._queue()
+            if not queue:
+                self._play(operator, "no_callers")
+                return
+            taken = queue[0]
+            taken.prompts.stop()
+            taken.phase = Phase.WITH_OPERATOR
+            taken.partner, operator.partner = operator.member_id, taken.member_id
+            self._play(taken, "operator_connected")
+            self._play(operator, "next_caller")
+            self._actions.append(OperatorConnected(operator.member_id, taken.member_id))
+            return
+        caller = self._members.get(operator.partner) if operator.partner is not None else None
+        if command is KeypadCommand.END and caller is not None:
+            self._play(operator, "end_confirm")
+            operator.end_confirm_deadline = now + END_CONFIRM_S
+        elif command is KeypadCommand.REMOVE_LAST and caller is not None:  # send them back
+            operator.partner = None
+            self._actions.append(OperatorConnected(operator.member_id, 0))
+            self._route_caller(caller, now, front=True)
+            self._play(caller, "in_queue")
+            operator.prompts.play(self._tones["muted"])
+        elif command is KeypadCommand.LOCK and caller is not None and self.config.transfer_room:
+            operator.partner = caller.partner = None
+            self._actions.append(OperatorConnected(operator.member_id, 0))
+            self._actions.append(TransferToRoom(caller.member_id, self.config.transfer_room))
+            operator.prompts.play(self._tones["unmuted"])
+        else:
+            operator.prompts.play(self._tones["error"])
+
+    def _end_caller(self, operator: Member) -> None:
+        """The operator is done with their caller: thank them and hang up."""
+        caller = self._members.get(operator.partner) if operator.partner is not None else None
+        operator.partner = None
+        self._actions.append(OperatorConnected(operator.member_id, 0))
+        if caller is None:
+            return
+        caller.partner = None
+        caller.prompts.stop()
+        self._play(caller, "call_ended")
+        caller.hang_up_reason = "call ended by the operator"
+        operator.prompts.play(self._tones["muted"])
+
+    def _end_report(self, member: Member, ended_by: str) -> None:
+        member.capture_until = None
+        self._actions.append(ReportEnded(member.member_id, ended_by))
+        if ended_by != "hang-up":
+            member.prompts.stop()
+            self._play(member, "report_saved")
+            member.hang_up_reason = "report saved"
+
+    def _hotline_member_left(self, member: Member) -> None:
+        """An operator's caller goes back to the queue (or to a report); a caller's
+        operator is free again."""
+        partner = self._members.get(member.partner) if member.partner is not None else None
+        if partner is None:
+            pass
+        elif member.role is Role.MODERATOR:
+            self._route_caller(partner, partner.joined_at, front=True)
+            if partner.phase is Phase.QUEUED:
+                self._play(partner, "in_queue")
+        else:
+            partner.partner = None
+            partner.prompts.play(self._tones["leave"])
+            self._actions.append(OperatorConnected(partner.member_id, 0))
+        if member.role is Role.MODERATOR and not self._on_duty():
+            for waiting in self._queue():  # nobody left to answer them
+                waiting.prompts.stop()
+                self._route_caller(waiting, waiting.queued_at)
 
     def _participants(self) -> list[Member]:
         """Present participants (not moderators), not on their way out."""
@@ -697,7 +963,7 @@ class Room:
             d
             for m in self._members.values()
             for d in (m.keypad.next_deadline, m.pin_deadline, m.hang_up_at,
-                      m.end_confirm_deadline)
+                      m.end_confirm_deadline, m.capture_until)
             if d is not None
         ]
         return min(deadlines, default=None)
@@ -717,15 +983,35 @@ class Room:
                 if member.pin_deadline is None and not member.prompts.playing:
                     member.pin_deadline = now + PIN_INPUT_TIMEOUT_S
                 elif member.pin_deadline is not None and now >= member.pin_deadline:
-                    self._judge_pin(member, member.pin.submit())
+                    self._judge_pin(member, member.pin.submit(), now)
                 continue
             if member.end_confirm_deadline is not None and now >= member.end_confirm_deadline:
                 member.end_confirm_deadline = None
                 member.prompts.play(self._tones["error"])
             elif member.keypad.expire(now) is not None:
                 member.prompts.play(self._tones["error"])
-            if member.phase is Phase.WAITING and not member.prompts.playing:
+            if member.capture_until is not None and now >= member.capture_until:
+                if member.phase is Phase.NAMING:
+                    self._finish_name(member)
+                else:
+                    self._end_report(member, "limit")
+            elif member.prompts.playing:
+                continue
+            elif member.phase is Phase.WAITING:
                 self._play(member, "hold_music")  # again and again until a moderator comes
+            elif member.phase is Phase.QUEUED:
+                # Their place, then music, then their place again (it may have moved).
+                self._play(member, "queue_position")
+                self._say_number(member, self._queue().index(member) + 1)
+                self._play(member, "in_queue")
+                self._play(member, "hold_music")
+            elif member.phase is Phase.NAMING and member.capture_until is None:
+                member.capture_until = now + NAME_MAX_S  # the tone has played: speak now
+            elif member.phase is Phase.REPORTING and member.capture_until is None:
+                member.capture_until = now + self.config.report_max_s
+                self._actions.append(
+                    ReportStarted(member.member_id, member.media.sample_rate_hz)
+                )
 
     def tick(self, now: float) -> dict[int, OutgoingPacket]:
         """Mix one frame; return the packets due now, by member."""
@@ -733,15 +1019,29 @@ class Room:
         members = list(self._members.values())
         if not members:
             return {}
-        eligible = np.array([
-            m.phase is Phase.IN_ROOM and m.mute is MuteState.FREE and not m.on_hold
-            for m in members
-        ], dtype=np.bool_)
+        if self.hotline:
+            # Operators and callers talk in pairs; every pair must be heard.
+            eligible = np.array([m.partner is not None and not m.on_hold for m in members])
+            max_talkers = len(members)
+        else:
+            eligible = np.array([
+                m.phase is Phase.IN_ROOM and m.mute is MuteState.FREE and not m.on_hold
+                for m in members
+            ], dtype=np.bool_)
+            max_talkers = self.config.max_talkers
+        capture = np.array([m.capture_until is not None for m in members], dtype=np.bool_)
         gathered = gather_frames(
             [m.media for m in members], eligible, TALKER_FLOOR_RMS,
-            max_talkers=self.config.max_talkers,
+            max_talkers=max_talkers,
             voice_detection=self.config.voice_detection, agc=self.config.agc, echo=self._echo,
+            capture=capture if capture.any() else None,
         )
+        for row, frame in gathered.captured:
+            member = members[row]
+            if member.phase is Phase.NAMING:
+                member.name_frames.append(frame)
+            else:
+                self._captured.setdefault(member.member_id, []).append(frame)
         self._actions.extend(
             TalkingChanged(members[row].member_id, talking)
             for row, talking in gathered.talker_changes
@@ -749,6 +1049,8 @@ class Room:
         for row, digit in gathered.digits:
             self._actions.append(DigitHeard(members[row].member_id, digit))
             self.press(members[row].member_id, digit, now, source="in-band")
+        if self.hotline:
+            return self._hotline_tick(members, gathered.frames)
         mix = mix_minus(gathered.frames, gathered.talking)
         if self._recording:
             self._recorded.append(mix.total.copy())
@@ -774,3 +1076,16 @@ class Room:
         return self._encoder.encode(
             {m.member_id: m.media for m in members}, heard, mix.total
         )
+
+    def _hotline_tick(
+        self, members: list[Member], frames: NDArray[np.float32]
+    ) -> dict[int, OutgoingPacket]:
+        """Each operator and caller hears the other, and their own prompts; nobody else."""
+        rows = {m.member_id: row for row, m in enumerate(members)}
+        heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
+        for member in members:
+            partner_row = rows.get(member.partner) if member.partner is not None else None
+            base = frames[partner_row] if partner_row is not None else self._silence
+            prompt = member.prompts.read(self._samples)
+            heard[member.member_id] = ("own", base if prompt is None else limit(base + prompt))
+        return self._encoder.encode({m.member_id: m.media for m in members}, heard, self._silence)

@@ -67,6 +67,8 @@ REQUIRED_NAMES = {
     "report_saved",
     "next_caller",
     "no_callers",
+    "callers_waiting",
+    "call_ended",
 }
 # Prompts that list commands may run long; every other sentence stays short for phone users.
 LONG_NAMES = {"help", "help_moderator"}

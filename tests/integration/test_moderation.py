@@ -47,7 +47,7 @@ from tests.integration.test_sip_calls import KEY_INTERVAL_S
 
 pytestmark = pytest.mark.integration
 
-PIN, MODERATOR_PIN = "4321", "9876"
+PIN, MODERATOR_PIN, OPERATOR_PIN = "4321", "9876", "2468"
 AUDIENCE = 17  # SIPp calls; with three baresip members, twenty in the webinar
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 
@@ -62,6 +62,8 @@ def _bridge(procs: ProcessGroup, tmp_path: Path) -> RunningBridge:
             {"id": "rakor", "extension": "1000", "pin": PIN, "moderator_pin": MODERATOR_PIN},
             {"id": "seminar", "extension": "3000", "mode": "webinar",
              "moderator_pin": MODERATOR_PIN},
+            {"id": "pengaduan", "extension": "6000", "mode": "hotline",
+             "operator_extension": "6001", "moderator_pin": OPERATOR_PIN},
         ],
     }
     return start_bridge(procs, config, rtp_ports=80)
@@ -90,7 +92,7 @@ def _peak(heard: Samples, span: tuple[int, int], reference: Samples) -> float:
     return correlation_peak(heard[span[0] : span[1]], reference).value
 
 
-def test_moderator_mutes_everyone_and_gives_the_floor_to_a_raised_hand(
+def test_moderator_mutes_all_gives_the_floor_unmutes_all_and_removes_the_last_joiner(
     procs: ProcessGroup, members: MemberFactory, clips: dict[str, SpeechClip], tmp_path: Path
 ) -> None:
     bridge = _bridge(procs, tmp_path)
@@ -99,7 +101,7 @@ def test_moderator_mutes_everyone_and_gives_the_floor_to_a_raised_hand(
     bravo = members("bravo", clips["silence"])
     _join(bridge, moderator, "1000", MODERATOR_PIN, "moderator")
     alpha_id = _join(bridge, alpha, "1000", PIN)
-    _join(bridge, bravo, "1000", PIN)
+    bravo_id = _join(bridge, bravo, "1000", PIN)
     before = _window(bravo, clips["alpha"])
     moderator.send_digits("##")
     _wait_log(bridge, _call_log(alpha_id, "mute: moderator muted"))
@@ -111,7 +113,12 @@ def test_moderator_mutes_everyone_and_gives_the_floor_to_a_raised_hand(
     moderator.send_digits("*8")
     _wait_log(bridge, _call_log(alpha_id, "mute: free"))
     after = _window(bravo, clips["alpha"])
-    for member in (moderator, alpha, bravo):
+    moderator.send_digits("99")  # bravo is still muted by the moderator: lifted
+    _wait_log(bridge, _call_log(bravo_id, "mute: free"))
+    moderator.send_digits("*2")  # the last to join goes: bravo
+    bravo.wait_event("CALL_CLOSED", timeout_s=20)
+    _wait_log(bridge, _call_log(bravo_id, "hanging up: removed by a moderator"))
+    for member in (moderator, alpha):
         member.end_call()
 
     heard = _heard(bravo)
@@ -124,6 +131,9 @@ def test_moderator_mutes_everyone_and_gives_the_floor_to_a_raised_hand(
     told = correlation_peak(_heard(alpha)[alpha_muted_at:], _prompt("muted_by_moderator")).value
     _measured("alpha hears 'muted by moderator'", told)
     assert told > 0.5
+    removed = correlation_peak(heard, _prompt("removed")).value
+    _measured("bravo hears 'removed'", removed)
+    assert removed > 0.5
 
 
 def test_locked_room_turns_a_new_caller_away_with_a_prompt(
@@ -252,3 +262,105 @@ def test_recording_holds_what_was_said_while_it_ran(
         peak = correlation_peak(recorded, clips[talker].utterance).value
         _measured(f"the recording holds {talker}", peak)
         assert peak > HEARD_NCC
+
+
+# -- the hotline ----------------------------------------------------------------------------
+
+def _report(bridge: RunningBridge, member_id: str) -> tuple[Samples, dict[str, object]]:
+    """The report a member left, once the bridge has finished its file."""
+    saved = _wait_log(bridge, rf"member={member_id}: report saved \(\S+\): (\S+)")
+    path = Path(saved.group(1))
+    wait_until(path.exists, 10.0, "the report to be finished")  # in a worker thread
+    samples, rate_hz, document = read_recording(path)
+    assert rate_hz == RATE_HZ  # as the G.711 caller said it
+    return samples, document
+
+
+def test_hotline_without_operator_keeps_reports_ended_by_hash_and_by_hanging_up(
+    procs: ProcessGroup, members: MemberFactory, clips: dict[str, SpeechClip], tmp_path: Path
+) -> None:
+    bridge = _bridge(procs, tmp_path)
+    alpha = members("alpha", clips["alpha"])
+    bravo = members("bravo", clips["bravo"])
+    alpha.dial(bridge.uri("6000"))
+    alpha_call = str(alpha.wait_event("CALL_ESTABLISHED")["id"])
+    bravo.dial(bridge.uri("6000"))
+    bravo_call = str(bravo.wait_event("CALL_ESTABLISHED")["id"])
+    started = _wait_log(bridge, _call_log(alpha_call, "recording a report"))
+    alpha_id = re.search(r"member=(\d+)", started.group(0)).group(1)  # type: ignore[union-attr]
+    bravo_id = re.search(r"member=(\d+)", _wait_log(  # type: ignore[union-attr]
+        bridge, _call_log(bravo_call, "recording a report")).group(0)).group(1)
+    for member, clip in ((alpha, "alpha"), (bravo, "bravo")):  # two sentences each
+        member.wait_heard(member.heard_samples() + 3 * clips[clip].loop_samples, 30)
+    alpha.send_digits("#")
+    bravo.end_call()  # hangs up mid-report: what was said is kept
+    alpha.wait_event("CALL_CLOSED", timeout_s=20)  # "your report has been saved", then BYE
+    thanked = correlation_peak(_heard(alpha), _prompt("report_saved")).value
+    _measured("alpha hears 'report saved'", thanked)
+    assert thanked > 0.5
+    for member_id, name, ended_by in ((alpha_id, "alpha", "hash"), (bravo_id, "bravo", "hang-up")):
+        samples, document = _report(bridge, member_id)
+        metadata = document["metadata"]
+        assert isinstance(metadata, dict)
+        assert (metadata["room"], metadata["caller"], metadata["ended_by"]) == (
+            "pengaduan", name, ended_by)
+        assert str(metadata["caller_uri"]).startswith(f"sip:{name}@")
+        assert float(document["duration_s"]) > 2 * clips[name].loop_samples / RATE_HZ  # type: ignore[arg-type]
+        peak = correlation_peak(samples, clips[name].utterance).value
+        _measured(f"{name}'s report holds {name}", peak)
+        assert peak > HEARD_NCC
+
+
+def test_hotline_operator_takes_two_queued_callers_one_after_the_other(
+    procs: ProcessGroup, members: MemberFactory, clips: dict[str, SpeechClip], tmp_path: Path
+) -> None:
+    bridge = _bridge(procs, tmp_path)
+    operator = members("operator", clips["delta"])
+    alpha = members("alpha", clips["alpha"])
+    bravo = members("bravo", clips["bravo"])
+    operator.dial(bridge.uri("6001"))
+    operator_call = str(operator.wait_event("CALL_ESTABLISHED")["id"])
+    operator.send_digits(f"{OPERATOR_PIN}#")
+    _wait_log(bridge, _call_log(operator_call, "joined as moderator"))
+    calls = {}
+    for member in (alpha, bravo):
+        member.dial(bridge.uri("6000"))
+        calls[member.name] = str(member.wait_event("CALL_ESTABLISHED")["id"])
+        _wait_log(bridge, _call_log(calls[member.name], "joined as participant"))
+    # Both hear their place: "you are number one / two", then music.
+    for member in (alpha, bravo):
+        member.wait_heard(member.heard_samples() + 6 * RATE_HZ, 20)
+    operator.send_digits("*8")
+    _wait_log(bridge, _call_log(operator_call, r"operator talks to member"))
+    first = _window(operator, clips["alpha"])
+    bravo_waiting = _window(bravo, clips["delta"])
+    operator.send_digits("*8")  # done with alpha: thanked and hung up; bravo is next
+    alpha.wait_event("CALL_CLOSED", timeout_s=20)
+    second = _window(operator, clips["bravo"])
+    for member in (operator, bravo):
+        member.end_call()
+
+    heard = _heard(operator)
+    peaks = {
+        "operator hears alpha first": _peak(heard, first, clips["alpha"].utterance),
+        "operator hears bravo first": _peak(heard, first, clips["bravo"].utterance),
+        "operator hears bravo second": _peak(heard, second, clips["bravo"].utterance),
+        "waiting bravo hears the operator": _peak(_heard(bravo), bravo_waiting,
+                                                  clips["delta"].utterance),
+        "alpha hears the operator": correlation_peak(_heard(alpha), clips["delta"].utterance).value,
+    }
+    places = {
+        name: [correlation_peak(_heard(member), _prompt(prompt)).value
+               for prompt in ("queue_position", number)]
+        for name, member, number in (("alpha", alpha, "num_one"), ("bravo", bravo, "num_two"))
+    }
+    for name, peak in peaks.items():
+        _measured(name, peak)
+    for name, values in places.items():
+        _measured(f"{name} hears its place", min(values))
+    assert peaks["operator hears alpha first"] > HEARD_NCC
+    assert peaks["operator hears bravo first"] < NOT_HEARD_NCC
+    assert peaks["operator hears bravo second"] > HEARD_NCC
+    assert peaks["waiting bravo hears the operator"] < NOT_HEARD_NCC
+    assert peaks["alpha hears the operator"] > HEARD_NCC
+    assert min(min(values) for values in places.values()) > 0.5

@@ -41,6 +41,9 @@ ROOM_PROMPTS = (
     "all_muted", "all_unmuted", "locked", "unlocked", "room_locked", "room_full",
     "recording_started", "recording_stopped", "removed", "member_removed", "end_confirm",
     "meeting_ended", "wait_for_moderator", "hold_music", "moderator_mute_hand",
+    "hotline_welcome", "leave_report", "report_saved", "queue_position", "in_queue",
+    "operator_connected", "next_caller", "no_callers", "callers_waiting", "call_ended",
+    "say_your_name", "has_joined", "has_left",
 )
 NUMBER_WORDS = sorted({w for n in range(0, 120) for w in spoken_number(n, "en")})
 PIN, MODERATOR_PIN = "4321", "9876"
