@@ -658,8 +658,6 @@ class CallController:
                     self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
                     log.exception("room=%s: tick failed", room.config.id)
                 continue
-            self._record(room, room.pop_recorded())
-            self._record_reports(room.pop_captured())
             for member_id, packet in packets.items():
                 call = self._by_member.get(member_id)
                 if call is None or call.send is None or call.remote_rtp is None:
@@ -674,7 +672,11 @@ class CallController:
                     ))
                 else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
                     call.send.skip(packet.timestamp_step)
+            # Actions first: a recording or report that started this tick must be open
+            # for this tick's audio (one that ended this tick had its last audio before).
             self._drain_room_actions(room, now)
+            self._record(room, room.pop_recorded())
+            self._record_reports(room.pop_captured())
         self._send_rtcp(now)
         if now >= self._next_timeout_check:
             self._next_timeout_check = now + TIMEOUT_CHECK_INTERVAL_S

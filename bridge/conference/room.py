@@ -568,7 +568,7 @@ class Room:
         if self.hotline:
             self._admit_to_hotline(member, now)
             return
-        if member.pin is not None or self.needs_pin:
+        if self.needs_pin:
             self._play(member, "moderator" if role is Role.MODERATOR else "welcome")
         if self.config.announce == "name":
             member.phase = Phase.NAMING  # "say your name after the tone, then #"
