@@ -64,6 +64,7 @@ def _bridge(procs: ProcessGroup, tmp_path: Path) -> RunningBridge:
              "moderator_pin": MODERATOR_PIN},
             {"id": "pengaduan", "extension": "6000", "mode": "hotline",
              "operator_extension": "6001", "moderator_pin": OPERATOR_PIN},
+            {"id": "salam", "extension": "7000", "announce": "name"},
         ],
     }
     return start_bridge(procs, config, rtp_ports=80)
@@ -262,6 +263,34 @@ def test_recording_holds_what_was_said_while_it_ran(
         peak = correlation_peak(recorded, clips[talker].utterance).value
         _measured(f"the recording holds {talker}", peak)
         assert peak > HEARD_NCC
+
+
+def test_a_recorded_name_announces_a_newcomer_to_the_room(
+    procs: ProcessGroup, members: MemberFactory, clips: dict[str, SpeechClip], tmp_path: Path
+) -> None:
+    """bravo says its name (its sentence, cut after `#`), then alpha, already in, hears
+    that name followed by "has joined"."""
+    bridge = _bridge(procs, tmp_path)
+    alpha = members("alpha", clips["silence"])
+    bravo = members("bravo", clips["bravo"])
+    alpha.dial(bridge.uri("7000"))
+    alpha.wait_event("CALL_ESTABLISHED")
+    _wait_log(bridge, r"room=salam member=\d+: joined as participant")
+    bravo.dial(bridge.uri("7000"))
+    bravo_call = str(bravo.wait_event("CALL_ESTABLISHED")["id"])
+    # "Say your name after the tone, then press hash": let it speak about 2 s.
+    prompt_s = _prompt("say_your_name").shape[0] / RATE_HZ
+    bravo.wait_heard(bravo.heard_samples() + int((prompt_s + 2.5) * RATE_HZ), 20)
+    bravo.send_digits("#")
+    _wait_log(bridge, _call_log(bravo_call, "joined as participant"))
+    announced_from = alpha.heard_samples()
+    alpha.wait_heard(announced_from + 4 * RATE_HZ, 20)
+    for member in (alpha, bravo):
+        member.end_call()
+    heard = _heard(alpha)[announced_from - RATE_HZ :]
+    joined = correlation_peak(heard, _prompt("has_joined")).value
+    _measured("alpha hears 'has joined'", joined)
+    assert joined > 0.5  # (under bravo's own voice, now in the room)
 
 
 # -- the hotline ----------------------------------------------------------------------------
