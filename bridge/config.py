@@ -158,6 +158,10 @@ _OPUS_KEYS = ("bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx")
 _OPUS_BITRATE_KEYS = ("min_bitrate_bps", "bitrate_bps", "max_bitrate_bps")
 _ACCOUNT_KEYS = ("password", "ha1", "ha1_sha256", "display")
 _RECORDING_KEYS = ("directory", "reports_directory")
+# Room keys that shape a meeting, which a hotline does not hold.
+_MEETING_ONLY_KEYS = (
+    "record", "announce", "wait_for_moderator", "end_when_moderator_leaves", "max_talkers",
+)
 DEFAULT_RECORDING_DIRECTORY = "recordings"
 # Hotline reports go here, inside the recordings folder, unless reports_directory says.
 DEFAULT_REPORTS_SUBDIRECTORY = "reports"
@@ -901,6 +905,10 @@ class _ConfigReader:
                                      example=example)
             if reports is not None:
                 reports_dir = (base / reports).resolve()
+                if reports_dir == recording_dir:
+                    self.report(values["reports_directory"], "recording.reports_directory",
+                                "must differ from recording.directory, or meeting "
+                                "recordings would be listed and exported as reports")
         return recording_dir, reports_dir
 
     def directory(self, node: Node, path: str, *, example: str) -> str | None:
@@ -1106,6 +1114,12 @@ class _ConfigReader:
                     self.report(values[key], f"{path}.{key}",
                                 f"{key} is for hotline rooms (mode: hotline)")
             return _Hotline()
+        if mode == "hotline":
+            # A hotline is one-to-one calls and reports: no meeting around them.
+            for key in _MEETING_ONLY_KEYS:
+                if key in values:
+                    self.report(values[key], f"{path}.{key}",
+                                f"{key} is for meeting and webinar rooms, not a hotline")
         operator_extension = None
         if "operator_extension" in values:
             operator_extension = self.dialled_number(values["operator_extension"],

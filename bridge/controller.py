@@ -273,6 +273,10 @@ class CallController:
             self._hang_up(call, "bridge shutting down", now)
         for room_id in list(self._recordings):
             self._stop_recording(self._rooms[room_id])
+        for room in self._rooms.values():  # a report is finished as itself, not "a crash"
+            self._record_reports(room.pop_captured())
+        for member_id in list(self._reports):
+            self._finish_report(member_id, "shutdown")
 
     def _drain_sip_events(self, now: float) -> None:
         while (event := self._core.next_event()) is not None:
@@ -708,7 +712,7 @@ class CallController:
         for action in room.pop_actions():
             if isinstance(action, RecordingChanged):
                 if action.recording:
-                    self._start_recording(room)
+                    self._start_recording(room, action.member_id)
                 else:
                     self._stop_recording(room)
                 continue
@@ -716,6 +720,8 @@ class CallController:
                 log.info("room=%s: meeting %s", room.config.id, action.reason)
                 continue
             if isinstance(action, ReportEnded):
+                # Its last audio first: what was still in the playout buffer at hang-up.
+                self._record_reports(room.pop_captured())
                 self._finish_report(action.member_id, action.ended_by)
                 continue
             call = self._by_member.get(action.member_id)
@@ -791,7 +797,7 @@ class CallController:
                     report.write(frame)
             except (OSError, OverflowError) as exc:  # what was said so far stays on disk
                 log.error("member=%d: report stopped: %s", member_id, exc)
-                del self._reports[member_id]
+                self._finish_report(member_id, "error")
 
     def _finish_report(self, member_id: int, ended_by: str) -> None:
         report = self._reports.pop(member_id, None)
@@ -805,13 +811,18 @@ class CallController:
             return
         log.info("member=%d: report saved (%s): %s", member_id, ended_by, where)
 
-    def _start_recording(self, room: Room) -> None:
-        if self._recorders is None or room.config.id in self._recordings:
+    def _start_recording(self, room: Room, member_id: int) -> None:
+        if room.config.id in self._recordings:
+            return
+        if self._recorders is None:
+            log.error("room=%s: cannot record: no recordings here", room.config.id)
+            room.recording_failed(member_id)
             return
         try:
             recording = self._recorders.start(room.config.id, room.config.name)
         except OSError as exc:  # a full disk or a bad folder must not stop the meeting
             log.error("room=%s: cannot start recording: %s", room.config.id, exc)
+            room.recording_failed(member_id)
             return
         self._recordings[room.config.id] = recording
         log.info("room=%s: recording started", room.config.id)
@@ -825,7 +836,8 @@ class CallController:
                 recording.write(frame)
         except (OSError, OverflowError) as exc:  # what was written so far stays on disk
             log.error("room=%s: recording stopped: %s", room.config.id, exc)
-            del self._recordings[room.config.id]
+            self._stop_recording(room)
+            room.recording_failed(0)
 
     def _stop_recording(self, room: Room) -> None:
         recording = self._recordings.pop(room.config.id, None)

@@ -80,6 +80,9 @@ NAME_PEAK_DBFS = -6.0
 # Hotline: the key that ends a report early, and how often a queued caller hears their
 # place again (the hold music plays in between).
 REPORT_END_KEY = "#"
+# At a reporter's hang-up, what is still in their playout buffer (up to this much) is
+# said already: it goes into the report.
+REPORT_DRAIN_MAX_FRAMES = 50
 
 
 class Phase(enum.Enum):
@@ -253,7 +256,9 @@ class Member:
     end_confirm_deadline: float | None = None  # "*4" pressed: the confirming key is due
     admitted: int = 0  # order of entry into the room, for "remove the last who joined"
     operator_line: bool = False  # a hotline's operator number: the PIN is required
+    vouched: bool = False  # brought by an operator: no PIN, no lock, no member limit
     capture_until: float | None = None  # recording a name or report until then
+    capture_rate_hz: int = 0  # the rate a report started at (a re-INVITE may change codec)
     name: Clip | None = None  # their recorded name at the room's rate
     name_frames: list[Clip] = field(default_factory=list)
     partner: int | None = None  # hotline: the operator or caller they talk to
@@ -304,6 +309,7 @@ class Room:
         self._hands: list[int] = []  # raised hands, first come first served
         self._locked = False
         self._recording = False
+        self._recording_stopped = False  # by a moderator: `record: true` must not undo it
         self._recorded: list[NDArray[np.float32]] = []
         self._admissions = 0
         self._missing_prompts: set[str] = set()
@@ -351,6 +357,7 @@ class Room:
             phase=Phase.PIN_ENTRY,  # until admitted, even without a PIN
             joined_at=now,
             keypad=KeypadSequencer(self._keymaps[Role.PARTICIPANT]),
+            vouched=vouched,
         )
         member.media.set_echo_mode(self.config.echo_cancellation)
         self._members[member_id] = member
@@ -374,6 +381,12 @@ class Room:
         if member.hand_raised:
             self._lower_hand(member)
         if member.capture_until is not None and member.phase is Phase.REPORTING:
+            rate = member.media.sample_rate_hz
+            self._captured.setdefault(member.member_id, []).extend(
+                frame if rate == member.capture_rate_hz
+                else resample(frame, rate, member.capture_rate_hz)
+                for frame in self._drain_playout(member)
+            )
             self._end_report(member, "hang-up")
         if not member.present:
             return
@@ -396,6 +409,7 @@ class Room:
         """Forget the meeting's state when the last member has left."""
         self._locked = False
         self._hands.clear()
+        self._recording_stopped = False
         if self._recording:
             self._set_recording(0, recording=False, announce=False)
 
@@ -454,6 +468,15 @@ class Room:
         actions, self._actions = self._actions, []
         return actions
 
+    def recording_failed(self, member_id: int) -> None:
+        """The recording could not be started (disk, folder): it is off, and whoever
+        asked for it hears an error tone."""
+        self._recording = False
+        self._recorded.clear()
+        member = self._members.get(member_id)
+        if member is not None:
+            member.prompts.play(self._tones["error"])
+
     def pop_captured(self) -> dict[int, list[Clip]]:
         """What each reporting hotline caller said since the last call, at their rate."""
         captured, self._captured = self._captured, {}
@@ -504,6 +527,8 @@ class Room:
             if digit == REPORT_END_KEY and member.capture_until is not None:
                 self._end_report(member, "hash")
             return
+        if member.phase in (Phase.WAITING, Phase.QUEUED):
+            member.prompts.stop()  # the answer to a key, not after 25 s of music
         if member.end_confirm_deadline is not None:
             member.end_confirm_deadline = None
             member.prompts.stop()
@@ -552,10 +577,10 @@ class Room:
         """
         member.pin = None
         member.pin_deadline = None
-        if role is Role.PARTICIPANT:
+        if role is Role.PARTICIPANT and not member.vouched:
             refusal = "room_locked" if self._locked else None
             most = self.config.max_members
-            if refusal is None and most is not None and self.present_count >= most:
+            if refusal is None and most is not None and self._admitted_count() >= most:
                 refusal = "room_full"
             if refusal is not None:
                 self._play(member, refusal)
@@ -599,7 +624,7 @@ class Room:
             self._play(member, "alone")
         else:
             self._announce(member, "has_joined", "join")
-        if self.config.record and not self._recording:
+        if self.config.record and not self._recording and not self._recording_stopped:
             self._set_recording(0, recording=True)
         elif self._recording:
             self._play(member, "recording_started")  # everyone who joins is told
@@ -631,6 +656,13 @@ class Room:
         member.phase = Phase.PIN_ENTRY  # not present until _enter
         self._enter(member)
 
+    def _admitted_count(self) -> int:
+        """Members let in (those still recording their name too), not leaving."""
+        return sum(
+            1 for m in self._members.values()
+            if (m.present or m.phase is Phase.NAMING) and not m.leaving
+        )
+
     def _start_meeting(self) -> None:
         """A moderator is here: let in whoever waited for one."""
         for waiting in self._members.values():
@@ -658,6 +690,8 @@ class Room:
     def _run(self, member: Member, command: KeypadCommand, now: float) -> None:
         if command is KeypadCommand.MUTE:
             self._toggle_self_mute(member)
+        elif command is KeypadCommand.HAND and self.hotline:
+            member.prompts.play(self._tones["error"])  # no hands here: the queue is the order
         elif command is KeypadCommand.HAND:
             if member.hand_raised:
                 self._lower_hand(member)
@@ -713,6 +747,7 @@ class Room:
             self._actions.append(RoomLockChanged(member.member_id, self._locked))
             self._play(member, "locked" if self._locked else "unlocked")
         elif command is KeypadCommand.RECORD:
+            self._recording_stopped = self._recording
             self._set_recording(member.member_id, recording=not self._recording)
         elif command is KeypadCommand.REMOVE_LAST:
             candidates = [m for m in self._participants() if m is not member]
@@ -758,7 +793,7 @@ class Room:
         if self._on_duty():
             queue = self._queue()
             member.phase = Phase.QUEUED
-            # Sent back by an operator: ahead of everyone who waits.
+            # Their operator left mid-call: ahead of everyone who waits.
             member.queued_at = (queue[0].queued_at - 1.0) if front and queue else now
             return  # _expire announces the place, then plays music, and again
         member.phase = Phase.REPORTING
@@ -802,9 +837,13 @@ class Room:
             self._play(operator, "end_confirm")
             operator.end_confirm_deadline = now + END_CONFIRM_S
         elif command is KeypadCommand.REMOVE_LAST and caller is not None:  # send them back
-            operator.partner = None
+            # To the front of the queue, even outside the hours: an operator is here.
+            operator.partner = caller.partner = None
             self._actions.append(OperatorConnected(operator.member_id, 0))
-            self._route_caller(caller, now, front=True)
+            queue = self._queue()
+            caller.phase = Phase.QUEUED
+            caller.queued_at = queue[0].queued_at - 1.0 if queue else now
+            caller.prompts.stop()
             self._play(caller, "in_queue")
             operator.prompts.play(self._tones["muted"])
         elif command is KeypadCommand.LOCK and caller is not None and self.config.transfer_room:
@@ -827,6 +866,17 @@ class Room:
         self._play(caller, "call_ended")
         caller.hang_up_reason = "call ended by the operator"
         operator.prompts.play(self._tones["muted"])
+
+    @staticmethod
+    def _drain_playout(member: Member) -> list[Clip]:
+        """The frames still waiting in a member's playout buffer, as they would have been
+        played (already said, only not yet heard)."""
+        frames: list[Clip] = []
+        jitter, count = member.media.jitter, member.media.frame_samples
+        while jitter.buffered_ms >= FRAME_MS and len(frames) < REPORT_DRAIN_MAX_FRAMES:
+            samples, has_audio = jitter.pop(count)
+            frames.append(samples if has_audio else np.zeros(count, dtype=np.float32))
+        return frames
 
     def _end_report(self, member: Member, ended_by: str) -> None:
         member.capture_until = None
@@ -1009,9 +1059,8 @@ class Room:
                 member.capture_until = now + NAME_MAX_S  # the tone has played: speak now
             elif member.phase is Phase.REPORTING and member.capture_until is None:
                 member.capture_until = now + self.config.report_max_s
-                self._actions.append(
-                    ReportStarted(member.member_id, member.media.sample_rate_hz)
-                )
+                member.capture_rate_hz = member.media.sample_rate_hz
+                self._actions.append(ReportStarted(member.member_id, member.capture_rate_hz))
 
     def tick(self, now: float) -> dict[int, OutgoingPacket]:
         """Mix one frame; return the packets due now, by member."""
@@ -1021,7 +1070,10 @@ class Room:
             return {}
         if self.hotline:
             # Operators and callers talk in pairs; every pair must be heard.
-            eligible = np.array([m.partner is not None and not m.on_hold for m in members])
+            eligible = np.array([
+                m.partner is not None and m.mute is MuteState.FREE and not m.on_hold
+                for m in members
+            ], dtype=np.bool_)
             max_talkers = len(members)
         else:
             eligible = np.array([
@@ -1040,8 +1092,10 @@ class Room:
             member = members[row]
             if member.phase is Phase.NAMING:
                 member.name_frames.append(frame)
-            else:
-                self._captured.setdefault(member.member_id, []).append(frame)
+                continue
+            if member.media.sample_rate_hz != member.capture_rate_hz:  # the codec changed
+                frame = resample(frame, member.media.sample_rate_hz, member.capture_rate_hz)
+            self._captured.setdefault(member.member_id, []).append(frame)
         self._actions.extend(
             TalkingChanged(members[row].member_id, talking)
             for row, talking in gathered.talker_changes

@@ -1587,3 +1587,23 @@ def test_covers_reads_the_wall_time_of_an_aware_moment() -> None:
     assert WEEKDAYS_0730_1600.covers(datetime(2026, 3, 2, 8, 0, tzinfo=wib))
     assert not WEEKDAYS_0730_1600.covers(datetime(2026, 3, 2, 8, 0, tzinfo=wib).astimezone(UTC))
 
+
+
+def test_reports_directory_must_not_be_the_recordings_folder() -> None:
+    assert problems_of(
+        "recording: {directory: rekaman, reports_directory: rekaman}\n" + ROOM
+    ) == [
+        "1: recording.reports_directory: must differ from recording.directory, or meeting "
+        "recordings would be listed and exported as reports"
+    ]
+
+
+def test_meeting_keys_are_refused_on_a_hotline() -> None:
+    text = (
+        "rooms:\n  - {id: h, extension: '6', mode: hotline, operator_extension: '7',\n"
+        "     moderator_pin: '55', record: true, announce: chime}\n"
+    )
+    assert problems_of(text) == [
+        "3: rooms[0].record: record is for meeting and webinar rooms, not a hotline",
+        "3: rooms[0].announce: announce is for meeting and webinar rooms, not a hotline",
+    ]

@@ -103,10 +103,15 @@ def test_a_report_holds_every_frame_from_the_first_to_the_hang_up() -> None:
         "room": "pengaduan", "caller": "phone", "caller_uri": "sip:phone@198.51.100.1",
         "call_id": caller.call_id, "ended_by": "hang-up",
     }
-    # The tick that started it is in: one frame per tick, the first already speech.
-    assert len(report.frames) == spoken - started_at + 1
+    # The tick that started it is in: one frame per tick, the first already speech;
+    # then what was still in the playout buffer at the hang-up, down to the last frame
+    # the caller sent.
+    played = spoken - started_at + 1
+    assert len(report.frames) > played
     assert all(frame.shape == (FRAME,) for frame in report.frames)
     assert level_at(report.frames[0], 500) > 0.2
+    last_sent = PCMU.decode(PCMU.encode(tone(500, spoken - 1)[np.newaxis])[0])
+    np.testing.assert_array_equal(report.frames[-1], last_sent)
 
 
 def test_operator_brings_a_caller_into_the_transfer_room() -> None:

@@ -228,3 +228,53 @@ def test_a_name_stops_by_itself_after_three_seconds() -> None:
     assert room.member(1).phase is Phase.IN_ROOM
     name = room.member(1).name
     assert name is not None and name.shape[0] <= NAME_MAX_S * 16000 + 320
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_a_caller_who_mutes_is_not_heard_by_the_operator() -> None:
+    room, _, harness = hotline()
+    operator_joins(room, harness, 9)
+    caller_calls(room, harness, 1)
+    harness.press(9, "*8")
+    harness.press(1, "*6")
+    heard = harness.run(10, {1: 500.0})
+    assert level_at(heard[9][-FRAME * 5 :], 500) < 0.001
+
+
+def test_a_key_pressed_in_the_queue_is_answered_at_once_not_after_the_music() -> None:
+    room, prompts, harness = hotline()
+    operator_joins(room, harness, 9)
+    caller_calls(room, harness, 1)
+    harness.run(3, {})  # the place, then music
+    harness.press(1, "*9")  # no hands on a hotline: an error tone, now
+    assert prompts.queued(room, 1) == ["tone"]
+
+
+def test_sent_back_outside_the_hours_waits_in_the_queue_for_the_operator_who_is_there() -> None:
+    office = OperatorHours(frozenset(range(5)), time(7, 30), time(16, 0))
+    clock = [MONDAY_MORNING]
+    room, _, harness = hotline(operator_hours=office)
+    room = Room(room.config, Prompts().library, wall_clock=lambda: clock[0])
+    harness = Harness(room)
+    operator_joins(room, harness, 9)
+    caller_calls(room, harness, 1)
+    harness.press(9, "*8")
+    clock[0] = datetime(2026, 11, 23, 16, 30)  # the shift has ended
+    harness.press(9, "*2")
+    assert room.member(1).phase is Phase.QUEUED
+
+
+def test_a_caller_brought_over_gets_into_a_locked_or_full_room() -> None:
+    config = RoomConfig(
+        id="rakor", extension="1000", name=None, pin="4321", moderator_pin="9876",
+        mode="meeting", access="anyone", language="en", codecs=("PCMU",), max_members=1,
+    )
+    room = Room(config, Prompts().library)
+    harness = Harness(room)
+    room.add_member(1, "moderator", "PCMU", now=0.0)
+    harness.press(1, "9876#")
+    harness.press(1, "*5")
+    room.add_member(2, "from the hotline", "PCMU", now=0.0, vouched=True)
+    assert room.member(2).phase is Phase.IN_ROOM and room.member(2).hang_up_reason is None

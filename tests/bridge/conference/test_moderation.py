@@ -425,3 +425,36 @@ def test_a_room_keymap_remaps_and_disables_keys() -> None:
     assert prompts.queued(room, 1)[-1] == "tone"
     assert KeypadCommand("end") is KeypadCommand.END
     assert room.member(1).role is Role.MODERATOR
+
+
+def test_a_moderators_stop_holds_in_a_room_that_records_by_itself() -> None:
+    room, _, harness = make_room(record=True)
+    join(room, harness, 1, moderator=True)
+    harness.press(1, "*7")
+    assert not room.recording
+    join(room, harness, 2)
+    assert not room.recording  # the newcomer does not start it again
+    room.remove_member(1)
+    room.remove_member(2)
+    join(room, harness, 3)
+    assert room.recording  # a new meeting in the room: recorded again
+
+
+def test_a_recording_that_cannot_start_is_off_and_the_moderator_hears_an_error() -> None:
+    room, prompts, harness = make_room()
+    join(room, harness, 1, moderator=True)
+    harness.press(1, "*7")
+    prompts.queued(room, 1)
+    room.recording_failed(1)
+    assert not room.recording and prompts.queued(room, 1) == ["tone"]
+    harness.press(1, "*7")
+    assert room.recording  # the next *7 tries again
+
+
+def test_members_still_naming_count_towards_max_members() -> None:
+    room, prompts, harness = make_room(max_members=2, announce="name")
+    for member_id in (1, 2, 3):
+        room.add_member(member_id, f"m{member_id}", "PCMU", now=harness.now)
+        harness.press(member_id, f"{PIN}#")
+    assert room.member(3).hang_up_reason == "room full"
+    assert prompts.queued(room, 3) == ["room_full"]
