@@ -246,6 +246,7 @@ def gather_frames(
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     changes: list[tuple[int, bool]] = []
     captured: list[tuple[int, Samples]] = []
+    tails: list[tuple[int, Samples]] = []  # (row, frame) of talkers quiet this tick
     for row, member in enumerate(media):
         if member.talker.selected and not eligible[row]:
             member.talker.selected = False  # muted, on hold: the slot goes at once
@@ -267,8 +268,14 @@ def gather_frames(
         if capture is not None and capture[row]:
             captured.append((row, samples.copy() if has_audio else np.zeros_like(samples)))
         if not (has_audio and energy > floor_rms * floor_rms * samples.shape[0]):
-            member.up_state = None
             member.dtmf_state = None
+            if member.talker.selected and eligible[row]:
+                # A talker's word ends below the floor: keep mixing it while the slot is
+                # held, so the word's last milliseconds (and the resampler's tail of the
+                # frame before) are heard rather than cut off mid-filter.
+                tails.append((row, samples if has_audio else np.zeros_like(samples)))
+            else:
+                member.up_state = None
             if member.talker.voiced or member.talker.selected:
                 quiet.append(member.talker)
             if has_audio and member.talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
@@ -310,6 +317,17 @@ def gather_frames(
     )
     narrow_rows: list[int] = []
     narrow_frames: list[Samples] = []
+    for row, samples in tails:
+        member = media[row]
+        if not member.talker.selected:
+            member.up_state = None
+        elif member.narrowband:
+            talking[row] = True
+            narrow_rows.append(row)
+            narrow_frames.append(samples)
+        else:
+            talking[row] = True
+            frames[row] = samples
     for rows in candidates.values():
         levelled: dict[int, Samples] = {}
         voiced = [(row, f) for row, f in rows if media[row].talker.voiced]

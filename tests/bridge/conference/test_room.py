@@ -20,6 +20,12 @@ from bridge.conference.room import (
 )
 from bridge.config import RoomConfig
 from dsp.codecs import get_codec
+from dsp.resample import (
+    downsample_16k_to_8k,
+    downsampler_state,
+    upsample_8k_to_16k,
+    upsampler_state,
+)
 
 RATE = 8000  # what PCMU members send and hear
 FRAME = 160
@@ -262,3 +268,42 @@ def test_members_with_different_codecs_hear_each_other(codec: str) -> None:
     payload = room.tick(harness.now)[2].payload
     assert payload is not None
     assert level_at(out_codec.decode(payload), 1000) > 0.2
+
+
+def test_a_talker_going_silent_is_heard_to_the_end_of_the_resampling_filters() -> None:
+    """A tone that stops dead: the listener gets it and the filters' ring-out, as the
+    8 -> 16 -> 8 kHz path without any gating would give it, not a frame cut off where
+    the talker fell below the floor (the talker keeps its slot, and its filter history,
+    while it is quiet)."""
+    room = Room(room_config(), prompt_library())
+    room.add_member(1, "talker", "PCMU", now=0.0)
+    room.add_member(2, "listener", "PCMU", now=0.0)
+    harness = Harness(room)
+    harness.run(20, {})  # the "alone" prompt is over
+    sent = [tone(500.0, i) for i in range(10)] + [np.zeros(FRAME, np.float32)] * 10
+    codec = harness.codec
+    heard = []
+    for frame in sent:
+        payload = codec.encode(frame[np.newaxis])[0].tobytes()
+        room.push_audio(1, harness.index * FRAME, payload)
+        out = room.tick(harness.now)
+        harness.index += 1
+        harness.now += 0.02
+        heard.append(codec.decode(out[2].payload))
+    received = np.concatenate(heard)
+    # The reference: the same decoded frames through the same filters, never gated.
+    up, down = upsampler_state()[np.newaxis], downsampler_state()[np.newaxis]
+    expected = []
+    for frame in sent:
+        decoded = codec.decode(codec.encode(frame[np.newaxis])[0])[np.newaxis]
+        wide, up = upsample_8k_to_16k(decoded.astype(np.float32), up)
+        narrow, down = downsample_16k_to_8k(wide, down)
+        expected.append(narrow[0])
+    reference = np.concatenate(expected)
+    lag = int(np.argmax(np.correlate(received, reference[: 5 * FRAME], mode="valid")))
+    aligned = received[lag : lag + reference.shape[0]]
+    end = 10 * FRAME  # where the tone stops; the ring-out follows
+    ring = slice(end, end + 40)
+    assert np.abs(reference[ring]).max() > 0.01  # there is a tail to hear
+    error = aligned[ring] - reference[ring]
+    assert np.sqrt(np.mean(error**2)) < 0.1 * np.sqrt(np.mean(reference[ring] ** 2))
