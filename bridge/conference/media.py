@@ -209,6 +209,10 @@ class GatheredFrames:
     # asked for with `capture`: what a member says for a report or their name, whether
     # or not the room hears them.
     captured: list[tuple[int, Samples]] = field(default_factory=list)
+    # row -> the narrowband talker's 8 kHz frame, levelled and delayed by exactly the
+    # 8 -> 16 -> 8 kHz round trip: what a narrowband listener would get from it through
+    # the room, without the round trip's filtering and the G.711 requantizing it causes.
+    narrow_aligned: dict[int, Samples] = field(default_factory=dict)
 
 
 def gather_frames(
@@ -350,13 +354,22 @@ def gather_frames(
                 narrow_frames.append(samples)
             else:
                 frames[row] = samples
+    narrow_aligned: dict[int, Samples] = {}
     if narrow_rows:
-        states = np.stack([_or_fresh(media[row].up_state, upsampler_state) for row in narrow_rows])
-        upsampled, states = upsample_8k_to_16k(np.stack(narrow_frames), states)
+        histories = np.stack([
+            _or_fresh(media[row].up_state, upsampler_state) for row in narrow_rows
+        ])
+        narrow = np.stack(narrow_frames)
+        upsampled, states = upsample_8k_to_16k(narrow, histories)
         frames[narrow_rows] = upsampled
+        # The upsampler keeps the last taps // 2 input samples, which is also the delay of
+        # the two linear-phase filters together at 8 kHz (dsp.resample keeps taps = 1 mod
+        # 4): the history then the frame, cut to a frame, is the frame that delay later.
+        aligned = np.concatenate([histories, narrow], axis=1)[:, : narrow.shape[1]]
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
-    return GatheredFrames(frames, talking, digits, changes, captured)
+            narrow_aligned[row] = aligned[k]
+    return GatheredFrames(frames, talking, digits, changes, captured, narrow_aligned)
 
 
 class EchoWatch:
@@ -448,14 +461,18 @@ class RoomEncoder:
         media: dict[int, MemberMedia],
         heard: dict[int, tuple[str, Samples]],
         total: Samples,
+        narrow_total: Samples | None = None,
     ) -> dict[int, OutgoingPacket]:
         """Queue this tick's frame for every member and return the packets now due.
 
         `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
         "silence" means zeros, "own" a mix of its own; only "own" frames are read.
+        `narrow_total`: what narrowband members hearing the room get instead of `total`
+        brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_frames`);
+        the room's 8 kHz filter runs on all the same, so the switch back is seamless.
         """
         self._off_grid = []
-        self._queue_frames(media, heard, total)
+        self._queue_frames(media, heard, total, narrow_total)
         self._tick += 1
         due = [
             (member_id, member) for member_id, member in media.items()
@@ -469,13 +486,15 @@ class RoomEncoder:
 
     def _queue_frames(
         self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
-        total: Samples,
+        total: Samples, lone_talker: Samples | None,
     ) -> None:
         # The room mix at 8 kHz, every tick while anyone is narrowband: its filter history
         # must follow the room without gaps, since own mixes start from it.
         narrow_total = (
             self._downsample_room(total) if any(m.narrowband for m in media.values()) else None
         )
+        if narrow_total is not None and lone_talker is not None:
+            narrow_total = lone_talker
         narrow_silence = np.zeros(frame_samples(NARROWBAND_RATE_HZ, FRAME_MS), np.float32)
         wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
         own_narrow: list[tuple[MemberMedia, Samples]] = []

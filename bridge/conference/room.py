@@ -34,6 +34,7 @@ from bridge.conference.media import (
     FRAME_MS,
     ROOM_RATE_HZ,
     EchoWatch,
+    GatheredFrames,
     MemberMedia,
     OutgoingPacket,
     RoomEncoder,
@@ -46,7 +47,7 @@ from bridge.config import EchoMode, RoomConfig
 from dsp.codecs.base import EncoderSettings
 from dsp.frame import frame_samples
 from dsp.level import peak_dbfs
-from dsp.mixer import limit, mix_minus
+from dsp.mixer import MixResult, limit, mix_minus
 from dsp.resample import resample
 from dsp.vad import ENERGY_FLOOR_DBFS
 
@@ -1128,8 +1129,23 @@ class Room:
             else:
                 heard[member.member_id] = (kind, base)
         return self._encoder.encode(
-            {m.member_id: m.media for m in members}, heard, mix.total
+            {m.member_id: m.media for m in members}, heard, mix.total,
+            self._lone_narrow_talker(mix, gathered),
         )
+
+    @staticmethod
+    def _lone_narrow_talker(mix: MixResult, gathered: GatheredFrames) -> Clip | None:
+        """One narrowband talker, mixed as it is (the limiter left it alone): its own 8 kHz
+        frame, for narrowband listeners. G.711 to G.711 then re-encodes the very samples
+        the talker sent (after any levelling) rather than a filtered copy of them, whose
+        requantizing noise costs 0.05-0.16 PESQ."""
+        if mix.talkers.shape[0] != 1:
+            return None
+        row = int(mix.talkers[0])
+        aligned = gathered.narrow_aligned.get(row)
+        if aligned is None or not np.array_equal(gathered.frames[row], mix.total):
+            return None
+        return aligned
 
     def _hotline_tick(
         self, members: list[Member], frames: NDArray[np.float32]

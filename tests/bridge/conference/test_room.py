@@ -307,3 +307,32 @@ def test_a_talker_going_silent_is_heard_to_the_end_of_the_resampling_filters() -
     assert np.abs(reference[ring]).max() > 0.01  # there is a tail to hear
     error = aligned[ring] - reference[ring]
     assert np.sqrt(np.mean(error**2)) < 0.1 * np.sqrt(np.mean(reference[ring] ** 2))
+
+
+def test_a_lone_g711_talker_reaches_g711_listeners_sample_for_sample() -> None:
+    """One narrowband talker, nothing to mix it with: the listener's G.711 samples are the
+    talker's, only later (no filtering, no requantizing); a second talker brings the
+    16 kHz mix back."""
+    room = Room(room_config(), prompt_library())
+    for member_id in (1, 2, 3):
+        room.add_member(member_id, str(member_id), "PCMU", now=0.0)
+    harness = Harness(room)
+    harness.run(20, {})
+    rng = np.random.default_rng(5)
+    sent = [(0.05 * rng.standard_normal(FRAME)).astype(np.float32) for _ in range(30)]
+    codec = harness.codec
+    decoded_sent, heard = [], []
+    for frame in sent:
+        payload = codec.encode(frame[np.newaxis])[0].tobytes()
+        decoded_sent.append(codec.decode(payload))
+        room.push_audio(1, harness.index * FRAME, payload)
+        out = room.tick(harness.now)
+        harness.index += 1
+        harness.now += 0.02
+        heard.append(codec.decode(out[3].payload))
+    talker, listener = np.concatenate(decoded_sent), np.concatenate(heard)
+    lag = int(np.argmax(np.correlate(listener, talker[:FRAME], mode="valid")))
+    steady = slice(2 * FRAME, 25 * FRAME)
+    np.testing.assert_array_equal(listener[lag:][steady], talker[steady])
+    both = harness.run(10, {1: 500.0, 2: 1300.0})[3][-FRAME * 5 :]
+    assert level_at(both, 500) > 0.2 and level_at(both, 1300) > 0.2
