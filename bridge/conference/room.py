@@ -788,18 +788,32 @@ class Room:
         return any(m.role is Role.MODERATOR and m.phase is Phase.IN_ROOM and not m.leaving
                    for m in self._members.values())
 
-    def _route_caller(self, member: Member, now: float, *, front: bool = False) -> None:
+    def _route_caller(self, member: Member, now: float) -> None:
         """Queue a caller for an operator, or, with nobody on duty, take their report."""
         member.partner = None
         if self._on_duty():
-            queue = self._queue()
             member.phase = Phase.QUEUED
-            # Their operator left mid-call: ahead of everyone who waits.
-            member.queued_at = (queue[0].queued_at - 1.0) if front and queue else now
+            member.queued_at = now
             return  # _expire announces the place, then plays music, and again
         member.phase = Phase.REPORTING
         self._play(member, "leave_report")
         member.prompts.play(self._tones["unmuted"])  # speak after the tone
+
+    def _queue_first(self, caller: Member) -> None:
+        """Put a caller whose talk with an operator was cut short ahead of everyone who
+        waits, and tell them they wait again."""
+        queue = self._queue()
+        caller.phase = Phase.QUEUED
+        caller.queued_at = queue[0].queued_at - 1.0 if queue else caller.joined_at
+        caller.prompts.stop()
+        self._play(caller, "in_queue")
+
+    def _part(self, operator: Member, caller: Member | None) -> None:
+        """An operator and their caller no longer talk to each other."""
+        operator.partner = None
+        if caller is not None:
+            caller.partner = None
+        self._actions.append(OperatorConnected(operator.member_id, 0))
 
     def _queue(self) -> list[Member]:
         return sorted(
@@ -839,17 +853,11 @@ class Room:
             operator.end_confirm_deadline = now + END_CONFIRM_S
         elif command is KeypadCommand.REMOVE_LAST and caller is not None:  # send them back
             # To the front of the queue, even outside the hours: an operator is here.
-            operator.partner = caller.partner = None
-            self._actions.append(OperatorConnected(operator.member_id, 0))
-            queue = self._queue()
-            caller.phase = Phase.QUEUED
-            caller.queued_at = queue[0].queued_at - 1.0 if queue else now
-            caller.prompts.stop()
-            self._play(caller, "in_queue")
+            self._part(operator, caller)
+            self._queue_first(caller)
             operator.prompts.play(self._tones["muted"])
         elif command is KeypadCommand.LOCK and caller is not None and self.config.transfer_room:
-            operator.partner = caller.partner = None
-            self._actions.append(OperatorConnected(operator.member_id, 0))
+            self._part(operator, caller)
             self._actions.append(TransferToRoom(caller.member_id, self.config.transfer_room))
             operator.prompts.play(self._tones["unmuted"])
         else:
@@ -858,11 +866,9 @@ class Room:
     def _end_caller(self, operator: Member) -> None:
         """The operator is done with their caller: thank them and hang up."""
         caller = self._members.get(operator.partner) if operator.partner is not None else None
-        operator.partner = None
-        self._actions.append(OperatorConnected(operator.member_id, 0))
+        self._part(operator, caller)
         if caller is None:
             return
-        caller.partner = None
         caller.prompts.stop()
         self._play(caller, "call_ended")
         caller.hang_up_reason = "call ended by the operator"
@@ -891,16 +897,15 @@ class Room:
         """An operator's caller goes back to the queue (or to a report); a caller's
         operator is free again."""
         partner = self._members.get(member.partner) if member.partner is not None else None
-        if partner is None:
-            pass
-        elif member.role is Role.MODERATOR:
-            self._route_caller(partner, partner.joined_at, front=True)
-            if partner.phase is Phase.QUEUED:
-                self._play(partner, "in_queue")
-        else:
-            partner.partner = None
+        if partner is not None and member.role is Role.MODERATOR:
+            if self._on_duty():
+                partner.partner = None
+                self._queue_first(partner)
+            else:
+                self._route_caller(partner, partner.joined_at)
+        elif partner is not None:
+            self._part(partner, None)
             partner.prompts.play(self._tones["leave"])
-            self._actions.append(OperatorConnected(partner.member_id, 0))
         if member.role is Role.MODERATOR and not self._on_duty():
             for waiting in self._queue():  # nobody left to answer them
                 waiting.prompts.stop()
