@@ -319,21 +319,8 @@ def gather_frames(
         (row, now) for row, was, now in zip(contenders, before, chosen.tolist(), strict=True)
         if was != now
     )
-    narrow_rows: list[int] = []
-    narrow_frames: list[Samples] = []
-    for row, samples in tails:
-        member = media[row]
-        if not member.talker.selected:
-            member.up_state = None
-        elif member.narrowband:
-            talking[row] = True
-            narrow_rows.append(row)
-            narrow_frames.append(samples)
-        else:
-            talking[row] = True
-            frames[row] = samples
+    levelled: dict[int, Samples] = {}
     for rows in candidates.values():
-        levelled: dict[int, Samples] = {}
         voiced = [(row, f) for row, f in rows if media[row].talker.voiced]
         if agc and voiced:
             # Every voiced line, chosen or waiting, so a waiting talker is ranked by the
@@ -341,19 +328,22 @@ def gather_frames(
             gained = level_talkers(
                 np.stack([f for _, f in voiced]), [media[row].talker for row, _ in voiced]
             )
-            levelled = {row: gained[k] for k, (row, _) in enumerate(voiced)}
-        for row, samples in rows:
-            member = media[row]
-            if not member.talker.selected:
-                member.up_state = None
-                continue
-            samples = levelled.get(row, samples)
-            talking[row] = True
-            if member.narrowband:
-                narrow_rows.append(row)
-                narrow_frames.append(samples)
-            else:
-                frames[row] = samples
+            levelled.update((row, gained[k]) for k, (row, _) in enumerate(voiced))
+    narrow_rows: list[int] = []
+    narrow_frames: list[Samples] = []
+    # The candidates, and the quiet talkers still holding a slot (never levelled).
+    for row, samples in [*(pair for rows in candidates.values() for pair in rows), *tails]:
+        member = media[row]
+        if not member.talker.selected:
+            member.up_state = None
+            continue
+        samples = levelled.get(row, samples)
+        talking[row] = True
+        if member.narrowband:
+            narrow_rows.append(row)
+            narrow_frames.append(samples)
+        else:
+            frames[row] = samples
     narrow_aligned: dict[int, Samples] = {}
     if narrow_rows:
         histories = np.stack([
