@@ -70,18 +70,19 @@ class RoomRecorders:
         self.reports_directory = reports_directory
 
     def start_report(self, rate_hz: int, metadata: Mapping[str, str]) -> RoomRecording:
-        started_at = time.time()
-        stem = recording_stem("report", metadata.get("room", "hotline"), started_at)
-        return _WavRecording(self._reactor, WavRecording.start(
-            self.reports_directory, stem, rate_hz, metadata, started_at,
-        ))
+        room = metadata.get("room", "hotline")
+        return self._open(self.reports_directory, "report", room, rate_hz, metadata)
 
     def start(self, room_id: str, room_name: str | None) -> RoomRecording:
-        started_at = time.time()
         metadata = {"room": room_id, "name": room_name or room_id}
+        return self._open(self.directory, "meeting", room_id, ROOM_RATE_HZ, metadata)
+
+    def _open(
+        self, directory: Path, kind: str, name: str, rate_hz: int, metadata: Mapping[str, str]
+    ) -> RoomRecording:
+        started_at = time.time()
         return _WavRecording(self._reactor, WavRecording.start(
-            self.directory, recording_stem("meeting", room_id, started_at), ROOM_RATE_HZ,
-            metadata, started_at,
+            directory, recording_stem(kind, name, started_at), rate_hz, metadata, started_at,
         ))
 
 
