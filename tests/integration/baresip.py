@@ -219,10 +219,10 @@ class Baresip:
         self.control.poll()
         return any(e.get("type") == event_type for e in self.control.events)
 
-    def call(self, uri: str, timeout_s: float = 10.0) -> None:
-        """Dial and wait until the call is established."""
+    def call(self, uri: str, timeout_s: float = 10.0) -> str:
+        """Dial, wait until the call is established, and return its Call-ID."""
         self.dial(uri)
-        self.wait_event("CALL_ESTABLISHED", timeout_s)
+        return str(self.wait_event("CALL_ESTABLISHED", timeout_s)["id"])
 
     def end_call(self, timeout_s: float = 10.0) -> None:
         """Hang up and wait until baresip has closed the call (and its recordings)."""

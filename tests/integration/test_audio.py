@@ -153,8 +153,7 @@ def _call_log(call_id: str, event: str) -> str:
 def _join(bridge: RunningBridge, member: Baresip, extension: str, pin: str | None = None) -> str:
     """Call a room (typing the PIN once the call is up) and wait until the bridge lets the
     member in; return the Call-ID."""
-    member.dial(bridge.uri(extension))
-    call_id = str(member.wait_event("CALL_ESTABLISHED")["id"])
+    call_id = member.call(bridge.uri(extension))
     if pin is not None:
         member.send_digits(f"{pin}#")
     _wait_log(bridge, _call_log(call_id, "joined as participant"))
@@ -281,8 +280,7 @@ def test_pin_room_right_pin_joins_and_hears_the_room(
     bravo = members("bravo", clips["bravo"])
     _join(bridge, bravo, "1000", pin="4321")
     alpha = members("alpha", clips["alpha"])
-    alpha.dial(bridge.uri("1000"))
-    alpha_id = str(alpha.wait_event("CALL_ESTABLISHED")["id"])
+    alpha_id = alpha.call(bridge.uri("1000"))
     # Type only after the whole "enter PIN" prompt was heard, so it can be found.
     enter_pin = _prompt("enter_pin")
     alpha.wait_heard(enter_pin.shape[0] + int(EVENT_MARGIN_S * RATE_HZ), timeout_s=15)
@@ -315,8 +313,7 @@ def test_pin_room_three_wrong_pins_hang_up_after_the_prompt(
     bravo = members("bravo", clips["bravo"])
     _join(bridge, bravo, "1000", pin="4321")
     charlie = members("charlie", clips["charlie"])
-    charlie.dial(bridge.uri("1000"))
-    charlie_id = str(charlie.wait_event("CALL_ESTABLISHED")["id"])
+    charlie_id = charlie.call(bridge.uri("1000"))
     for attempt, pin in enumerate(("1111", "2222", "3333"), start=1):
         charlie.send_digits(f"{pin}#")
         _wait_log(bridge, _call_log(charlie_id, rf"wrong PIN \(try {attempt}\)"))

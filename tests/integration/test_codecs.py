@@ -195,8 +195,7 @@ def _bridge(procs: ProcessGroup) -> RunningBridge:
 def _join(bridge: RunningBridge, member: Baresip, codec: AudioCodec) -> str:
     """Call the open room, wait until the bridge lets the member in, check the codec it
     answered with; return the Call-ID."""
-    member.dial(bridge.uri("2000"))
-    call_id = str(member.wait_event("CALL_ESTABLISHED")["id"])
+    call_id = member.call(bridge.uri("2000"))
     prefix = rf"call={re.escape(call_id)} room=\S+ member=\d+: "
     bridge.process.wait_for_output(prefix + "joined as participant", timeout_s=10)
     answered = re.search(prefix + r"answered .* codec (\S+), rtp port", bridge.log())

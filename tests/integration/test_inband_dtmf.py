@@ -92,8 +92,7 @@ def _call_log(call_id: str, event: str) -> str:
 
 def _join(bridge: RunningBridge, member: Baresip) -> str:
     """Call the open room, wait until the bridge lets the member in; return the Call-ID."""
-    member.dial(bridge.uri(ROOM_EXTENSION))
-    call_id = str(member.wait_event("CALL_ESTABLISHED")["id"])
+    call_id = member.call(bridge.uri(ROOM_EXTENSION))
     bridge.process.wait_for_output(_call_log(call_id, "joined as participant"), JOIN_TIMEOUT_S)
     return call_id
 

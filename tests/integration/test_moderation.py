@@ -72,8 +72,7 @@ def _bridge(procs: ProcessGroup, tmp_path: Path) -> RunningBridge:
 
 def _join(bridge: RunningBridge, member: Baresip, extension: str, pin: str,
           role: str = "participant") -> str:
-    member.dial(bridge.uri(extension))
-    call_id = str(member.wait_event("CALL_ESTABLISHED")["id"])
+    call_id = member.call(bridge.uri(extension))
     member.send_digits(f"{pin}#")
     _wait_log(bridge, _call_log(call_id, f"joined as {role}"))
     return call_id
@@ -146,8 +145,7 @@ def test_locked_room_turns_a_new_caller_away_with_a_prompt(
     moderator_id = _join(bridge, moderator, "1000", MODERATOR_PIN, "moderator")
     moderator.send_digits("*5")
     _wait_log(bridge, _call_log(moderator_id, "room locked"))
-    charlie.dial(bridge.uri("1000"))
-    charlie_id = str(charlie.wait_event("CALL_ESTABLISHED")["id"])
+    charlie_id = charlie.call(bridge.uri("1000"))
     charlie.send_digits(f"{PIN}#")
     charlie.wait_event("CALL_CLOSED", timeout_s=15)  # the bridge's BYE
     _wait_log(bridge, _call_log(charlie_id, "hanging up: room locked"))
@@ -273,11 +271,9 @@ def test_a_recorded_name_announces_a_newcomer_to_the_room(
     bridge = _bridge(procs, tmp_path)
     alpha = members("alpha", clips["silence"])
     bravo = members("bravo", clips["bravo"])
-    alpha.dial(bridge.uri("7000"))
-    alpha.wait_event("CALL_ESTABLISHED")
+    alpha.call(bridge.uri("7000"))
     _wait_log(bridge, r"room=salam member=\d+: joined as participant")
-    bravo.dial(bridge.uri("7000"))
-    bravo_call = str(bravo.wait_event("CALL_ESTABLISHED")["id"])
+    bravo_call = bravo.call(bridge.uri("7000"))
     # "Say your name after the tone, then press hash": let it speak about 2 s.
     prompt_s = _prompt("say_your_name").shape[0] / RATE_HZ
     bravo.wait_heard(bravo.heard_samples() + int((prompt_s + 2.5) * RATE_HZ), 20)
@@ -311,10 +307,8 @@ def test_hotline_without_operator_keeps_reports_ended_by_hash_and_by_hanging_up(
     bridge = _bridge(procs, tmp_path)
     alpha = members("alpha", clips["alpha"])
     bravo = members("bravo", clips["bravo"])
-    alpha.dial(bridge.uri("6000"))
-    alpha_call = str(alpha.wait_event("CALL_ESTABLISHED")["id"])
-    bravo.dial(bridge.uri("6000"))
-    bravo_call = str(bravo.wait_event("CALL_ESTABLISHED")["id"])
+    alpha_call = alpha.call(bridge.uri("6000"))
+    bravo_call = bravo.call(bridge.uri("6000"))
     started = _wait_log(bridge, _call_log(alpha_call, "recording a report"))
     alpha_id = re.search(r"member=(\d+)", started.group(0)).group(1)  # type: ignore[union-attr]
     bravo_id = re.search(r"member=(\d+)", _wait_log(  # type: ignore[union-attr]
@@ -347,14 +341,12 @@ def test_hotline_operator_takes_two_queued_callers_one_after_the_other(
     operator = members("operator", clips["delta"])
     alpha = members("alpha", clips["alpha"])
     bravo = members("bravo", clips["bravo"])
-    operator.dial(bridge.uri("6001"))
-    operator_call = str(operator.wait_event("CALL_ESTABLISHED")["id"])
+    operator_call = operator.call(bridge.uri("6001"))
     operator.send_digits(f"{OPERATOR_PIN}#")
     _wait_log(bridge, _call_log(operator_call, "joined as moderator"))
     calls = {}
     for member in (alpha, bravo):
-        member.dial(bridge.uri("6000"))
-        calls[member.name] = str(member.wait_event("CALL_ESTABLISHED")["id"])
+        calls[member.name] = member.call(bridge.uri("6000"))
         _wait_log(bridge, _call_log(calls[member.name], "joined as participant"))
     # Both hear their place: "you are number one / two", then music.
     for member in (alpha, bravo):
