@@ -38,6 +38,7 @@ class SendStream:
         self._sequence_number = rng.getrandbits(16)
         self._timestamp = rng.getrandbits(32)
         self._latest_timestamp = self._timestamp  # of the latest frame sent or skipped
+        self._event_timestamp = self._timestamp  # of the RFC 4733 event being sent
         self._talkspurt_starts = True
         self._packet_count_at_reports = (0, 0)  # at the report before last, at the last
 
@@ -62,6 +63,37 @@ class SendStream:
         self._sequence_number = (self._sequence_number + 1) & 0xFFFF
         self._timestamp = (self._timestamp + timestamp_step) & 0xFFFFFFFF
         self._talkspurt_starts = False
+        self.packet_count += 1
+        self.octet_count += len(payload)
+        return data
+
+    def event_packet(
+        self, payload_type: int, payload: bytes, timestamp_step: int, *, starts: bool
+    ) -> bytes:
+        """Return an RFC 4733 event packet in place of this frame's audio.
+
+        Every packet of one event carries the timestamp of its first (`starts`, which also
+        sets the marker bit: §2.5.1.2); the stream's clock and sequence numbers move on as
+        for audio, so the audio after the event starts a new talk spurt at real time.
+        """
+        if not 0 <= payload_type <= 127:
+            raise ValueError("RTP payload type must be in 0..127")
+        if starts:
+            self._event_timestamp = self._timestamp
+        data = (
+            RTP_HEADER.pack(
+                RTP_VERSION << 6,
+                (0x80 if starts else 0) | payload_type,
+                self._sequence_number,
+                self._event_timestamp,
+                self.ssrc,
+            )
+            + payload
+        )
+        self._latest_timestamp = self._timestamp
+        self._sequence_number = (self._sequence_number + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + timestamp_step) & 0xFFFFFFFF
+        self._talkspurt_starts = True
         self.packet_count += 1
         self.octet_count += len(payload)
         return data

@@ -1,9 +1,11 @@
-"""RFC 4733 telephone events (DTMF over RTP): the payload format and digit detection.
+"""RFC 4733 telephone events (DTMF over RTP): the payload format, digit detection and
+digit sending.
 
 `TelephoneEventReceiver` turns the stream of event packets (several per key press, plus
 retransmitted end packets) into exactly one `DigitStarted` and at most one `DigitEnded`
 per key press. It sees payloads only; sequence validation is `stream`'s job, and in-band
-DTMF detection is `dsp.dtmf`'s.
+DTMF detection is `dsp.dtmf`'s. `DigitSender` plays a dial string (a meeting ID and
+passcode for a video meeting's SIP gateway) as the event reports of one packet per frame.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ EVENT_CHARACTERS: dict[int, str] = {
     15: "D",
     16: "X",
 }
+EVENT_CODES: dict[str, int] = {char: code for code, char in EVENT_CHARACTERS.items() if char != "X"}
+DIAL_PAUSE = ","  # in a dial string: wait PAUSE_FRAMES frames, as phones' "," pauses
+# A key press of 100 ms and 100 ms between presses: twice the 40 ms every DTMF receiver
+# must take (Q.24), the spacing Asterisk's SendDTMF uses by default.
+TONE_FRAMES = 5
+GAP_FRAMES = 5
+PAUSE_FRAMES = 50  # one second at 20 ms frames
+END_REPEATS = 3  # §2.5.1.4: the final packet of an event is sent three times
+DEFAULT_VOLUME = 10  # -10 dBm0, a typical phone's level (§2.3.4)
 
 
 class TelephoneEventParseError(ValueError):
@@ -124,3 +135,53 @@ class TelephoneEventReceiver:
             return None
         self._ended, self._end_pending = True, False
         return DigitEnded(digit, report.duration, rtp_timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFrame:
+    """What to send in one frame instead of audio: one event report.
+
+    `starts` marks the first packet of an event: it carries the marker bit, and its
+    timestamp becomes the timestamp of every packet of the event (§2.5.1.2).
+    """
+
+    report: TelephoneEvent
+    starts: bool
+
+
+class DigitSender:
+    """Plays a dial string as RFC 4733 events, one report per frame (§2.5.1).
+
+    Each digit is sent for TONE_FRAMES frames with a growing duration, then its end report
+    END_REPEATS times, then GAP_FRAMES frames of audio before the next; a "," is a pause
+    of PAUSE_FRAMES frames. `next_frame` says, frame by frame, whether to send an event
+    report (and which) or the audio as usual (None).
+    """
+
+    def __init__(self, digits: str, frame_ts: int, *, volume: int = DEFAULT_VOLUME) -> None:
+        """`frame_ts` is one frame's length in RTP timestamp units (160 for PCMU at 20 ms)."""
+        unknown = sorted({c for c in digits if c not in EVENT_CODES and c != DIAL_PAUSE})
+        if unknown:
+            raise ValueError(f"not a dial string: {''.join(unknown)!r} cannot be sent")
+        if frame_ts <= 0 or frame_ts * (TONE_FRAMES + END_REPEATS) > 0xFFFF:
+            raise ValueError(f"frame length {frame_ts} does not fit an event's duration field")
+        self._frames: deque[EventFrame | None] = deque()
+        for char in digits:
+            if char == DIAL_PAUSE:
+                self._frames.extend([None] * PAUSE_FRAMES)
+                continue
+            code = EVENT_CODES[char]
+            for index in range(TONE_FRAMES):
+                report = TelephoneEvent(code, False, volume, (index + 1) * frame_ts)
+                self._frames.append(EventFrame(report, starts=index == 0))
+            final = TelephoneEvent(code, True, volume, TONE_FRAMES * frame_ts)
+            self._frames.extend([EventFrame(final, starts=False)] * END_REPEATS)
+            self._frames.extend([None] * GAP_FRAMES)
+
+    @property
+    def done(self) -> bool:
+        return not self._frames
+
+    def next_frame(self) -> EventFrame | None:
+        """The event report to send this frame, or None: send audio (a gap, or done)."""
+        return self._frames.popleft() if self._frames else None

@@ -1,5 +1,7 @@
-"""RFC 4733 events become one DigitStarted and one DigitEnded per key press."""
+"""RFC 4733 events become one DigitStarted and one DigitEnded per key press; a dial string
+becomes the event packets of one key press after another."""
 
+import random
 import struct
 from pathlib import Path
 
@@ -8,11 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.rtp.packet import RtpPacket
+from bridge.rtp.sender import SendStream
 from bridge.rtp.stream import ReceiveStatus, ReceiveStream
 from bridge.rtp.telephone_event import (
+    END_REPEATS,
     EVENT_CHARACTERS,
+    GAP_FRAMES,
+    PAUSE_FRAMES,
+    TONE_FRAMES,
     DigitEnded,
+    DigitSender,
     DigitStarted,
+    EventFrame,
     TelephoneEvent,
     TelephoneEventParseError,
     TelephoneEventReceiver,
@@ -215,3 +224,74 @@ def test_every_ended_digit_was_started_once(
             assert started and started[-1] == (result.digit, result.timestamp)
             assert (result.digit, result.timestamp) not in ended[-1:]
             ended.append((result.digit, result.timestamp))
+
+
+# -- sending ---------------------------------------------------------------------------
+
+def _sent_events(sender: DigitSender) -> list[EventFrame | None]:
+    frames = []
+    while not sender.done:
+        frames.append(sender.next_frame())
+    return frames
+
+
+def test_digit_sender_plays_each_digit_then_its_end_three_times_then_a_gap() -> None:
+    frames = _sent_events(DigitSender("5#", 160))
+    per_digit = TONE_FRAMES + END_REPEATS + GAP_FRAMES
+    assert len(frames) == 2 * per_digit
+    first = frames[:per_digit]
+    assert [f.report.event for f in first[:TONE_FRAMES + END_REPEATS] if f] == [5] * 8
+    assert [f.starts for f in first[:TONE_FRAMES] if f] == [True, False, False, False, False]
+    assert [f.report.duration for f in first[:TONE_FRAMES] if f] == [160, 320, 480, 640, 800]
+    ends = first[TONE_FRAMES:TONE_FRAMES + END_REPEATS]
+    assert all(f is not None and f.report.end and f.report.duration == 800 for f in ends)
+    assert first[TONE_FRAMES + END_REPEATS:] == [None] * GAP_FRAMES
+    assert frames[per_digit] is not None and frames[per_digit].report.event == 11
+
+
+def test_digit_sender_pauses_on_commas() -> None:
+    frames = _sent_events(DigitSender(",1", 160))
+    assert frames[:PAUSE_FRAMES] == [None] * PAUSE_FRAMES
+    assert frames[PAUSE_FRAMES] is not None and frames[PAUSE_FRAMES].starts
+
+
+def test_digit_sender_refuses_what_it_cannot_send() -> None:
+    with pytest.raises(ValueError, match="'x'"):
+        DigitSender("12x", 160)
+    with pytest.raises(ValueError):
+        DigitSender("1", 0)
+
+
+def test_sent_digits_round_trip_through_the_receiver() -> None:
+    """Our own receiver (which real phones' packets pin down) reads each digit once."""
+    stream = SendStream(101, 8000, random.Random(4))
+    sender = DigitSender("1*9#", 160)
+    receiver = TelephoneEventReceiver()
+    started = []
+    while not sender.done:
+        frame = sender.next_frame()
+        if frame is None:
+            stream.packet(b"\xff" * 160, 160)
+            continue
+        data = stream.event_packet(101, bytes(frame.report), 160, starts=frame.starts)
+        packet = RtpPacket.parse(data)
+        assert packet.marker == frame.starts
+        event = receiver.receive(packet.payload, packet.timestamp, packet.marker)
+        if isinstance(event, DigitStarted):
+            started.append(event.digit)
+    assert started == ["1", "*", "9", "#"]
+
+
+def test_event_packets_share_the_start_timestamp_and_the_clock_moves_on() -> None:
+    stream = SendStream(0, 8000, random.Random(5))
+    first = RtpPacket.parse(stream.packet(b"\xff" * 160, 160))
+    events = [
+        RtpPacket.parse(stream.event_packet(101, b"\x01\x0a\x00\xa0", 160, starts=index == 0))
+        for index in range(3)
+    ]
+    after = RtpPacket.parse(stream.packet(b"\xff" * 160, 160))
+    assert {p.timestamp for p in events} == {(first.timestamp + 160) & 0xFFFFFFFF}
+    assert [p.payload_type for p in events] == [101] * 3
+    assert after.timestamp == (first.timestamp + 4 * 160) & 0xFFFFFFFF
+    assert after.sequence_number == (first.sequence_number + 4) & 0xFFFF
+    assert after.marker  # the audio after an event starts a new talk spurt
