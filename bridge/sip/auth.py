@@ -1,10 +1,12 @@
 """SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760): challenges and checks.
 
 Owns the Authorization grammar, stateless nonces, response verification and nc replay
-tracking. It knows accounts only as username plus HA1 hashes (never passwords), and it
-does not know what is being authorised: the registrar and the call controller decide
-that from the `Authenticated` username. Time is the `now` argument; randomness comes
-from an injected `random.Random`.
+tracking. The server side knows accounts only as username plus HA1 hashes (never
+passwords), and it does not know what is being authorised: the registrar and the call
+controller decide that from the `Authenticated` username. The client side
+(`answer_challenge`) answers the 401/407 challenges met by the bridge's own requests
+(trunk registration, dial-out) with `ClientCredentials`. Time is the `now` argument;
+randomness comes from an injected `random.Random` (client cnonces from the caller).
 """
 
 # Interop findings, read from each client's own source and then run against this module
@@ -58,7 +60,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bridge.sip.errors import SipParseError
-from bridge.sip.message import Request
+from bridge.sip.message import Request, Response, split_header_list
 from bridge.sip.uri import SipUri
 
 MD5 = "MD5"
@@ -538,3 +540,227 @@ class Authenticator:
             return request.from_address.sip_uri.user_unescaped
         except SipParseError:
             return None
+
+
+# -- client side: answering a 401 / 407 (RFC 3261 §22.2-22.4, RFC 7616 §3.4) ------------
+
+# Preference among the algorithms we answer, strongest first (RFC 8760 §2.4); the
+# "-sess" variants rank with their hash and need qop (their HA1 takes the cnonce,
+# which only a qop answer carries).
+_CLIENT_PREFERENCE = (SHA256, MD5)
+_CHALLENGE_HEADERS = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
+# RFC 7235 §2.1: a challenge is `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, and
+# several of them may share one header line, so a list item that is not `name=value`
+# starts the next challenge.
+_AUTH_PARAM_START = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+[ \t]*=")
+_CHALLENGE_START = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)(?:[ \t]+(.*))?", re.DOTALL)
+_MAX_NONCE_COUNT = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """The username and password the bridge answers challenges with (a trunk account)."""
+
+    username: str
+    password: str
+
+    def __post_init__(self) -> None:
+        # A line break would end the header line early (Message._serialize refuses it).
+        if not self.username or any(c in self.username for c in "\r\n"):
+            raise ValueError("username must be non-empty and on one line")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChallenge:
+    """One Digest challenge of a 401 / 407 (RFC 7616 §3.3), as the client reads it.
+
+    `algorithm` is canonical ("MD5" when the challenge names none, RFC 7616 §3.3);
+    `algorithm_text` is the token as received, echoed back, or None when absent.
+    `qop_options` are the offered qop values, lower case. `proxy` is True for a
+    Proxy-Authenticate (answered with Proxy-Authorization).
+    """
+
+    realm: str
+    nonce: str
+    algorithm: str = MD5
+    algorithm_text: str | None = None
+    qop_options: tuple[str, ...] = ()
+    opaque: str | None = None
+    stale: bool = False
+    proxy: bool = False
+
+    @property
+    def answer_header(self) -> str:
+        """The header that carries the answer (RFC 3261 §22.2, §22.3)."""
+        return "Proxy-Authorization" if self.proxy else "Authorization"
+
+    @property
+    def answerable(self) -> bool:
+        """We know its hash, and its qop (if any) offers "auth"; auth-int alone is not."""
+        base = self.algorithm.removesuffix(_SESS_SUFFIX)
+        if base not in _CLIENT_PREFERENCE:
+            return False
+        if self.algorithm.endswith(_SESS_SUFFIX) or self.qop_options:
+            return "auth" in self.qop_options
+        return True
+
+    def answer(
+        self,
+        method: str,
+        uri: str,
+        credentials: ClientCredentials,
+        *,
+        cnonce: str,
+        nonce_count: int = 1,
+    ) -> str:
+        """Return the Authorization value answering this challenge (RFC 7616 §3.4).
+
+        `uri` is the Request-URI (RFC 3261 §22.4). With qop, `nonce_count` counts the
+        requests sent with this nonce (1 for the first); without qop, `cnonce` and
+        `nonce_count` are not sent (RFC 2069).
+        """
+        if not self.answerable:
+            raise ValueError(f"cannot answer {self.algorithm} with qop {self.qop_options}")
+        if not 1 <= nonce_count <= _MAX_NONCE_COUNT:
+            raise ValueError(f"nonce_count out of range: {nonce_count}")
+        qop = "auth" if self.qop_options else None
+        nc = f"{nonce_count:08x}" if qop is not None else None
+        ha1 = compute_ha1(
+            credentials.username,
+            self.realm,
+            credentials.password,
+            self.algorithm.removesuffix(_SESS_SUFFIX),
+        )
+        response = compute_response(
+            algorithm=self.algorithm,
+            ha1=ha1,
+            nonce=self.nonce,
+            method=method,
+            uri=uri,
+            qop=qop,
+            nc=nc,
+            cnonce=cnonce if qop is not None else None,
+        )
+        # RFC 7616 §3.4: username, realm, nonce, uri, response, cnonce and opaque are
+        # quoted-strings; algorithm, qop and nc are tokens.
+        parts = [
+            f"username={_quoted(credentials.username)}",
+            f"realm={_quoted(self.realm)}",
+            f"nonce={_quoted(self.nonce)}",
+            f"uri={_quoted(uri)}",
+            f'response="{response}"',
+        ]
+        if self.algorithm_text is not None:
+            parts.append(f"algorithm={self.algorithm_text}")
+        if qop is not None:
+            parts += [f"cnonce={_quoted(cnonce)}", f"qop={qop}", f"nc={nc}"]
+        if self.opaque is not None:
+            parts.append(f"opaque={_quoted(self.opaque)}")
+        return "Digest " + ", ".join(parts)
+
+
+def _quoted(text: str) -> str:
+    """Print a quoted-string, escaping `"` and `\\` (RFC 3261 §25.1 quoted-pair)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _split_challenges(value: str) -> list[tuple[str, list[str]]]:
+    """Split one header value into (scheme, auth-param items) per challenge."""
+    challenges: list[tuple[str, list[str]]] = []
+    for item in split_header_list(value):
+        if _AUTH_PARAM_START.match(item) is None:
+            start = _CHALLENGE_START.fullmatch(item)
+            if start is None:  # not a challenge: it and its parameters are skipped
+                challenges.append(("", []))
+                continue
+            first = start.group(2)
+            challenges.append((start.group(1), [first] if first else []))
+        elif challenges:
+            challenges[-1][1].append(item)
+    return challenges
+
+
+def _read_challenge(scheme: str, items: list[str], *, proxy: bool) -> DigestChallenge | None:
+    """Read one Digest challenge's parameters; None for another scheme or bad grammar."""
+    if scheme.lower() != "digest":
+        return None
+    try:
+        params = _parse_auth_params(", ".join(items))
+    except SipParseError:
+        return None
+    realm = params.get("realm")
+    nonce = params.get("nonce")
+    if realm is None or nonce is None:
+        return None
+    algorithm_text = params.get("algorithm")
+    algorithm = MD5
+    if algorithm_text is not None:
+        algorithm = _CANONICAL_ALGORITHMS.get(algorithm_text.lower(), algorithm_text)
+    qop_options = tuple(
+        option.strip().lower() for option in params.get("qop", "").split(",") if option.strip()
+    )
+    return DigestChallenge(
+        realm=realm,
+        nonce=nonce,
+        algorithm=algorithm,
+        algorithm_text=algorithm_text,
+        qop_options=qop_options,
+        opaque=params.get("opaque"),
+        stale=params.get("stale", "").lower() == "true",
+        proxy=proxy,
+    )
+
+
+def parse_challenges(response: Response) -> list[DigestChallenge]:
+    """Return every Digest challenge of a 401 (WWW-Authenticate) or 407
+    (Proxy-Authenticate), in order, answerable or not; other statuses have none.
+
+    Several header lines and several challenges per line are read (RFC 7235 §4.1);
+    challenges of other schemes and ones that do not parse are skipped.
+    """
+    header = _CHALLENGE_HEADERS.get(response.status)
+    if header is None:
+        return []
+    proxy = response.status == 407
+    challenges: list[DigestChallenge] = []
+    for value in response.headers.get_all(header):
+        for scheme, items in _split_challenges(value):
+            challenge = _read_challenge(scheme, items, proxy=proxy)
+            if challenge is not None:
+                challenges.append(challenge)
+    return challenges
+
+
+def select_challenge(response: Response) -> DigestChallenge | None:
+    """Return the challenge to answer: the strongest answerable one, first on ties."""
+    answerable = [c for c in parse_challenges(response) if c.answerable]
+    if not answerable:
+        return None
+    return min(
+        answerable,
+        key=lambda c: _CLIENT_PREFERENCE.index(c.algorithm.removesuffix(_SESS_SUFFIX)),
+    )
+
+
+def answer_challenge(
+    response: Response,
+    method: str,
+    uri: str,
+    credentials: ClientCredentials,
+    *,
+    cnonce: str,
+    nonce_count: int = 1,
+) -> tuple[str, str] | None:
+    """Authorization (for a 401's WWW-Authenticate) or Proxy-Authorization (for a 407's
+    Proxy-Authenticate) header (name, value) answering the response's challenge; None when
+    it has no Digest challenge we can answer (RFC 3261 §22.2-22.4, RFC 7616: MD5, SHA-256,
+    qop=auth or none, opaque echoed; prefer SHA-256 when offered and we support it).
+
+    `uri` is the Request-URI of the request being retried; `cnonce` should be fresh
+    randomness from the caller (sent only with qop).
+    """
+    challenge = select_challenge(response)
+    if challenge is None:
+        return None
+    value = challenge.answer(method, uri, credentials, cnonce=cnonce, nonce_count=nonce_count)
+    return challenge.answer_header, value
