@@ -1,11 +1,14 @@
-"""The UAS core (RFC 3261 §8.2, §12-§17; RFC 3581; RFC 6026): bytes and `now` in, datagrams,
-events and one next deadline out (the aioquic shape).
+"""The UA core (RFC 3261 §8, §12-§17, §22.2; RFC 3581; RFC 6026): bytes and `now` in,
+datagrams, events and one next deadline out (the aioquic shape).
 
-It owns the transactions, dialogs and INVITE sessions of a bridge that answers calls, and
-answers by itself what needs no decision: 100 Trying, retransmissions, CANCEL, BYE,
-OPTIONS, and the 4xx/5xx for requests it cannot take. Everything else goes up as an
-event; the application answers INVITEs with `respond_invite`, other requests with
-`respond`, and ends calls with `hangup`. It does NOT do digest auth, SDP or routing.
+It owns the transactions, dialogs and INVITE sessions of a bridge that answers calls and
+places them, and does by itself what needs no decision: 100 Trying, retransmissions,
+CANCEL, BYE, OPTIONS, the 4xx/5xx for requests it cannot take, the ACKs of the calls it
+places and their retries with digest credentials. Everything else goes up as an event;
+the application answers INVITEs with `respond_invite` and other requests with `respond`,
+places calls with `invite`, sends other requests (REGISTER, OPTIONS) with
+`send_request`, and ends calls with `hangup`. It checks no credentials (that is
+`bridge.sip.auth`'s server side, used by the application), and does no SDP or routing.
 Nothing here reads a clock, draws from a global random source or touches a socket.
 """
 
@@ -20,9 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from bridge.sip.auth import ClientCredentials, answer_challenge, select_challenge
 from bridge.sip.dialog import (
+    MAX_FORWARDS,
     AnswerRetransmitter,
     AnswerTimer,
+    AttemptInput,
+    AttemptState,
+    CallAttempt,
     Dialog,
     InviteSession,
     SessionInput,
@@ -34,14 +42,18 @@ from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseE
 from bridge.sip.events import (
     AckTimedOut,
     ByeReceived,
+    CallAnswered,
     CallCancelled,
     CallConfirmed,
     CallEnded,
+    CallFailed,
+    CallProgress,
     CallRef,
     InviteReceived,
     MessageDropped,
     ReinviteReceived,
     RequestReceived,
+    ResponseReceived,
     SipEvent,
 )
 from bridge.sip.flow import Flow
@@ -51,12 +63,14 @@ from bridge.sip.message import (
     Request,
     Response,
     Via,
+    make_request,
     response_to,
     split_header_list,
 )
 from bridge.sip.parser import PartialMessage, parse_message
 from bridge.sip.transaction import (
     MAGIC_COOKIE,
+    ClientInviteTransaction,
     ClientNonInviteTransaction,
     Outcome,
     ServerInviteTransaction,
@@ -80,7 +94,12 @@ KNOWN_METHODS = frozenset(
 # Option tags (§19.2) we implement: none yet, so any Require gets 420 (§8.2.2.3).
 SUPPORTED_OPTION_TAGS: tuple[str, ...] = ()
 DEFAULT_TIMERS = TimerConfig()
+DEFAULT_CONTACT_USER = "telerapat"  # the user part of our Contact in calls we place
+# Challenges one placed call answers at most: a proxy's 407, the far end's 401 and a
+# stale nonce; more means a server that never accepts us.
+MAX_CHALLENGES_ANSWERED = 3
 _DIGITS = re.compile(r"^[0-9]{1,10}$", re.ASCII)
+_AUTHORIZATION_HEADERS = ("Authorization", "Proxy-Authorization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +121,20 @@ class _Rejection:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientEntry:
+    """A non-INVITE request we sent, and whom its final response (or timeout) concerns.
+
+    `call` is None for `send_request` (the response goes up as `ResponseReceived`);
+    `ends_call` marks the BYE of the call's own dialog, whose completion ends the call.
+    A CANCEL, or a BYE to another fork's dialog, concerns nobody once sent.
+    """
+
+    transaction: ClientNonInviteTransaction
+    call: CallRef | None
+    ends_call: bool = False
+
+
 class _TimerOwner(Protocol):
     def next_deadline(self) -> float | None: ...
 
@@ -109,6 +142,37 @@ class _TimerOwner(Protocol):
 def _uri_host(host: str) -> str:
     """Bracket an IPv6 address for use in a URI or Via (RFC 3261 §25.1, RFC 5118)."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _check_uri(uri: str, role: str) -> None:
+    """Refuse a URI the application gave us that a peer could not parse."""
+    try:
+        SipUri.parse(uri)
+    except SipParseError as exc:
+        raise ValueError(f"invalid {role}: {exc}") from None
+
+
+def _loose_route_set(route: Sequence[str]) -> tuple[str, ...]:
+    """Check a pre-loaded route set (RFC 3261 §8.1.2) and print it as Route values.
+
+    Entries are `<sip:proxy;lr>` or bare `sip:proxy;lr` (whose `;lr` is a URI parameter
+    here). A first route without `lr` is a strict router (§16.4), which would take the
+    Request-URI's place: not supported, so ValueError.
+    """
+    entries: list[NameAddress] = []
+    for value in route:
+        text = value.strip()
+        try:
+            address = NameAddress.parse(text) if "<" in text else NameAddress(text)
+            scheme = SipUri.parse(address.uri).scheme
+        except SipParseError as exc:
+            raise ValueError(f"invalid route {value!r}: {exc}") from None
+        if scheme not in ("sip", "sips"):
+            raise ValueError(f"route is not a SIP URI: {value!r}")
+        entries.append(address)
+    if entries and SipUri.parse(entries[0].uri).param("lr") is None:
+        raise ValueError(f"strict routing is not supported: {route[0]!r} has no ;lr")
+    return tuple(str(address) for address in entries)
 
 
 def _add_to_tag(response: Response, tag: str) -> None:
@@ -149,7 +213,7 @@ def _stamp_via(request: Request, flow: Flow) -> None:
 
 
 class SipCore:
-    """A SIP UAS core for a conference bridge: answers calls, keeps dialogs, sends BYE."""
+    """A SIP UA core for a conference bridge: answers and places calls, keeps dialogs."""
 
     def __init__(
         self,
@@ -170,10 +234,14 @@ class SipCore:
         self._allow = allow
         self._accept = tuple(media_type.lower() for media_type in accept)
         self._server_transactions: dict[TransactionKey, ServerTransaction] = {}
-        self._client_transactions: dict[
-            tuple[str, str], tuple[ClientNonInviteTransaction, CallRef]
-        ] = {}
+        # Non-INVITE client transactions by (branch, method), INVITE ones by branch; an
+        # INVITE's CANCEL shares its branch (§9.1), so the method tells them apart.
+        self._client_transactions: dict[tuple[str, str], _ClientEntry] = {}
+        self._invite_transactions: dict[str, tuple[ClientInviteTransaction, CallAttempt]] = {}
         self._sessions: dict[CallRef, InviteSession] = {}
+        # Calls we placed, until their last INVITE transaction ends (a 2xx is re-ACKed
+        # until then); once answered, the call's InviteSession is in `_sessions` too.
+        self._attempts: dict[CallRef, CallAttempt] = {}
         # Deadlines of transactions and sessions; an entry is stale once its owner's
         # next deadline differs, and is skipped when popped.
         self._deadlines: list[tuple[float, int, _TimerOwner]] = []
@@ -281,12 +349,21 @@ class SipCore:
 
         Confirmed: send BYE. Our 2xx not yet acknowledged: the BYE waits for the ACK or
         for the 2xx to time out (§15). Not answered yet: answer the INVITE with `status`.
-        A BYE already sent, or an ended call, makes this a no-op.
+        A call we placed and that has no final response yet is cancelled (§9.1): CANCEL
+        at once after a 1xx, else when the first 1xx arrives, or the call ends on Timer
+        B. It then fails with 487 (or with the final response that crossed our CANCEL;
+        `status` is not used), and a 2xx arriving anyway is ACKed and BYEd. A BYE or
+        CANCEL already sent, or an ended call, makes this a no-op.
         """
         if not 300 <= status <= 699:
             raise LocalProtocolError(f"cannot refuse an INVITE with {status}")
         session = self._sessions.get(call)
         if session is None:
+            attempt = self._attempts.get(call)
+            if attempt is not None and attempt.state in (
+                AttemptState.CALLING, AttemptState.PROCEEDING
+            ):
+                self._cancel(attempt, now)
             return
         if session.state in (SessionState.INCOMING, SessionState.EARLY):
             self.respond_invite(call, status, now)
@@ -310,24 +387,109 @@ class SipCore:
         self._add_server(response)
         self._run(transaction, transaction.send_response(response.status, bytes(response), now))
 
+    # -- requests we originate -------------------------------------------------------------
+
+    def invite(
+        self,
+        *,
+        request_uri: str,
+        from_uri: str,
+        flow: Flow,
+        body: bytes,
+        now: float,
+        from_display: str | None = None,
+        to_uri: str | None = None,
+        credentials: ClientCredentials | None = None,
+        route: Sequence[str] = (),
+        contact_user: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> CallRef:
+        """Place a call: send an INVITE with the SDP offer `body` over `flow` (§8.1.1, §13.2.1).
+
+        To is `to_uri` (the Request-URI by default) without a tag, From is `from_uri`
+        with a new tag, the Call-ID is new; `headers` go in as given. `route` is a
+        pre-loaded route set (an outbound proxy, §8.1.2) of loose routers only. With
+        `credentials`, each digest challenge (401/407) is answered once (§22.2). The
+        outcome comes back as events (`CallProgress`, then `CallAnswered` or
+        `CallFailed`). The CallRef is our Call-ID and our From tag. A call that rings
+        forever stays until `hangup`: how long to let it ring is the application's call.
+        Raises ValueError for an empty offer (no delayed offer here), an unparsable URI,
+        or a strict router first in `route`.
+        """
+        if not body:
+            raise ValueError("the INVITE must carry the SDP offer (no delayed offer)")
+        routes = _loose_route_set(route)
+        _check_uri(request_uri, "Request-URI")
+        _check_uri(from_uri, "From URI")
+        _check_uri(to_uri or request_uri, "To URI")
+        call = CallRef(f"{self._rng.getrandbits(128):032x}@{flow.local_host}", self._new_tag())
+        _, via = self._new_via(flow)
+        from_address = NameAddress(from_uri, from_display, (("tag", call.remote_tag),))
+        invite = make_request(
+            "INVITE",
+            request_uri,
+            [
+                ("Via", via),
+                ("Max-Forwards", str(MAX_FORWARDS)),
+                *(("Route", entry) for entry in routes),
+                ("From", str(from_address)),
+                ("To", str(NameAddress(to_uri or request_uri))),
+                ("Call-ID", call.call_id),
+                ("CSeq", "1 INVITE"),
+                ("Contact", self._contact_uri(contact_user or DEFAULT_CONTACT_USER, flow)),
+                *self._capabilities(),
+                ("User-Agent", self._user_agent),
+                *headers,
+                ("Content-Type", "application/sdp"),
+            ],
+            body,
+        )
+        data = bytes(invite)
+        transaction = ClientInviteTransaction(invite, data, flow, self._timers, now)
+        attempt = CallAttempt(call, invite, transaction, flow, credentials)
+        self._attempts[call] = attempt
+        self._start_invite(attempt, data)
+        return call
+
+    def send_request(self, request: Request, flow: Flow, now: float) -> str:
+        """Send a non-INVITE request outside any dialog (REGISTER, OPTIONS); return its branch.
+
+        The core puts a top Via (a new branch, `rport`) on a copy of `request`, and
+        Max-Forwards and User-Agent unless present, and retransmits it (§17.1.2). Its
+        final response comes back as `ResponseReceived(branch, response)`; when none
+        comes within 64*T1 (Timer F), that event carries a 408 the core made up.
+        """
+        if request.method in ("INVITE", "ACK", "CANCEL"):
+            raise LocalProtocolError(f"send_request cannot send {request.method}: use invite")
+        branch, via = self._new_via(flow)
+        outgoing = replace(request, headers=Headers([("Via", via), *request.headers]))
+        if "Max-Forwards" not in outgoing.headers:
+            outgoing.headers.add("Max-Forwards", str(MAX_FORWARDS))
+        self._send_client_request(outgoing, flow, now, call=None)
+        return branch
+
     # -- queries -------------------------------------------------------------------------
 
     def call_flow(self, call: CallRef) -> Flow:
-        """Return the flow the call's INVITE arrived on, which its requests reuse."""
+        """Return the flow the call's INVITE came in on or went out on, which its requests reuse."""
         session = self._sessions.get(call)
-        if session is None:
+        if session is not None:
+            return session.flow
+        attempt = self._attempts.get(call)
+        if attempt is None:
             raise LocalProtocolError(f"unknown call {call}")
-        return session.flow
+        return attempt.flow
 
     def is_active(self, call: CallRef) -> bool:
         """True until the call's `CallEnded` event is queued."""
-        return call in self._sessions
+        attempt = self._attempts.get(call)
+        return call in self._sessions or (attempt is not None and attempt.live)
 
     def stats(self) -> CoreStats:
         return CoreStats(
             server_transactions=len(self._server_transactions),
-            client_transactions=len(self._client_transactions),
-            calls=len(self._sessions),
+            client_transactions=len(self._client_transactions) + len(self._invite_transactions),
+            calls=len(self._sessions.keys() | self._attempts.keys()),
             timers=len(self._deadlines),
         )
 
@@ -350,13 +512,13 @@ class SipCore:
         if request.method == "CANCEL":
             self._receive_cancel(request, key, flow, now)
             return
-        call = CallRef(request.call_id, request.from_address.tag or "")
         to_tag = request.to_address.tag
         # REGISTER never belongs to a dialog (§10.2), whatever its To says.
         if to_tag is None or request.method == "REGISTER":
+            call = CallRef(request.call_id, request.from_address.tag or "")
             self._receive_out_of_dialog(request, key, flow, now, call)
             return
-        session = self._sessions.get(call)
+        session = self._session_of(request)
         if session is None or session.dialog.local_tag != to_tag:
             # §12.2.2: a To tag matching no dialog (we may have restarted, or it ended).
             self._reject(request, key, flow, now, _Rejection(481))
@@ -374,6 +536,25 @@ class SipCore:
             self._answer_options(request, key, flow, now)
         else:
             self._pass_up(request, key, flow, session.call)
+
+    def _session_of(self, request: Request) -> InviteSession | None:
+        """Find the call a request from the peer belongs to, by its dialog IDs (§12.2.2).
+
+        A call we answered is named by the peer's From tag; the To tag is checked by the
+        caller (not at all for ACK, see `_receive_ack`). A call we placed is named by our
+        tag, which the peer puts in To, and its From tag must be the dialog's remote tag.
+        """
+        from_tag = request.from_address.tag or ""
+        session = self._sessions.get(CallRef(request.call_id, from_tag))
+        if session is not None and not session.placed:
+            return session
+        to_tag = request.to_address.tag
+        if to_tag is None:
+            return None
+        session = self._sessions.get(CallRef(request.call_id, to_tag))
+        if session is not None and session.placed and session.dialog.remote_tag == from_tag:
+            return session
+        return None
 
     def _screen(self, request: Request) -> _Rejection | None:
         """Return the response a request gets before any handling, in RFC 3261 §8.2 order."""
@@ -495,10 +676,7 @@ class SipCore:
         if not isinstance(invite, ServerInviteTransaction):
             self._reject(request, key, flow, now, _Rejection(481))
             return
-        invite_request = invite.request
-        session = self._sessions.get(
-            CallRef(invite_request.call_id, invite_request.from_address.tag or "")
-        )
+        session = self._session_of(invite.request)
         # §9.2: the 200 to CANCEL SHOULD carry the To tag of the INVITE's responses.
         to_tag = session.dialog.local_tag if session is not None else self._new_tag()
         transaction = ServerNonInviteTransaction(key, request, flow, self._timers)
@@ -525,8 +703,7 @@ class SipCore:
                 return  # the ACK of our non-2xx final: the transaction's business alone
         # An ACK for a 2xx is its own transaction (§17.1.1.3), or reaches the TU through
         # an Accepted transaction when the peer reused the INVITE's branch (RFC 6026 §8.7).
-        call = CallRef(request.call_id, request.from_address.tag or "")
-        session = self._sessions.get(call)
+        session = self._session_of(request)
         number = request.cseq.number
         if session is None:
             self._drop("ACK matches no transaction or call", flow)
@@ -542,7 +719,7 @@ class SipCore:
         session.answer = None
         session.acked_cseq = number
         session.apply(SessionInput.ACK_RECEIVED)
-        self._events.append(CallConfirmed(call, request))
+        self._events.append(CallConfirmed(session.call, request))
         if session.bye_pending:
             self._send_bye(session, now)
 
@@ -608,17 +785,210 @@ class SipCore:
     # -- responses to our requests ---------------------------------------------------------
 
     def _receive_response(self, response: Response, flow: Flow, now: float) -> None:
-        entry = self._client_transactions.get(
-            (response.top_via.branch or "", response.cseq.method)
-        )
+        branch = response.top_via.branch or ""
+        method = response.cseq.method
+        if method == "INVITE" and branch in self._invite_transactions:
+            self._receive_invite_response(response, now)
+            return
+        entry = self._client_transactions.get((branch, method))
         if entry is None:
             self._drop(f"{response.status} response matches no transaction", flow)
             return
-        transaction, call = entry
-        outcome = transaction.receive_response(response.status, now)
-        self._run_client(transaction, outcome)
+        outcome = entry.transaction.receive_response(response.status, now)
+        self._run_client(entry.transaction, outcome)
         if outcome.delivered and response.status >= 200:
-            self._bye_completed(call, f"hung up, BYE answered {response.status}")
+            self._client_request_done(entry, response)
+
+    def _client_request_done(self, entry: _ClientEntry, response: Response | None) -> None:
+        """A non-INVITE request of ours got its final response, or timed out (None)."""
+        transaction = entry.transaction
+        if entry.call is None:
+            if response is None:
+                response = response_to(transaction.request, 408, "Request Timeout (no response)")
+            self._events.append(ResponseReceived(transaction.branch, response))
+        elif entry.ends_call:
+            outcome = "timed out" if response is None else f"answered {response.status}"
+            self._bye_completed(entry.call, f"hung up, BYE {outcome}")
+
+    def _receive_invite_response(self, response: Response, now: float) -> None:
+        """A response to one of our INVITEs: ACK, retry with credentials, or report it."""
+        transaction, attempt = self._invite_transactions[response.top_via.branch or ""]
+        # Read the To tag first: a malformed To drops the response before any change.
+        to_tag = response.to_address.tag or ""
+        outcome = transaction.receive_response(response, now)
+        self._run_invite(transaction, outcome)
+        if outcome.delivered:
+            status = response.status
+            if status < 200:
+                self._attempt_progress(attempt, status, now)
+            elif status < 300:
+                self._attempt_answered(attempt, response, to_tag, now)
+            else:
+                self._attempt_rejected(attempt, response, now)
+        self._forget_attempt_if_done(attempt)
+
+    def _attempt_progress(self, attempt: CallAttempt, status: int, now: float) -> None:
+        if attempt.apply(AttemptInput.PROVISIONAL_RECEIVED) is AttemptState.CANCELLING:
+            if not attempt.cancel_sent:
+                self._send_cancel(attempt, now)  # §9.1: the 1xx we waited for
+        self._events.append(CallProgress(attempt.call, status))
+
+    def _attempt_answered(
+        self, attempt: CallAttempt, response: Response, to_tag: str, now: float
+    ) -> None:
+        """A 2xx: ACK it (§13.2.2.4); the first makes the call, any other fork's is ended."""
+        ack = attempt.acks.get(to_tag)
+        if ack is not None:
+            self._send(ack, attempt.flow)  # a retransmission: our ACK was lost
+            return
+        try:
+            dialog = Dialog.for_uac(attempt.invite, response, attempt.flow)
+        except SipParseError as exc:
+            # No usable Contact or Record-Route (§12.1.2), so no way to ACK or BYE it.
+            if attempt.live:
+                self._fail_attempt(
+                    attempt, AttemptInput.FAILURE_RECEIVED, 502, f"unusable 2xx: {exc}"
+                )
+            else:
+                self._drop(f"unusable 2xx: {exc}", attempt.flow)
+            return
+        attempt.acks[to_tag] = self._send_ack(attempt, dialog)
+        if attempt.answered_tag is not None:
+            # Forking (§13.2.2.4): only the first 2xx makes our call; end this dialog.
+            request = dialog.make_request("BYE", self._new_via(attempt.flow)[1])
+            self._send_client_request(request, attempt.flow, now, call=attempt.call)
+            return
+        attempt.answered_tag = to_tag
+        session = InviteSession(
+            attempt.call, dialog, state=SessionState.CONFIRMED, placed=True
+        )
+        self._sessions[attempt.call] = session
+        if attempt.apply(AttemptInput.SUCCESS_RECEIVED) is AttemptState.ANSWERED:
+            self._events.append(CallAnswered(attempt.call, response))
+        else:  # we had hung up: the CANCEL lost the race (§9.1), so BYE (§15)
+            self._events.append(CallFailed(attempt.call, 487, "cancelled; answered anyway"))
+            self._send_bye(session, now)
+
+    def _attempt_rejected(self, attempt: CallAttempt, response: Response, now: float) -> None:
+        """A 3xx-6xx, already ACKed by its transaction: retry with credentials, or fail."""
+        status = response.status
+        reason = response.reason
+        if (
+            status in (401, 407)
+            and attempt.credentials is not None
+            and attempt.state is not AttemptState.CANCELLING
+        ):
+            failure = self._answer_challenge(attempt, attempt.credentials, response, now)
+            if failure is None:
+                return
+            reason = failure
+        self._fail_attempt(attempt, AttemptInput.FAILURE_RECEIVED, status, reason)
+
+    def _answer_challenge(
+        self, attempt: CallAttempt, credentials: ClientCredentials, response: Response,
+        now: float,
+    ) -> str | None:
+        """Send the INVITE again answering a 401/407 (RFC 3261 §22.2); else say why not.
+
+        The retry has CSeq + 1, a new branch, the same Call-ID and tags, and every
+        answer so far (a proxy's and the far end's challenges both stand). A second
+        challenge for a realm already answered means the credentials were refused,
+        unless it says stale=true (RFC 7616 §3.3: the nonce, not the password, failed).
+        """
+        challenge = select_challenge(response)
+        header = answer_challenge(
+            response, "INVITE", attempt.invite.uri, credentials, cnonce=self._new_tag()
+        )
+        if challenge is None or header is None:
+            return "no digest challenge we can answer"
+        key = (header[0], challenge.realm)
+        repeated = key in attempt.authorizations and not challenge.stale
+        previous = attempt.invite
+        # Our CSeq counts the challenges answered so far: 1 on the first INVITE.
+        if repeated or previous.cseq.number > MAX_CHALLENGES_ANSWERED:
+            return "authentication failed"
+        attempt.authorizations[key] = header
+        _, via = self._new_via(attempt.flow)
+        kept = [
+            (name, value) for name, value in previous.headers
+            if name not in ("Via", *_AUTHORIZATION_HEADERS)
+        ]
+        invite = make_request(
+            "INVITE", previous.uri, [("Via", via), *kept, *attempt.authorizations.values()],
+            previous.body,
+        )
+        invite.headers.set("CSeq", f"{previous.cseq.number + 1} INVITE")
+        data = bytes(invite)
+        attempt.invite = invite
+        attempt.transaction = ClientInviteTransaction(
+            invite, data, attempt.flow, self._timers, now
+        )
+        attempt.apply(AttemptInput.CHALLENGE_ANSWERED)
+        self._start_invite(attempt, data)
+        return None
+
+    def _start_invite(self, attempt: CallAttempt, data: bytes) -> None:
+        """Send the attempt's current INVITE and track its transaction."""
+        transaction = attempt.transaction
+        self._invite_transactions[transaction.branch] = (transaction, attempt)
+        self._send(data, attempt.flow)
+        self._schedule(transaction)
+
+    def _send_ack(self, attempt: CallAttempt, dialog: Dialog) -> bytes:
+        """ACK a 2xx in its dialog (§13.2.2.4): a new branch, the INVITE's CSeq number and
+        credentials, no body (our INVITE made the offer); over the call's flow."""
+        invite = attempt.invite
+        ack = dialog.make_request(
+            "ACK", self._new_via(attempt.flow)[1], cseq=invite.cseq.number
+        )
+        for name in _AUTHORIZATION_HEADERS:
+            for value in invite.headers.get_all(name):
+                ack.headers.add(name, value)
+        ack.headers.add("User-Agent", self._user_agent)
+        data = bytes(ack)
+        self._send(data, attempt.flow)
+        return data
+
+    def _cancel(self, attempt: CallAttempt, now: float) -> None:
+        """Hang up a call we placed before its final response (RFC 3261 §9.1)."""
+        provisional_seen = attempt.state is AttemptState.PROCEEDING
+        attempt.apply(AttemptInput.HANGUP)
+        if provisional_seen:
+            self._send_cancel(attempt, now)
+        # Otherwise no CANCEL before a provisional response: the first 1xx sends it.
+
+    def _send_cancel(self, attempt: CallAttempt, now: float) -> None:
+        """Send CANCEL for the current INVITE (§9.1): its Request-URI, top Via (so its
+        branch), Call-ID, From, To, CSeq number and Route; then wait 64*T1 at most."""
+        invite = attempt.invite
+        headers = [
+            ("Via", invite.headers.get_list("Via")[0]),
+            ("Max-Forwards", str(MAX_FORWARDS)),
+            *((name, invite.headers.get(name) or "") for name in ("From", "To", "Call-ID")),
+            ("CSeq", f"{invite.cseq.number} CANCEL"),
+            *(("Route", route) for route in invite.headers.get_all("Route")),
+        ]
+        request = make_request("CANCEL", invite.uri, headers)
+        self._send_client_request(request, attempt.flow, now, call=attempt.call)
+        attempt.cancel_sent = True
+        attempt.give_up_at = now + self._timers.timeout_s
+        self._schedule(attempt)
+
+    def _fail_attempt(
+        self, attempt: CallAttempt, input_: AttemptInput, status: int, reason: str
+    ) -> None:
+        attempt.apply(input_)
+        self._events.append(CallFailed(attempt.call, status, reason))
+        self._events.append(CallEnded(attempt.call, f"call failed: {status} {reason}"))
+
+    def _forget_attempt_if_done(self, attempt: CallAttempt) -> None:
+        """Forget an attempt that has ended once its INVITE transaction has too."""
+        if (
+            not attempt.live
+            and attempt.transaction.terminated
+            and self._attempts.get(attempt.call) is attempt
+        ):
+            del self._attempts[attempt.call]
 
     def _send_bye(self, session: InviteSession, now: float) -> None:
         """Send BYE over the dialog's flow (RFC 3261 §15.1.1) and start its transaction."""
@@ -628,19 +998,24 @@ class SipCore:
             self._send_invite_response(session, session.pending_invite, 487, now)
             session.pending_invite = None
             session.apply(SessionInput.FAILURE_SENT)
-        flow = session.flow
-        branch = f"{MAGIC_COOKIE}{self._rng.getrandbits(64):016x}"
-        via = f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport"
-        request = session.dialog.make_request("BYE", via)
-        request.headers.add("User-Agent", self._user_agent)
+        request = session.dialog.make_request("BYE", self._new_via(session.flow)[1])
+        self._send_client_request(request, session.flow, now, call=session.call, ends_call=True)
+        session.apply(SessionInput.BYE_SENT)
+
+    def _send_client_request(
+        self, request: Request, flow: Flow, now: float, *, call: CallRef | None,
+        ends_call: bool = False,
+    ) -> None:
+        """Send a non-INVITE request of ours and start its transaction (§17.1.2)."""
+        if "User-Agent" not in request.headers:
+            request.headers.add("User-Agent", self._user_agent)
         data = bytes(request)
         transaction = ClientNonInviteTransaction(request, data, flow, self._timers, now)
-        self._client_transactions[(transaction.branch, transaction.method)] = (
-            transaction, session.call,
+        self._client_transactions[(transaction.branch, transaction.method)] = _ClientEntry(
+            transaction, call, ends_call
         )
         self._send(data, flow)
         self._schedule(transaction)
-        session.apply(SessionInput.BYE_SENT)
 
     def _bye_completed(self, call: CallRef, reason: str) -> None:
         session = self._sessions.get(call)
@@ -654,15 +1029,38 @@ class SipCore:
     def _fire(self, owner: _TimerOwner, now: float) -> None:
         if isinstance(owner, InviteSession):
             self._answer_timer(owner, now)
+        elif isinstance(owner, CallAttempt):
+            self._cancel_expired(owner)
+        elif isinstance(owner, ClientInviteTransaction):
+            _, attempt = self._invite_transactions[owner.branch]
+            outcome = owner.handle_timer(now)
+            self._run_invite(owner, outcome)
+            if outcome.timed_out:
+                if attempt.state is AttemptState.CANCELLING:
+                    status, reason = 487, "cancelled before any response"
+                else:
+                    status, reason = 408, "no response to the INVITE (Timer B)"
+                self._fail_attempt(attempt, AttemptInput.TIMED_OUT, status, reason)
+            self._forget_attempt_if_done(attempt)
         elif isinstance(owner, ClientNonInviteTransaction):
-            _, call = self._client_transactions[(owner.branch, owner.method)]
+            entry = self._client_transactions[(owner.branch, owner.method)]
             outcome = owner.handle_timer(now)
             self._run_client(owner, outcome)
             if outcome.timed_out:
-                self._bye_completed(call, "hung up, BYE timed out")
+                self._client_request_done(entry, None)
         elif isinstance(owner, ServerInviteTransaction | ServerNonInviteTransaction):
             # Timer H timing out needs no news: the call ended with the non-2xx already.
             self._run(owner, owner.handle_timer(now))
+
+    def _cancel_expired(self, attempt: CallAttempt) -> None:
+        """No final response 64*T1 after our CANCEL: give the INVITE up (RFC 3261 §9.1)."""
+        attempt.give_up_at = None
+        transaction = attempt.transaction
+        del self._invite_transactions[transaction.branch]  # in Proceeding: no timer of its own
+        self._fail_attempt(
+            attempt, AttemptInput.TIMED_OUT, 487, "cancelled; no final response to the INVITE"
+        )
+        del self._attempts[attempt.call]
 
     def _answer_timer(self, session: InviteSession, now: float) -> None:
         """Retransmit our 2xx, or stop waiting for its ACK (RFC 3261 §13.3.1.4)."""
@@ -731,14 +1129,22 @@ class SipCore:
         return data
 
     def _contact(self, request: Request, flow: Flow) -> str:
-        """Our Contact: the dialled user at the address the peer reached us on."""
-        user = SipUri.parse(request.uri).user
+        """Our Contact in answers: the dialled user at the address the peer reached us on."""
+        return self._contact_uri(SipUri.parse(request.uri).user, flow)
+
+    def _contact_uri(self, user: str | None, flow: Flow) -> str:
         userinfo = f"{user}@" if user else ""
         transport = "" if flow.transport == "udp" else f";transport={flow.transport}"
         return f"<sip:{userinfo}{self._sent_by(flow)}{transport}>"
 
     def _sent_by(self, flow: Flow) -> str:
         return f"{_uri_host(self._external_address or flow.local_host)}:{flow.local_port}"
+
+    def _new_via(self, flow: Flow) -> tuple[str, str]:
+        """Return a new branch (§8.1.1.7) and the top Via of a request of ours carrying it."""
+        branch = f"{MAGIC_COOKIE}{self._rng.getrandbits(64):016x}"
+        via = f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport"
+        return branch, via
 
     def _capabilities(self) -> list[tuple[str, str]]:
         return [
@@ -764,6 +1170,14 @@ class SipCore:
             self._send(data, transaction.flow)
         if transaction.terminated:
             del self._client_transactions[(transaction.branch, transaction.method)]
+        else:
+            self._schedule(transaction)
+
+    def _run_invite(self, transaction: ClientInviteTransaction, outcome: Outcome) -> None:
+        for data in outcome.send:
+            self._send(data, transaction.flow)
+        if transaction.terminated:
+            del self._invite_transactions[transaction.branch]
         else:
             self._schedule(transaction)
 

@@ -1,35 +1,46 @@
-"""Dialogs (RFC 3261 §12) and the UAS INVITE session that lives in one (§13-§15).
+"""Dialogs (RFC 3261 §12), the INVITE session that lives in one (§13-§15), and the call
+attempt that precedes a dialog we create by calling out (§13.2).
 
 A `Dialog` is the state two UAs share: Call-ID, tags, CSeq numbers, route set, remote
 target and the flow it runs over; it checks the peer's CSeq order and builds our
 in-dialog requests (§12.2). An `InviteSession` is the INVITE usage on top of it (pjsip's
 split): answered or not, acknowledged or not, ending or not; which INVITE still awaits
-the application's answer; which 2xx still awaits its ACK. Neither sends anything or
-knows the application: the core drives both and turns their changes into datagrams.
+the application's answer; which 2xx still awaits its ACK. A `CallAttempt` is a call we
+place until its final response: ringing, cancelled, challenged, answered or failed; on a
+2xx the core builds the dialog (`Dialog.for_uac`) and a confirmed `InviteSession`, so
+in-dialog requests from the far end are handled alike whoever called whom. None of
+them sends anything or knows the application: the core drives them and turns their
+changes into datagrams.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bridge.sip.auth import ClientCredentials
 from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseError
 from bridge.sip.events import CallRef
 from bridge.sip.flow import Flow
-from bridge.sip.message import NameAddress, Request, make_request
-from bridge.sip.transaction import ServerInviteTransaction, TimerConfig
+from bridge.sip.message import NameAddress, Request, Response, make_request
+from bridge.sip.transaction import (
+    ClientInviteTransaction,
+    ServerInviteTransaction,
+    TimerConfig,
+)
 from bridge.sip.uri import SipUri
 
 MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
 
 
-def parse_remote_target(request: Request) -> str:
-    """Return the Contact URI of a dialog-creating or target-refresh request (§12.1.1).
+def parse_remote_target(message: Request | Response) -> str:
+    """Return the Contact URI of a dialog-creating or target-refresh message (§12.1).
 
     A missing Contact, or one that is not a SIP or SIPS URI, leaves us no address for
-    in-dialog requests; both are a 400 (§8.1.1.8 requires a SIP URI in Contact).
+    in-dialog requests; in a request both are a 400 (§8.1.1.8 requires a SIP URI in
+    Contact, §12.1.1 the same of a dialog-creating response).
     """
-    contacts = request.contacts
+    contacts = message.contacts
     if not contacts:
         raise SipParseError("missing Contact header")
     uri = contacts[0].uri
@@ -38,9 +49,9 @@ def parse_remote_target(request: Request) -> str:
     return uri
 
 
-def parse_route_set(request: Request) -> tuple[str, ...]:
-    """Return the Record-Route entries in order, as received (§12.1.1), checked to be SIP URIs."""
-    entries = tuple(request.headers.get_list("Record-Route"))
+def parse_route_set(message: Request | Response) -> tuple[str, ...]:
+    """Return the Record-Route entries in order, as received (§12.1), checked to be SIP URIs."""
+    entries = tuple(message.headers.get_list("Record-Route"))
     for entry in entries:
         uri = NameAddress.parse(entry).uri
         if SipUri.parse(uri).scheme not in ("sip", "sips"):
@@ -50,11 +61,12 @@ def parse_route_set(request: Request) -> tuple[str, ...]:
 
 @dataclass(eq=False)
 class Dialog:
-    """One dialog as the UAS holds it (RFC 3261 §12.1.1).
+    """One dialog, as the UAS (§12.1.1) or the UAC (§12.1.2) holds it.
 
-    `local_address` is the To of the INVITE (our From in requests we send) and
-    `remote_address` its From, tag included. `local_cseq` is the last CSeq number we
-    used; `remote_cseq` the highest the peer used.
+    `local_address` is our From in requests we send (the INVITE's To when we answered,
+    its From when we called) and `remote_address` their To, the peer's tag included.
+    `local_cseq` is the last CSeq number we used; `remote_cseq` the highest the peer
+    used (0 until it sends one on a dialog we created: §12.1.2 leaves it empty).
     """
 
     call_id: str
@@ -90,6 +102,29 @@ class Dialog:
             flow=flow,
         )
 
+    @classmethod
+    def for_uac(cls, invite: Request, response: Response, flow: Flow) -> Dialog:
+        """Build the dialog a 2xx to our `invite` creates (RFC 3261 §12.1.2).
+
+        The route set is the 2xx's Record-Route in reverse order, the remote target its
+        Contact, the remote tag its To tag; our CSeq goes on from the INVITE's and the
+        peer's starts empty. Raises `SipParseError` for a 2xx without a SIP Contact or
+        with a Record-Route that is not a SIP URI.
+        """
+        remote = response.to_address
+        return cls(
+            call_id=invite.call_id,
+            local_tag=invite.from_address.tag or "",
+            remote_tag=remote.tag or "",
+            local_address=invite.from_address,
+            remote_address=remote,
+            remote_target=parse_remote_target(response),
+            route_set=tuple(reversed(parse_route_set(response))),
+            remote_cseq=0,
+            local_cseq=invite.cseq.number,
+            flow=flow,
+        )
+
     def receive_cseq(self, number: int) -> None:
         """Check and record the CSeq of an in-dialog request (RFC 3261 §12.2.2).
 
@@ -105,16 +140,19 @@ class Dialog:
         """Take the new remote target of an accepted re-INVITE (§12.2.2 target refresh)."""
         self.remote_target = parse_remote_target(request)
 
-    def make_request(self, method: str, via: str) -> Request:
+    def make_request(self, method: str, via: str, *, cseq: int | None = None) -> Request:
         """Build our next in-dialog request (RFC 3261 §12.2.1.1); the caller adds the rest.
 
-        To is the peer's From with its tag, From is our To with our tag, CSeq is one
-        more than the last we used. With a loose-routing first route (`;lr`) the
+        To is the peer's address with its tag, From ours with our tag, CSeq is one more
+        than the last we used, or `cseq` without counting (an ACK for a 2xx takes its
+        INVITE's number, §13.2.2.4). With a loose-routing first route (`;lr`) the
         Request-URI is the remote target and Route is the route set; otherwise the
         first route is a strict router and becomes the Request-URI, and the remote
         target goes last in Route.
         """
-        self.local_cseq += 1
+        if cseq is None:
+            self.local_cseq += 1
+            cseq = self.local_cseq
         uri, routes = self._target_and_routes()
         headers = [
             ("Via", via),
@@ -122,7 +160,7 @@ class Dialog:
             ("From", str(self.local_address.with_tag(self.local_tag))),
             ("To", str(self.remote_address)),
             ("Call-ID", self.call_id),
-            ("CSeq", f"{self.local_cseq} {method}"),
+            ("CSeq", f"{cseq} {method}"),
         ]
         headers += [("Route", route) for route in routes]
         return make_request(method, uri, headers)
@@ -264,12 +302,13 @@ class AnswerRetransmitter:
 
 @dataclass(eq=False)
 class InviteSession:
-    """One call the bridge answers: its dialog and where its INVITE usage stands.
+    """One call with a dialog: its dialog and where its INVITE usage stands.
 
-    `pending_invite` is the INVITE (initial or re-INVITE) whose final answer the
-    application still owes; `answer` is our 2xx awaiting its ACK. `acked_cseq` lets
-    retransmitted ACKs be absorbed. `bye_pending` records a hangup that must wait for
-    the ACK (§15: no BYE before the 2xx is acknowledged).
+    A call the bridge answers starts INCOMING; one it placed starts CONFIRMED (`placed`),
+    made when the 2xx was ACKed. `pending_invite` is the INVITE (initial or re-INVITE)
+    whose final answer the application still owes; `answer` is our 2xx awaiting its
+    ACK. `acked_cseq` lets retransmitted ACKs be absorbed. `bye_pending` records a
+    hangup that must wait for the ACK (§15: no BYE before the 2xx is acknowledged).
     """
 
     call: CallRef
@@ -279,6 +318,7 @@ class InviteSession:
     answer: AnswerRetransmitter | None = None
     acked_cseq: int | None = None
     bye_pending: bool = False
+    placed: bool = False
 
     @property
     def flow(self) -> Flow:
@@ -296,3 +336,108 @@ class InviteSession:
 
     def next_deadline(self) -> float | None:
         return self.answer.next_deadline() if self.answer is not None else None
+
+
+class AttemptState(enum.Enum):
+    CALLING = "calling"  # our INVITE is out, no response to it yet
+    PROCEEDING = "proceeding"  # a 1xx arrived, so a CANCEL may be sent (§9.1)
+    CANCELLING = "cancelling"  # we hung up: CANCEL sent, or waiting for a 1xx to send it
+    ANSWERED = "answered"  # a 2xx arrived and was ACKed: the call's InviteSession took over
+    FAILED = "failed"  # a final non-2xx, a timeout, or our hangup ended the attempt
+
+
+class AttemptInput(enum.Enum):
+    PROVISIONAL_RECEIVED = "1xx to the INVITE"
+    SUCCESS_RECEIVED = "first 2xx to the INVITE"
+    FAILURE_RECEIVED = "3xx-6xx to the INVITE, not retried"
+    CHALLENGE_ANSWERED = "401/407 answered: the INVITE went again with credentials"
+    TIMED_OUT = "Timer B, or no final response 64*T1 after our CANCEL"
+    HANGUP = "the application hung up before a final response"
+
+
+_A = AttemptState
+_AI = AttemptInput
+
+# The UAC INVITE usage until a final response (RFC 3261 §13.2.2, §9.1, §22.2). A 2xx
+# after our CANCEL still makes a dialog, which the core ACKs and BYEs (§15); for the
+# application that attempt failed all the same.
+#
+#                  INVITE sent
+#                      |    +-- 401/407 answered: the INVITE again, CALLING --+
+#                      V    V                                                 |
+#   +----------+ 2xx +---------+  1xx  +------------+  1xx (stays)            |
+#   | ANSWERED |<----| CALLING |------>| PROCEEDING |-------------------------+
+#   +----------+<-+  +---------+       +------------+
+#                 |    |     | hangup    |   |   | hangup
+#                 |    |     +-----------|---|---|----> +------------+  1xx: send the
+#                 |    | 3xx-6xx,        |   |   +----> | CANCELLING |  CANCEL if it
+#                 +----|----- 2xx -------+   |          +------------+  is not sent yet
+#                      | Timer B             | 3xx-6xx       |
+#                      V                     |               | any final response,
+#                 +--------+ <---------------+               | Timer B, or 64*T1
+#                 | FAILED | <-------------------------------+ after the CANCEL
+#                 +--------+
+ATTEMPT_TABLE: dict[tuple[AttemptState, AttemptInput], AttemptState] = {
+    (_A.CALLING, _AI.PROVISIONAL_RECEIVED): _A.PROCEEDING,
+    (_A.CALLING, _AI.SUCCESS_RECEIVED): _A.ANSWERED,
+    (_A.CALLING, _AI.FAILURE_RECEIVED): _A.FAILED,
+    (_A.CALLING, _AI.CHALLENGE_ANSWERED): _A.CALLING,
+    (_A.CALLING, _AI.TIMED_OUT): _A.FAILED,
+    (_A.CALLING, _AI.HANGUP): _A.CANCELLING,
+    (_A.PROCEEDING, _AI.PROVISIONAL_RECEIVED): _A.PROCEEDING,
+    (_A.PROCEEDING, _AI.SUCCESS_RECEIVED): _A.ANSWERED,
+    (_A.PROCEEDING, _AI.FAILURE_RECEIVED): _A.FAILED,
+    (_A.PROCEEDING, _AI.CHALLENGE_ANSWERED): _A.CALLING,
+    (_A.PROCEEDING, _AI.HANGUP): _A.CANCELLING,
+    (_A.CANCELLING, _AI.PROVISIONAL_RECEIVED): _A.CANCELLING,
+    (_A.CANCELLING, _AI.SUCCESS_RECEIVED): _A.FAILED,
+    (_A.CANCELLING, _AI.FAILURE_RECEIVED): _A.FAILED,
+    (_A.CANCELLING, _AI.TIMED_OUT): _A.FAILED,
+}
+LIVE_ATTEMPT_STATES = frozenset({_A.CALLING, _A.PROCEEDING, _A.CANCELLING})
+
+
+@dataclass(eq=False)
+class CallAttempt:
+    """One call we place, from our INVITE to its final response (RFC 3261 §13.2).
+
+    `invite` and `transaction` are the latest INVITE and its client transaction (each
+    answered challenge sends a new one, §22.2). `authorizations` holds the header line
+    answering each challenge, by (header name, realm), so a retry carries all of them
+    and a second challenge for one already answered is recognised. `acks` holds, per
+    To tag, our ACK of that 2xx, resent for each retransmission (§13.2.2.4).
+    `cancel_sent` and `give_up_at` follow §9.1: CANCEL only after a 1xx, and the INVITE
+    is given up 64*T1 after the CANCEL if no final response came.
+    """
+
+    call: CallRef
+    invite: Request
+    transaction: ClientInviteTransaction
+    flow: Flow
+    credentials: ClientCredentials | None
+    state: AttemptState = AttemptState.CALLING
+    authorizations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    answered_tag: str | None = None
+    acks: dict[str, bytes] = field(default_factory=dict)
+    cancel_sent: bool = False
+    give_up_at: float | None = None
+
+    @property
+    def live(self) -> bool:
+        """True until the attempt is answered or has failed."""
+        return self.state in LIVE_ATTEMPT_STATES
+
+    def apply(self, input_: AttemptInput) -> AttemptState:
+        """Move along ATTEMPT_TABLE; an input it does not list is our own bug."""
+        state = ATTEMPT_TABLE.get((self.state, input_))
+        if state is None:
+            raise LocalProtocolError(
+                f"{input_.name} is not allowed in attempt state {self.state.name}"
+            )
+        self.state = state
+        if state is not AttemptState.CANCELLING:
+            self.give_up_at = None
+        return state
+
+    def next_deadline(self) -> float | None:
+        return self.give_up_at

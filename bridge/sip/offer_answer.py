@@ -508,3 +508,39 @@ def accept_answer(
         direction=direction,
         remote_opus=remote_opus,
     )
+
+
+def describe_fixed_peer(
+    codec: str,
+    payload_type: int,
+    ptime_ms: int,
+    host: str,
+    port: int,
+    *,
+    telephone_event_pt: int | None = None,
+) -> SessionDescription:
+    """The SDP a peer would send for a stream agreed outside SIP (a plain RTP gateway leg).
+
+    Answered with `answer_offer`, it gives the leg's `NegotiatedAudio` and the SDP of our
+    side that tools reading SDP files (FFmpeg, GStreamer) take, through the same code as a
+    call's offer.
+    """
+    known = _CODECS.get(codec.upper())
+    if known is None:
+        raise ValueError(f"unsupported codec {codec!r}; supported: {SUPPORTED_CODECS}")
+    formats = [str(payload_type)]
+    channels = f"/{known.channels}" if known.channels > 1 else ""
+    lines = [f"a=rtpmap:{payload_type} {known.encoding_name}/{known.clock_rate_hz}{channels}"]
+    if telephone_event_pt is not None:
+        formats.append(str(telephone_event_pt))
+        lines += [
+            f"a=rtpmap:{telephone_event_pt} {TELEPHONE_EVENT}/{known.clock_rate_hz}",
+            f"a=fmtp:{telephone_event_pt} {TELEPHONE_EVENTS_OFFERED}",
+        ]
+    address = f"{_addrtype(host)} {host}"
+    text = "\r\n".join([
+        "v=0", f"o=- 0 0 IN {address}", "s=-", f"c=IN {address}", "t=0 0",
+        f"m=audio {port} RTP/AVP {' '.join(formats)}", *lines, f"a=ptime:{ptime_ms}",
+        "a=sendrecv", "",
+    ])
+    return SessionDescription.parse(text.encode("ascii"))

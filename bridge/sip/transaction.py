@@ -1,4 +1,4 @@
-"""SIP transactions (RFC 3261 §17, RFC 6026 §7-§8): server INVITE, server and client non-INVITE.
+"""SIP transactions (RFC 3261 §17, RFC 6026 §7-§8): server and client, INVITE and non-INVITE.
 
 Rule 1: a transaction knows one request, the flow it travels on, its responses and its
 timers; it never knows dialogs, calls or the application (the "TU"). Rule 2: every state
@@ -6,7 +6,7 @@ change follows the table next to its class; an input the table does not list is 
 `LocalProtocolError` (our own caller broke the protocol), never a silent change. Network
 inputs are listed for every live state, so nothing a peer sends can raise here.
 Time comes in as `now`; the bytes to send and what the TU must learn come back as an
-`Outcome`. A client INVITE transaction (dial-out) will sit beside these with its own table.
+`Outcome`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from bridge.sip.errors import LocalProtocolError
 from bridge.sip.flow import Flow
-from bridge.sip.message import Request
+from bridge.sip.message import Request, Response, make_request
 
 # RFC 3261 §8.1.1.7: a branch starting with this was built by an RFC 3261 client and is
 # unique per transaction, so it alone (with sent-by and method) identifies one.
@@ -32,10 +32,11 @@ class TimerConfig:
     t1_s: float = 0.5  # round-trip estimate: first retransmission interval
     t2_s: float = 4.0  # cap on retransmission intervals of non-INVITE requests and INVITE responses
     t4_s: float = 5.0  # longest a message stays in the network
+    timer_d_s: float = 32.0  # Timer D over unreliable transports: "> 32 s" (Table 4)
 
     @property
     def timeout_s(self) -> float:
-        """64*T1: Timers B, F, H, J and L (RFC 3261 Table 4, RFC 6026 §8.11)."""
+        """64*T1: Timers B, F, H, J, L and M (RFC 3261 Table 4, RFC 6026 §8.4, §8.11)."""
         return 64 * self.t1_s
 
 
@@ -105,6 +106,7 @@ class Action(enum.Enum):
     RESEND = "pass the remembered message to the transport again"
     ABSORB = "drop a retransmission that was already answered"
     DELIVER = "hand the input up to the TU"
+    ACKNOWLEDGE = "send the ACK for a non-2xx final response and hand the response up"
     TIME_OUT = "tell the TU the transaction failed"
     EXPIRE = "nothing: the timer only ends the state"
 
@@ -429,6 +431,176 @@ class ServerNonInviteTransaction:
                 delay_s = 0.0 if self.flow.reliable else self._config.timeout_s
                 self._timers.arm(_SNI.TIMER_J, now + delay_s)
         return Outcome(send)
+
+
+# -- Client INVITE transaction ---------------------------------------------------------
+
+
+class ClientInviteState(enum.Enum):
+    CALLING = "calling"  # INVITE sent, no response yet; retransmitted on Timer A
+    PROCEEDING = "proceeding"  # a provisional response arrived; no more retransmissions
+    COMPLETED = "completed"  # a 3xx-6xx arrived and was ACKed; absorbing its copies
+    ACCEPTED = "accepted"  # a 2xx arrived; later 2xx go up too, for the TU to ACK (RFC 6026)
+    TERMINATED = "terminated"
+
+
+class ClientInviteInput(enum.Enum):
+    PROVISIONAL_RECEIVED = "1xx"
+    SUCCESS_RECEIVED = "2xx"
+    FAILURE_RECEIVED = "3xx-6xx"
+    TIMER_A = "Timer A: retransmit the INVITE"
+    TIMER_B = "Timer B: give up"
+    TIMER_D = "Timer D: stop absorbing 3xx-6xx retransmissions"
+    TIMER_M = "Timer M: stop passing 2xx retransmissions up"
+
+
+_CI = ClientInviteState
+_CII = ClientInviteInput
+
+# RFC 3261 §17.1.1.2 Figure 5 as amended by RFC 6026 §7.2 Figure 4:
+#
+#                 |INVITE from TU: send it; Timer B = 64*T1, Timer A = T1 (unreliable)
+#                 V
+#           +-----------+  Timer A: resend, A doubles
+#           |  Calling  |---------------------------------------+ Timer B: tell TU
+#           +-----------+                                       |
+#        1xx: |    |    | 3xx-6xx: send ACK, to TU              |
+#       to TU |    |    +---------------------+                 |
+#             V    |                          V                 |
+#  +-----------+   |  3xx-6xx: send     +-----------+           |
+#  |Proceeding |---|------------------->| Completed |           |
+#  +-----------+   |  ACK, to TU        +-----------+           |
+#  1xx: to TU |    |                    3xx-6xx: resend ACK     |
+#  2xx: to TU |    | 2xx: to TU         1xx, 2xx: absorb        |
+#             V    V                          |                 |
+#           +-----------+                     | Timer D (32 s;  |
+#           | Accepted  |  2xx: to TU (it     | 0 if reliable)  |
+#           +-----------+  ACKs every copy)   |                 |
+#  1xx, 3xx-6xx: |                            |                 |
+#  absorb        | Timer M (64*T1)            |                 |
+#                V                            V                 V
+#           +---------------------------------------------------+
+#           |                    Terminated                     |
+#           +---------------------------------------------------+
+CLIENT_INVITE_TABLE: Table[ClientInviteState, ClientInviteInput] = {
+    (_CI.CALLING, _CII.PROVISIONAL_RECEIVED): (Action.DELIVER, _CI.PROCEEDING),
+    (_CI.CALLING, _CII.SUCCESS_RECEIVED): (Action.DELIVER, _CI.ACCEPTED),
+    (_CI.CALLING, _CII.FAILURE_RECEIVED): (Action.ACKNOWLEDGE, _CI.COMPLETED),
+    (_CI.CALLING, _CII.TIMER_A): (Action.RESEND, _CI.CALLING),
+    (_CI.CALLING, _CII.TIMER_B): (Action.TIME_OUT, _CI.TERMINATED),
+    (_CI.PROCEEDING, _CII.PROVISIONAL_RECEIVED): (Action.DELIVER, _CI.PROCEEDING),
+    (_CI.PROCEEDING, _CII.SUCCESS_RECEIVED): (Action.DELIVER, _CI.ACCEPTED),
+    (_CI.PROCEEDING, _CII.FAILURE_RECEIVED): (Action.ACKNOWLEDGE, _CI.COMPLETED),
+    (_CI.COMPLETED, _CII.PROVISIONAL_RECEIVED): (Action.ABSORB, _CI.COMPLETED),
+    (_CI.COMPLETED, _CII.SUCCESS_RECEIVED): (Action.ABSORB, _CI.COMPLETED),
+    (_CI.COMPLETED, _CII.FAILURE_RECEIVED): (Action.RESEND, _CI.COMPLETED),
+    (_CI.COMPLETED, _CII.TIMER_D): (Action.EXPIRE, _CI.TERMINATED),
+    (_CI.ACCEPTED, _CII.PROVISIONAL_RECEIVED): (Action.ABSORB, _CI.ACCEPTED),
+    (_CI.ACCEPTED, _CII.SUCCESS_RECEIVED): (Action.DELIVER, _CI.ACCEPTED),
+    (_CI.ACCEPTED, _CII.FAILURE_RECEIVED): (Action.ABSORB, _CI.ACCEPTED),
+    (_CI.ACCEPTED, _CII.TIMER_M): (Action.EXPIRE, _CI.TERMINATED),
+}
+
+
+class ClientInviteTransaction:
+    """Our side of one INVITE we sent (RFC 3261 §17.1.1, RFC 6026 §8.4).
+
+    Create it when the INVITE is handed to the transport, with the bytes that were sent.
+    Responses match it by top Via branch and CSeq method INVITE (§17.1.3). The ACK for
+    a 3xx-6xx is the transaction's own (§17.1.1.3) and goes out in the `Outcome`; a 2xx
+    is the TU's to ACK (§13.2.2.4), so every copy of one is delivered.
+    """
+
+    def __init__(self, request: Request, data: bytes, flow: Flow, timers: TimerConfig, now: float):
+        branch = request.top_via.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            raise LocalProtocolError("our requests need an RFC 3261 branch (§8.1.1.7)")
+        if request.method != "INVITE":
+            raise LocalProtocolError(f"a client INVITE transaction cannot carry {request.method}")
+        self.branch = branch
+        self.request = request
+        self.flow = flow
+        self.state = ClientInviteState.CALLING
+        self._config = timers
+        # What a RESEND sends: the INVITE while Calling, our ACK once Completed.
+        self._resend = data
+        self._timers = _Timers((_CII.TIMER_B, _CII.TIMER_D, _CII.TIMER_M, _CII.TIMER_A))
+        self._timer_a_s = timers.t1_s
+        self._timers.arm(_CII.TIMER_B, now + timers.timeout_s)
+        if not flow.reliable:
+            self._timers.arm(_CII.TIMER_A, now + self._timer_a_s)
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is ClientInviteState.TERMINATED
+
+    def receive_response(self, response: Response, now: float) -> Outcome:
+        """Handle a response matched to this transaction; a 3xx-6xx gets our ACK."""
+        status = response.status
+        _check_status(status)
+        if status < 200:
+            input_ = _CII.PROVISIONAL_RECEIVED
+        elif status < 300:
+            input_ = _CII.SUCCESS_RECEIVED
+        else:
+            input_ = _CII.FAILURE_RECEIVED
+        return self._apply(input_, now, response).then(self.handle_timer(now))
+
+    def handle_timer(self, now: float) -> Outcome:
+        outcome = Outcome()
+        while (timer := self._timers.pop_due(now)) is not None:
+            outcome = outcome.then(self._apply(timer, now, None))
+        return outcome
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def _apply(self, input_: ClientInviteInput, now: float, response: Response | None) -> Outcome:
+        action, state = transition(CLIENT_INVITE_TABLE, self.state, input_)
+        send: tuple[bytes, ...] = ()
+        if action is Action.ACKNOWLEDGE and response is not None:
+            self._resend = self._ack_for(response)
+            send = (self._resend,)
+        elif action is Action.RESEND:
+            send = (self._resend,)
+        if input_ is _CII.TIMER_A:
+            # §17.1.1.2: Timer A doubles each time, with no T2 cap (unlike Timer E).
+            self._timer_a_s *= 2
+            self._timers.arm(_CII.TIMER_A, now + self._timer_a_s)
+        if state is not self.state:
+            self.state = state
+            self._enter(state, now)
+        delivered = action in (Action.DELIVER, Action.ACKNOWLEDGE)
+        return Outcome(send, delivered, action is Action.TIME_OUT)
+
+    def _enter(self, state: ClientInviteState, now: float) -> None:
+        self._timers.cancel(*ClientInviteInput)
+        if state is _CI.COMPLETED:
+            delay_s = 0.0 if self.flow.reliable else self._config.timer_d_s
+            self._timers.arm(_CII.TIMER_D, now + delay_s)
+        elif state is _CI.ACCEPTED:
+            self._timers.arm(_CII.TIMER_M, now + self._config.timeout_s)
+
+    def _ack_for(self, response: Response) -> bytes:
+        """Build the ACK for a 3xx-6xx (RFC 3261 §17.1.1.3).
+
+        Same Request-URI, Call-ID, From, CSeq number and top Via (so the same branch) as
+        the INVITE, To from the response (its tag included), and the INVITE's Route
+        headers; it goes where the INVITE went.
+        """
+        invite = self.request
+        headers = [("Via", invite.headers.get_list("Via")[0])]
+        max_forwards = invite.headers.get("Max-Forwards")
+        if max_forwards is not None:
+            headers.append(("Max-Forwards", max_forwards))
+        headers += [
+            ("From", invite.headers.get("From") or ""),
+            ("To", response.headers.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.number} ACK"),
+        ]
+        headers += [("Route", route) for route in invite.headers.get_all("Route")]
+        return bytes(make_request("ACK", invite.uri, headers))
 
 
 # -- Client non-INVITE transaction -----------------------------------------------------

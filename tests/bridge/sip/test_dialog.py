@@ -1,4 +1,4 @@
-"""Dialogs (RFC 3261 §12), the UAS INVITE session table, and 2xx retransmission (§13.3.1.4)."""
+"""Dialogs (RFC 3261 §12), the INVITE session and call attempt tables, 2xx retransmission."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.sip.dialog import (
+    ATTEMPT_TABLE,
     SESSION_TABLE,
     AnswerRetransmitter,
     AnswerTimer,
+    AttemptInput,
+    AttemptState,
+    CallAttempt,
     Dialog,
     InviteSession,
     SessionInput,
@@ -18,9 +22,14 @@ from bridge.sip.dialog import (
 from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseError
 from bridge.sip.events import CallRef
 from bridge.sip.flow import Flow
-from bridge.sip.message import NameAddress, Request, make_request
+from bridge.sip.message import NameAddress, Request, Response, make_request, response_to
 from bridge.sip.parser import parse_message
-from bridge.sip.transaction import ServerInviteTransaction, TimerConfig, TransactionKey
+from bridge.sip.transaction import (
+    ClientInviteTransaction,
+    ServerInviteTransaction,
+    TimerConfig,
+    TransactionKey,
+)
 from tests.conftest import load_fixture
 
 UDP = Flow("udp", "192.0.2.1", 5060, "198.51.100.7", 5062)
@@ -148,6 +157,81 @@ def test_request_strict_routing_puts_first_route_in_request_uri() -> None:
     assert bye.headers.get_all("Route") == ["<sip:p2;lr>", "<sip:alice@198.51.100.7:5062>"]
 
 
+# -- dialogs we create by calling out (§12.1.2) ------------------------------------------
+
+
+def our_invite() -> Request:
+    return make_request(
+        "INVITE",
+        "sip:meet@video.example",
+        [
+            ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv;rport"),
+            ("From", '"Rapat" <sip:bridge@192.0.2.1>;tag=ours'),
+            ("To", "<sip:meet@video.example>"),
+            ("Call-ID", "c-1@192.0.2.1"),
+            ("CSeq", "2 INVITE"),
+            ("Contact", "<sip:telerapat@192.0.2.1:5060>"),
+        ],
+    )
+
+
+def their_2xx(
+    *extra: tuple[str, str], contact: str | None = "<sip:meet@203.0.113.5:5070>"
+) -> Response:
+    headers = [*extra] + ([("Contact", contact)] if contact is not None else [])
+    return response_to(our_invite(), 200, to_tag="far", headers=headers)
+
+
+def test_uac_dialog_takes_ids_from_our_invite_and_their_2xx() -> None:
+    d = Dialog.for_uac(our_invite(), their_2xx(), UDP)
+    assert (d.call_id, d.local_tag, d.remote_tag) == ("c-1@192.0.2.1", "ours", "far")
+    assert d.remote_target == "sip:meet@203.0.113.5:5070"
+    assert d.local_cseq == 2 and d.remote_cseq == 0  # §12.1.2: the remote one is empty
+    assert d.local_address.display_name == "Rapat"
+    assert d.remote_address.uri == "sip:meet@video.example"
+    assert d.route_set == () and d.flow == UDP
+
+
+def test_uac_dialog_route_set_is_the_record_route_reversed() -> None:
+    response = their_2xx(
+        ("Record-Route", "<sip:edge.example;lr>, <sip:core.example;lr>"),
+        ("Record-Route", "<sip:proxy.example;lr>"),
+    )
+    d = Dialog.for_uac(our_invite(), response, UDP)
+    assert d.route_set == (
+        "<sip:proxy.example;lr>", "<sip:core.example;lr>", "<sip:edge.example;lr>"
+    )
+    bye = d.make_request("BYE", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKb")
+    assert bye.uri == "sip:meet@203.0.113.5:5070"
+    assert bye.headers.get_all("Route") == list(d.route_set)
+    assert bye.from_address.tag == "ours" and bye.to_address.tag == "far"
+    assert bye.from_address.uri == "sip:bridge@192.0.2.1"
+    assert str(bye.cseq) == "3 BYE"
+
+
+def test_uac_dialog_ack_keeps_the_invite_cseq() -> None:
+    """§13.2.2.4: the ACK for a 2xx carries the INVITE's CSeq number and counts nothing."""
+    d = Dialog.for_uac(our_invite(), their_2xx(), UDP)
+    ack = d.make_request("ACK", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa", cseq=2)
+    assert str(ack.cseq) == "2 ACK"
+    assert d.local_cseq == 2
+    assert str(d.make_request("BYE", "SIP/2.0/UDP h;branch=z9hG4bKb").cseq) == "3 BYE"
+
+
+def test_uac_dialog_takes_any_first_cseq_from_the_peer() -> None:
+    d = Dialog.for_uac(our_invite(), their_2xx(), UDP)
+    d.receive_cseq(1)
+    with pytest.raises(RemoteProtocolError):
+        d.receive_cseq(0)
+
+
+def test_uac_dialog_needs_a_sip_contact_and_sip_record_routes() -> None:
+    with pytest.raises(SipParseError, match="missing Contact"):
+        Dialog.for_uac(our_invite(), their_2xx(contact=None), UDP)
+    with pytest.raises(SipParseError, match="Record-Route is not a SIP URI"):
+        Dialog.for_uac(our_invite(), their_2xx(("Record-Route", "<tel:+1555>")), UDP)
+
+
 def test_refresh_target_takes_the_new_contact() -> None:
     d = dialog()
     d.refresh_target(invite(contact="<sip:alice@203.0.113.9:7000;transport=tcp>"))
@@ -262,3 +346,67 @@ def test_session_deadline_is_its_answers() -> None:
     s.answer = AnswerRetransmitter(accepted(UDP), 200, b"200", now=1.0, timers=TimerConfig())
     assert s.next_deadline() == 1.5
     assert s.flow == UDP
+
+
+# -- the call attempt table (calls we place) -------------------------------------------
+
+
+def attempt(state: AttemptState = AttemptState.CALLING) -> CallAttempt:
+    request = our_invite()
+    transaction = ClientInviteTransaction(request, b"INVITE", UDP, TimerConfig(), 0.0)
+    a = CallAttempt(CallRef("c-1@192.0.2.1", "ours"), request, transaction, UDP, None)
+    a.state = state
+    return a
+
+
+@pytest.mark.parametrize(
+    ("state", "input_"), list(ATTEMPT_TABLE), ids=lambda v: getattr(v, "name", "")
+)
+def test_attempt_table_row(state: AttemptState, input_: AttemptInput) -> None:
+    a = attempt(state)
+    assert a.apply(input_) is ATTEMPT_TABLE[(state, input_)]
+    assert a.state is ATTEMPT_TABLE[(state, input_)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(state=st.sampled_from(AttemptState), input_=st.sampled_from(AttemptInput))
+def test_attempt_unlisted_input_raises_and_keeps_state(
+    state: AttemptState, input_: AttemptInput
+) -> None:
+    a = attempt(state)
+    if (state, input_) in ATTEMPT_TABLE:
+        assert a.apply(input_) is ATTEMPT_TABLE[(state, input_)]
+    else:
+        with pytest.raises(LocalProtocolError, match="not allowed in attempt state"):
+            a.apply(input_)
+        assert a.state is state
+
+
+def test_attempt_every_live_state_ends_and_the_ends_are_final() -> None:
+    ends = {AttemptState.ANSWERED, AttemptState.FAILED}
+    assert not [key for key in ATTEMPT_TABLE if key[0] in ends]
+    for state in AttemptState:
+        if state in ends:
+            assert not attempt(state).live
+            continue
+        assert attempt(state).live
+        targets = {ATTEMPT_TABLE[(state, i)] for i in AttemptInput if (state, i) in ATTEMPT_TABLE}
+        assert AttemptState.FAILED in targets
+
+
+def test_attempt_cancelled_then_answered_still_fails() -> None:
+    """§9.1: a 2xx can overtake our CANCEL; the core ACKs and BYEs, the attempt failed."""
+    assert ATTEMPT_TABLE[(AttemptState.CANCELLING, AttemptInput.SUCCESS_RECEIVED)] is (
+        AttemptState.FAILED
+    )
+    assert (AttemptState.CANCELLING, AttemptInput.CHALLENGE_ANSWERED) not in ATTEMPT_TABLE
+
+
+def test_attempt_deadline_is_the_cancel_limit_while_cancelling() -> None:
+    a = attempt(AttemptState.PROCEEDING)
+    assert a.next_deadline() is None
+    a.apply(AttemptInput.HANGUP)
+    a.give_up_at = 40.0
+    assert a.next_deadline() == 40.0
+    a.apply(AttemptInput.FAILURE_RECEIVED)
+    assert a.next_deadline() is None

@@ -21,6 +21,7 @@ from bridge.sip.offer_answer import (
     SdpSession,
     accept_answer,
     answer_offer,
+    describe_fixed_peer,
     make_offer,
 )
 from bridge.sip.sdp import Connection, RtpMap, SdpParseError, SessionDescription
@@ -781,3 +782,33 @@ def test_any_offer_gets_a_consistent_answer_or_488(
     assert negotiated.ptime_ms in (*ptimes_ms, 20)
     assert answered.ptime_ms == negotiated.ptime_ms
     assert (answered.maxptime_ms == 60) == (negotiated.codec == "OPUS")
+
+
+# -- fixed peers (plain RTP gateway legs) -------------------------------------------------
+
+@pytest.mark.parametrize(("codec", "pt", "rate"), [
+    ("PCMU", 0, 8000), ("pcma", 8, 8000), ("G722", 9, 8000), ("OPUS", 111, 48000),
+])
+def test_a_fixed_peer_is_answered_in_its_own_numbering(codec: str, pt: int, rate: int) -> None:
+    offer = describe_fixed_peer(codec, pt, 20, "192.0.2.9", 20000, telephone_event_pt=126)
+    local = LocalAudio(codecs=(codec.upper(),), host="192.0.2.1", port=40000)
+    answer, negotiated = answer_offer(offer, local, SdpSession(7, "192.0.2.1"))
+    assert (negotiated.codec, negotiated.payload_type) == (codec.upper(), pt)
+    assert negotiated.clock_rate_hz == rate and negotiated.telephone_event_pt == 126
+    assert (negotiated.remote_host, negotiated.remote_port) == ("192.0.2.9", 20000)
+    assert negotiated.direction is Direction.SENDRECV
+    text = bytes(answer).decode()
+    assert "m=audio 40000 RTP/AVP " + str(pt) in text and "c=IN IP4 192.0.2.1" in text
+
+
+def test_a_fixed_peer_on_ipv6_and_without_events() -> None:
+    offer = describe_fixed_peer("PCMU", 0, 40, "2001:db8::5", 30000)
+    local = LocalAudio(codecs=("PCMU",), host="2001:db8::1", port=40002, ptimes_ms=(20, 40))
+    _, negotiated = answer_offer(offer, local, SdpSession(7, "2001:db8::1"))
+    assert negotiated.remote_host == "2001:db8::5" and negotiated.telephone_event_pt is None
+    assert negotiated.ptime_ms == 40
+
+
+def test_a_fixed_peer_with_an_unknown_codec_is_refused() -> None:
+    with pytest.raises(ValueError, match="GSM"):
+        describe_fixed_peer("GSM", 3, 20, "192.0.2.9", 20000)

@@ -10,12 +10,17 @@ from hypothesis import strategies as st
 
 from bridge.sip.errors import LocalProtocolError
 from bridge.sip.flow import Flow
-from bridge.sip.message import Request, make_request
+from bridge.sip.message import Request, Response, make_request, response_to
+from bridge.sip.parser import parse_message
 from bridge.sip.transaction import (
+    CLIENT_INVITE_TABLE,
     CLIENT_NON_INVITE_TABLE,
     SERVER_INVITE_TABLE,
     SERVER_NON_INVITE_TABLE,
     Action,
+    ClientInviteInput,
+    ClientInviteState,
+    ClientInviteTransaction,
     ClientNonInviteInput,
     ClientNonInviteState,
     ClientNonInviteTransaction,
@@ -359,6 +364,144 @@ def test_client_requires_an_rfc3261_branch() -> None:
         ClientNonInviteTransaction(req, b"BYE", UDP, TIMERS, 0.0)
 
 
+# -- client INVITE ----------------------------------------------------------------------
+
+# Timer A from t=0: T1 doubling with no cap (§17.1.1.2), before Timer B at 64*T1 = 32 s.
+INVITE_RETRANSMIT_TIMES = [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
+
+
+def outgoing_invite() -> Request:
+    """An INVITE of ours, through an outbound proxy, as the core builds it."""
+    return make_request(
+        "INVITE",
+        "sip:meet@video.example",
+        [
+            ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv;rport"),
+            ("Max-Forwards", "70"),
+            ("Route", "<sip:proxy.example;lr>"),
+            ("Route", "<sip:edge.example;lr>"),
+            ("From", '"Rapat" <sip:bridge@192.0.2.1>;tag=ours'),
+            ("To", "<sip:meet@video.example>"),
+            ("Call-ID", "c-1@192.0.2.1"),
+            ("CSeq", "3 INVITE"),
+            ("Contact", "<sip:telerapat@192.0.2.1:5060>"),
+            ("Content-Type", "application/sdp"),
+        ],
+        b"v=0\r\n",
+    )
+
+
+def answer(status: int, to_tag: str | None = "far") -> Response:
+    return response_to(outgoing_invite(), status, to_tag=to_tag)
+
+
+def client_invite(flow: Flow = UDP, now: float = 0.0) -> ClientInviteTransaction:
+    return ClientInviteTransaction(outgoing_invite(), b"INVITE", flow, TIMERS, now)
+
+
+def test_client_invite_timer_a_doubles_without_cap_until_timer_b() -> None:
+    tx = client_invite()
+    assert tx.branch == "z9hG4bKinv"
+    fired = run_timers(tx.next_deadline, tx.handle_timer, until=100.0)
+    resends = [at for at, outcome in fired if outcome.send == (b"INVITE",)]
+    assert resends == INVITE_RETRANSMIT_TIMES
+    assert fired[-1][0] == 32.0 and fired[-1][1] == Outcome(timed_out=True)
+    assert tx.terminated and tx.next_deadline() is None
+
+
+def test_client_invite_on_tcp_only_times_out() -> None:
+    tx = client_invite(TCP, now=10.0)
+    assert tx.next_deadline() == 42.0
+    assert tx.handle_timer(41.9) == Outcome()
+    assert tx.handle_timer(42.0) == Outcome(timed_out=True)
+
+
+def test_client_invite_provisional_stops_retransmissions_and_timer_b() -> None:
+    """§17.1.1.2: in Proceeding the request is not retransmitted, and Timer B is gone."""
+    tx = client_invite()
+    tx.handle_timer(0.5)
+    assert tx.receive_response(answer(180), 0.7) == Outcome(delivered=True)
+    assert tx.state is ClientInviteState.PROCEEDING
+    assert tx.next_deadline() is None
+    assert tx.receive_response(answer(183), 0.8) == Outcome(delivered=True)
+
+
+def test_client_invite_acks_a_failure_itself() -> None:
+    """§17.1.1.3: the ACK of a 3xx-6xx copies the INVITE but for To (the response's)."""
+    tx = client_invite()
+    outcome = tx.receive_response(answer(486, to_tag="busy1"), 0.3)
+    assert outcome.delivered and len(outcome.send) == 1
+    ack = parse_message(outcome.send[0])
+    assert isinstance(ack, Request)
+    assert (ack.method, ack.uri) == ("ACK", "sip:meet@video.example")
+    assert ack.headers.get_all("Via") == ["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv;rport"]
+    assert ack.headers.get("From") == '"Rapat" <sip:bridge@192.0.2.1>;tag=ours'
+    assert ack.headers.get("To") == "<sip:meet@video.example>;tag=busy1"
+    assert ack.call_id == "c-1@192.0.2.1"
+    assert str(ack.cseq) == "3 ACK"
+    assert ack.headers.get_all("Route") == ["<sip:proxy.example;lr>", "<sip:edge.example;lr>"]
+    assert ack.headers.get("Max-Forwards") == "70"
+    assert ack.body == b"" and "Contact" not in ack.headers
+    assert tx.state is ClientInviteState.COMPLETED
+
+
+def test_client_invite_failure_copies_are_answered_with_the_same_ack_until_timer_d() -> None:
+    tx = client_invite()
+    tx.handle_timer(0.5)
+    first = tx.receive_response(answer(603), 1.0)
+    assert tx.next_deadline() == 33.0  # Timer D = 32 s; A and B cancelled
+    again = tx.receive_response(answer(603), 2.0)
+    assert again == Outcome(send=first.send)  # resent, not delivered a second time
+    assert tx.receive_response(answer(180), 2.1) == Outcome()
+    assert tx.receive_response(answer(200), 2.2) == Outcome()
+    assert tx.handle_timer(33.0) == Outcome()
+    assert tx.terminated
+
+
+def test_client_invite_failure_on_tcp_terminates_at_once() -> None:
+    tx = client_invite(TCP)
+    outcome = tx.receive_response(answer(404), 0.2)
+    assert outcome.delivered and len(outcome.send) == 1
+    assert tx.terminated and tx.next_deadline() is None
+
+
+def test_client_invite_passes_every_2xx_up_in_accepted() -> None:
+    """RFC 6026 §8.4: each 2xx retransmission (or other fork's 2xx) goes to the TU."""
+    tx = client_invite()
+    assert tx.receive_response(answer(200), 0.2) == Outcome(delivered=True)
+    assert tx.state is ClientInviteState.ACCEPTED
+    assert tx.next_deadline() == pytest.approx(32.2)  # Timer M; A and B cancelled
+    assert tx.receive_response(answer(200), 0.7) == Outcome(delivered=True)
+    assert tx.receive_response(answer(200, to_tag="fork2"), 0.8) == Outcome(delivered=True)
+    assert tx.receive_response(answer(180), 0.9) == Outcome()
+    assert tx.receive_response(answer(486), 1.0) == Outcome()
+    assert tx.handle_timer(32.2) == Outcome()
+    assert tx.terminated
+
+
+def test_client_invite_2xx_over_tcp_still_waits_for_timer_m() -> None:
+    tx = client_invite(TCP)
+    tx.receive_response(answer(200), 0.0)
+    assert tx.next_deadline() == 32.0 and not tx.terminated
+
+
+def test_client_invite_needs_an_rfc3261_branch_and_an_invite() -> None:
+    bye = request("BYE", branch="z9hG4bKx", to_tag="t")
+    with pytest.raises(LocalProtocolError, match="cannot carry BYE"):
+        ClientInviteTransaction(bye, b"BYE", UDP, TIMERS, 0.0)
+    with pytest.raises(LocalProtocolError, match="branch"):
+        ClientInviteTransaction(request(branch="old"), b"INVITE", UDP, TIMERS, 0.0)
+
+
+def test_client_invite_timer_d_follows_the_config() -> None:
+    tx = ClientInviteTransaction(
+        outgoing_invite(), b"INVITE", UDP, TimerConfig(t1_s=0.1, timer_d_s=40.0), 0.0
+    )
+    assert tx.next_deadline() == pytest.approx(0.1)
+    tx.receive_response(answer(500), 1.0)
+    assert tx.next_deadline() == 41.0
+
+
 # -- the tables themselves --------------------------------------------------------------
 
 SERVER_INVITE_NETWORK = {ServerInviteInput.INVITE_RECEIVED, ServerInviteInput.ACK_RECEIVED}
@@ -378,8 +521,23 @@ def test_server_invite_table_lists_every_network_input(state: ServerInviteState)
 
 
 def test_tables_have_no_way_out_of_terminated() -> None:
-    for table in (SERVER_INVITE_TABLE, SERVER_NON_INVITE_TABLE, CLIENT_NON_INVITE_TABLE):
+    tables = (
+        SERVER_INVITE_TABLE, SERVER_NON_INVITE_TABLE, CLIENT_NON_INVITE_TABLE,
+        CLIENT_INVITE_TABLE,
+    )
+    for table in tables:
         assert not [key for key in table if key[0].name == "TERMINATED"]
+
+
+def test_client_invite_table_lists_every_network_input() -> None:
+    for state in ClientInviteState:
+        if state is not ClientInviteState.TERMINATED:
+            for input_ in (
+                ClientInviteInput.PROVISIONAL_RECEIVED,
+                ClientInviteInput.SUCCESS_RECEIVED,
+                ClientInviteInput.FAILURE_RECEIVED,
+            ):
+                assert (state, input_) in CLIENT_INVITE_TABLE
 
 
 def test_non_invite_tables_list_every_network_input() -> None:
@@ -554,6 +712,50 @@ def test_client_non_invite_table_row(
     assert tx.state is next_state
 
 
+_CI = ClientInviteState
+_CII = ClientInviteInput
+_CLIENT_INVITE_STATUS = {
+    _CII.PROVISIONAL_RECEIVED: 180, _CII.SUCCESS_RECEIVED: 200, _CII.FAILURE_RECEIVED: 486
+}
+
+
+def _reach_client_invite(
+    state: ClientInviteState, flow: Flow
+) -> tuple[ClientInviteTransaction, bytes]:
+    """Drive a transaction into `state`; return it and what a RESEND would send there."""
+    tx = client_invite(flow)
+    last = b"INVITE"
+    if state is _CI.PROCEEDING:
+        tx.receive_response(answer(100), 0.0)
+    elif state is _CI.COMPLETED:
+        (last,) = tx.receive_response(answer(486), 0.0).send
+    elif state is _CI.ACCEPTED:
+        tx.receive_response(answer(200), 0.0)
+    assert tx.state is state
+    return tx, last
+
+
+@pytest.mark.parametrize(
+    ("state", "input_"), list(CLIENT_INVITE_TABLE), ids=lambda v: getattr(v, "name", "")
+)
+def test_client_invite_table_row(state: ClientInviteState, input_: ClientInviteInput) -> None:
+    action, next_state = CLIENT_INVITE_TABLE[(state, input_)]
+    tx, last = _reach_client_invite(state, TCP if input_ is _CII.TIMER_B else UDP)
+    if input_ in _CLIENT_INVITE_STATUS:
+        outcome = tx.receive_response(answer(_CLIENT_INVITE_STATUS[input_]), 0.1)
+    else:
+        at = {_CII.TIMER_A: 0.5, _CII.TIMER_B: 32.0, _CII.TIMER_D: 32.0, _CII.TIMER_M: 32.0}
+        outcome = tx.handle_timer(at[input_])
+    if action is Action.ACKNOWLEDGE:
+        assert outcome.delivered and len(outcome.send) == 1
+        assert outcome.send[0].startswith(b"ACK sip:meet@video.example SIP/2.0")
+    elif action is Action.DELIVER:
+        assert outcome == Outcome(delivered=True)
+    else:
+        _check_action(action, outcome, last)
+    assert tx.state is next_state
+
+
 # -- random walks: the machines follow their tables whatever the order of inputs --------
 
 _WALK_INPUTS = st.lists(
@@ -648,3 +850,44 @@ def test_client_random_walk_follows_table_and_always_ends(
     assert delivered_finals <= 1
     tx.handle_timer(now + 100.0)
     assert tx.terminated and tx.next_deadline() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.sampled_from(["1xx", "2xx", "4xx", "timer"]), max_size=20),
+    reliable=st.booleans(),
+)
+def test_client_invite_random_walk_follows_table_and_always_ends(
+    steps: list[str], reliable: bool
+) -> None:
+    tx = client_invite(TCP if reliable else UDP)
+    now = 0.0
+    finals_delivered = {"2xx": 0, "4xx": 0}
+    inputs = {
+        "1xx": _CII.PROVISIONAL_RECEIVED, "2xx": _CII.SUCCESS_RECEIVED,
+        "4xx": _CII.FAILURE_RECEIVED,
+    }
+    for step in steps:
+        if tx.terminated:
+            break
+        before = tx.state
+        if step == "timer":
+            deadline = tx.next_deadline()
+            if deadline is None:
+                continue  # Proceeding waits for a final response, with no timer
+            now = deadline
+            tx.handle_timer(now)
+            continue
+        input_ = inputs[step]
+        action, target = CLIENT_INVITE_TABLE[(before, input_)]
+        outcome = tx.receive_response(answer(_CLIENT_INVITE_STATUS[input_]), now)
+        assert outcome.delivered == (action in (Action.DELIVER, Action.ACKNOWLEDGE))
+        if outcome.delivered and step != "1xx":
+            finals_delivered[step] += 1
+        # On TCP, Timer D is zero: Completed ends at once.
+        assert tx.state is target or (reliable and tx.terminated)
+    assert finals_delivered["4xx"] <= 1
+    assert not (finals_delivered["4xx"] and finals_delivered["2xx"])
+    if tx.state is not ClientInviteState.PROCEEDING:
+        tx.handle_timer(now + 100.0)
+        assert tx.terminated and tx.next_deadline() is None
