@@ -2,8 +2,11 @@
 
 Owns the schema of docs/internals.md "Config schema", its defaults and every check on it.
 The whole document is walked before anything is refused, so an operator sees every problem
-at once, each with file, line and field. Clear passwords are hashed into digest HA1s here
-and never leave this module. No clock and no sockets; `load_config` alone reads a file.
+at once, each with file, line and field. Accounts' clear passwords are hashed into digest
+HA1s here and never leave this module; the bridge's own client passwords (trunks, dial-out
+legs) are kept, since each challenge names its own realm, but never shown in a message or
+a repr. No clock and no sockets; `load_config` alone reads a file (a leg's remote_sdp is
+read by the bridge when the leg starts).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bridge.sip.auth import compute_ha1
+from bridge.sip.errors import SipParseError
+from bridge.sip.sdp import STATIC_PAYLOAD_TYPES
+from bridge.sip.uri import SipUri
 
 Transport = Literal["udp", "tcp"]
 Language = Literal["id", "en"]
@@ -33,6 +39,8 @@ RoomMode = Literal["meeting", "webinar", "hotline"]
 RoomAccess = Literal["anyone", "accounts"]
 EchoMode = Literal["auto", "on", "off"]
 Announce = Literal["none", "chime", "name"]
+GatewayCodec = Literal["PCMU", "PCMA", "G722", "OPUS"]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Choice = TypeVar("_Choice", bound=str)
 
 TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp"}
@@ -81,6 +89,35 @@ PTIMES_MS: tuple[int, ...] = (20, 40, 60)
 # 64 kbit/s is far above what mono speech at 16 kHz gains from (RFC 7587 §3.1.1).
 OPUS_BITRATE_MIN_BPS = 6000
 OPUS_BITRATE_MAX_BPS = 64000
+GATEWAY_CODECS: dict[str, GatewayCodec] = {
+    "PCMU": "PCMU", "PCMA": "PCMA", "G722": "G722", "OPUS": "OPUS"
+}
+# A plain RTP leg's payload type when none is written: RFC 3551 §6's static numbers; Opus
+# has none (RFC 7587 §7), so it takes 111, the number WebRTC and most SIP phones give it.
+DEFAULT_PAYLOAD_TYPES: Mapping[str, int] = MappingProxyType(
+    {"PCMU": 0, "PCMA": 8, "G722": 9, "OPUS": 111}
+)
+_DYNAMIC_PAYLOAD_TYPES = range(96, 128)  # RFC 3551 §3
+# RFC 5761 §4: with RTP and RTCP on one port these read as RTCP packet types 200-204.
+_RTCP_CLASHING_PAYLOAD_TYPES = range(72, 77)
+_PAYLOAD_TYPE_MAX = 127  # 7 bits in the RTP header (RFC 3550 §5.1)
+DEFAULT_LEG_PTIME_MS = 20  # RFC 3551 §4.5's default packet time, and the least delay
+DEFAULT_FROM_USER = "telerapat"
+# After the meeting answers, before its voice menu is ready for the meeting number.
+DEFAULT_DIGITS_DELAY_S = 2.0
+DIGITS_DELAY_S_MAX = 30
+DEFAULT_REDIAL_MIN_S = 2.0
+DEFAULT_REDIAL_MAX_S = 60.0
+DEFAULT_EXPIRES_S = 600
+# 10 s lets tests watch a refresh; over a day a restarted registrar forgets us for too long.
+EXPIRES_S_MIN = 10
+EXPIRES_S_MAX = 86400
+DEFAULT_RETRY_MIN_S = 30.0
+DEFAULT_RETRY_MAX_S = 600.0
+# Bounds of every backoff delay (re-dial, re-register): below half a second a far end that
+# refuses at once is hammered; over an hour a leg or trunk is as good as given up.
+BACKOFF_S_MIN = 0.5
+BACKOFF_S_MAX = 3600
 
 DEFAULT_DOMAIN = "telerapat.local"
 DEFAULT_USER_AGENT = "telerapat"
@@ -99,13 +136,16 @@ _RTP_PORT_MIN = 1024  # below are privileged ports and well-known services
 _PORT_MAX = 65535
 _PIN_DIGITS_MAX = 16
 
-_ROOM_ID = re.compile(r"[a-z0-9_-]+", re.ASCII)
+_ROOM_ID = re.compile(r"[a-z0-9_-]+", re.ASCII)  # also gateway and trunk ids
 _EXTENSION = re.compile(r"\+?[0-9]+", re.ASCII)
 _PIN = re.compile(r"[0-9]+", re.ASCII)
 # A time of day in `operator_hours`, 24-hour "HH:MM" (the hour may drop its leading zero).
 _TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 # The keys of a phone keypad (RFC 4733 §3.2 events 0-11); A-D are missing from most phones.
 _KEY_SEQUENCE = re.compile(rf"[0-9*#]{{1,{KEY_SEQUENCE_MAX_KEYS}}}", re.ASCII)
+# What a dial-out leg types after the answer: RFC 4733 §3.2 events 0-15 (A-D included, for
+# the voice menus that use them), and "," for a one-second pause as in phone dial strings.
+_DIAL_STRING = re.compile(r"[0-9*#A-Da-d,]+", re.ASCII)
 # An unquoted *6 is a YAML alias: the text of one, up to where YAML stops reading it.
 _ALIAS_KEYS = re.compile(r"\*[0-9*#]*(?=[\s,\]}\x00]|$)", re.ASCII)
 # An unquoted ## after "key: " is a YAML comment: its first word, then the rest of the line.
@@ -115,6 +155,9 @@ _HA1_HEX_DIGITS = {"ha1": 32, "ha1_sha256": 64}
 _HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
 _RTP_PORTS = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", re.ASCII)
 _LISTEN = re.compile(r"(?P<transport>[^:]*):(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>[^:]*)")
+_REMOTE = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>[^:]*)")
+# The password of a "sip:user:password@host" URI, hidden from messages.
+_URI_PASSWORD = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.\-]*:[^:@]*):[^@]*@")
 # RFC 3261 §25.1, without escapes: the account name is compared as written.
 #   user             =  1*( unreserved / escaped / user-unreserved )
 #   unreserved       =  alphanum / mark
@@ -143,11 +186,16 @@ _STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE, _TIMESTAMP = (
 # YAML 1.1 ints that do not print back as written: 0123 is octal 83, 0x1F, 1_000, 1:30.
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)", re.ASCII)
 _OCTAL = re.compile(r"[-+]?0[0-7_]+", re.ASCII)
+# What YAML made of an unquoted password, said without showing it.
+_SECRET_READ_AS = {_INT: "a number", _FLOAT: "a number", _BOOL: "a boolean", _TIMESTAMP: "a date"}
 
 _TOP_KEYS = (
-    "sip", "rtp", "language", "codecs", "ptime_ms", "opus", "accounts", "recording", "rooms",
+    "sip", "rtp", "language", "codecs", "ptime_ms", "opus", "accounts", "trunks", "recording",
+    "rooms",
 )
-_SIP_KEYS = ("listen", "domain", "external_address", "user_agent", "digest_algorithms")
+_SIP_KEYS = (
+    "listen", "domain", "external_address", "user_agent", "digest_algorithms", "allow_from",
+)
 # Offered in this order; MD5 alone by default because baresip 1.0.0 (libre) refuses a
 # whole challenge that lists SHA-256 (see bridge.sip.auth).
 DIGEST_ALGORITHMS = ("SHA-256", "MD5")
@@ -161,15 +209,28 @@ _RECORDING_KEYS = ("directory", "reports_directory")
 # Room keys that shape a meeting, which a hotline does not hold.
 _MEETING_ONLY_KEYS = (
     "record", "announce", "wait_for_moderator", "end_when_moderator_leaves", "max_talkers",
+    "gateways",
 )
 DEFAULT_RECORDING_DIRECTORY = "recordings"
 # Hotline reports go here, inside the recordings folder, unless reports_directory says.
 DEFAULT_REPORTS_SUBDIRECTORY = "reports"
 _ROOM_KEYS = (
-    "id", "extension", "name", "pin", "moderator_pin", "mode", "access", "language", "codecs",
-    "max_talkers", "voice_detection", "agc", "echo_cancellation", "wait_for_moderator",
-    "end_when_moderator_leaves", "max_members", "announce", "record", "keypad",
+    "id", "extension", "numbers", "name", "pin", "moderator_pin", "mode", "access", "language",
+    "codecs", "max_talkers", "voice_detection", "agc", "echo_cancellation", "wait_for_moderator",
+    "end_when_moderator_leaves", "max_members", "announce", "record", "keypad", "gateways",
     "operator_extension", "operator_hours", "report_max_s", "transfer_room",
+)
+_GATEWAY_KEYS = ("id", "rtp", "sip")
+_RTP_LEG_KEYS = (
+    "codec", "payload_type", "ptime_ms", "remote", "remote_sdp", "sdp_file", "telephone_event_pt",
+)
+_SIP_LEG_KEYS = (
+    "uri", "proxy", "username", "password", "from_user", "digits", "digits_delay_s", "codecs",
+    "redial_min_s", "redial_max_s",
+)
+_TRUNK_KEYS = (
+    "id", "registrar", "username", "password", "aor", "contact_user", "expires_s", "retry_min_s",
+    "retry_max_s",
 )
 # Room keys that only a hotline has.
 _HOTLINE_KEYS = ("operator_extension", "operator_hours", "report_max_s", "transfer_room")
@@ -214,6 +275,9 @@ class SipConfig:
     external_address: str | None  # put in SDP and Contact instead of the local address (NAT)
     user_agent: str
     digest_algorithms: tuple[str, ...] = DEFAULT_DIGEST_ALGORITHMS  # offered, strongest first
+    # Who may call or register: None, anyone; else only these networks, and the trunks'
+    # registrars (the refusal is a 403, made by the controller).
+    allow_from: tuple[IpNetwork, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +339,63 @@ class OperatorHours:
 
 
 @dataclass(frozen=True, slots=True)
+class RtpLegConfig:
+    """A plain RTP leg: both sides' addresses and codec fixed up front (no signalling)."""
+
+    codec: str  # one of GATEWAY_CODECS, upper case
+    payload_type: int  # DEFAULT_PAYLOAD_TYPES[codec] when none is written
+    ptime_ms: int = DEFAULT_LEG_PTIME_MS  # 20, 40 or 60
+    # The far side's (IP address, port), IPv6 without brackets; None: answer to where its
+    # packets come from (symmetric RTP), or to what remote_sdp says.
+    remote: tuple[str, int] | None = None
+    # The far side's SDP, read each time the leg starts; never with `remote`.
+    remote_sdp: Path | None = None  # absolute once loaded, like recording_dir
+    sdp_file: Path | None = None  # where the bridge writes its own side's SDP at start
+    telephone_event_pt: int | None = None  # the far side's RFC 4733 payload type, if any
+
+
+@dataclass(frozen=True, slots=True)
+class SipLegConfig:
+    """A SIP dial-out leg: the bridge calls a video meeting's SIP address."""
+
+    uri: str  # a sip: URI, as written
+    proxy: str | None = None  # outbound proxy (next hop, loose routing), a sip: URI
+    username: str | None = None  # digest credentials as a client: both or neither
+    password: str | None = field(default=None, repr=False)
+    from_user: str = DEFAULT_FROM_USER  # our From and Contact user
+    # Sent as RFC 4733 events after the answer, upper case; "," is a one-second pause.
+    digits: str = ""
+    digits_delay_s: float = DEFAULT_DIGITS_DELAY_S  # from the answer to the first digit
+    codecs: tuple[str, ...] | None = None  # offered, in order; None: the room's codecs
+    redial_min_s: float = DEFAULT_REDIAL_MIN_S  # the first re-dial after a failure or hang-up
+    redial_max_s: float = DEFAULT_REDIAL_MAX_S  # the delay doubles up to this
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """A leg from a room to somewhere else (a video meeting): exactly one of rtp and sip."""
+
+    id: str  # unique within its room
+    rtp: RtpLegConfig | None = None
+    sip: SipLegConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkConfig:
+    """An upstream SIP trunk or PBX the bridge registers to so PSTN callers reach rooms."""
+
+    id: str
+    registrar: str  # a sip: URI without user: the REGISTER Request-URI and next hop
+    username: str
+    password: str = field(repr=False)
+    aor: str  # a sip: URI; default "sip:<username>@<registrar host>"
+    contact_user: str  # the user of our Contact, which the trunk's INVITEs name; default username
+    expires_s: int = DEFAULT_EXPIRES_S  # asked for; the registrar may shorten it
+    retry_min_s: float = DEFAULT_RETRY_MIN_S  # backoff after a failed registration
+    retry_max_s: float = DEFAULT_RETRY_MAX_S  # ... doubling up to this
+
+
+@dataclass(frozen=True, slots=True)
 class RoomConfig:
     id: str
     extension: str  # digits with an optional leading "+"
@@ -304,6 +425,9 @@ class RoomConfig:
     operator_hours: OperatorHours | None = None  # None: on duty whenever an operator is in
     report_max_s: float = DEFAULT_REPORT_MAX_S  # the longest report a caller may leave
     transfer_room: str | None = None  # the room an operator may bring a caller into
+    # More dialled numbers reaching the room (DIDs of a trunk), as written like extension.
+    numbers: tuple[str, ...] = ()
+    gateways: tuple[GatewayConfig, ...] = ()  # meeting and webinar rooms only
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +446,7 @@ class Config:
     recording_dir: Path = Path(DEFAULT_RECORDING_DIRECTORY)
     # Where hotline reports go; absolute once loaded, like recording_dir.
     reports_dir: Path = Path(DEFAULT_RECORDING_DIRECTORY) / DEFAULT_REPORTS_SUBDIRECTORY
+    trunks: tuple[TrunkConfig, ...] = ()  # upstream registrations, ids unique
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,21 +553,26 @@ def _closest(word: str, choices: Sequence[str]) -> str:
     return f"; expected one of: {', '.join(choices)}"
 
 
+def _as_written(node: Node) -> str:
+    """Return a checked scalar's text as the operator wrote it (a URI, for logs)."""
+    return str(node.value).strip()
+
+
 def _is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _NULL
 
 
-def _keys_read_as_comment(node: Node) -> str | None:
+def _keys_read_as_comment(node: Node, keys: re.Pattern[str] = _KEY_SEQUENCE) -> str | None:
     """Return the keys of `mute_all: ##`, which YAML reads as an empty value and a comment.
 
-    Only a comment that starts with a sequence of two or more keys, or is one "#" alone,
+    Only a comment that starts with a sequence of two or more `keys`, or is one "#" alone,
     counts: "# off" after a key is an ordinary comment.
     """
     mark = node.start_mark
     if not _is_null(node) or node.value != "" or not isinstance(mark.buffer, str):
         return None
     comment = _COMMENT.match(mark.buffer, mark.pointer)
-    if comment is None or not _KEY_SEQUENCE.fullmatch(comment[1]):
+    if comment is None or not keys.fullmatch(comment[1]):
         return None
     if len(comment[1]) == 1 and comment[2].strip():
         return None
@@ -467,6 +597,17 @@ class _Transfer(NamedTuple):
     target: str
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What the rooms read so far have claimed, which later rooms must not claim again."""
+
+    ids: dict[str, str] = field(default_factory=dict)  # room id -> "rooms[1]"
+    # What the dialplan matches -> (owner, number as written); see claim_number.
+    extensions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    transfers: list[_Transfer] = field(default_factory=list)  # checked once all are read
+    sdp_files: dict[Path, str] = field(default_factory=dict)  # -> "rooms[0].gateways[1]..."
+
+
 class _ConfigReader:
     """Walk one composed YAML document along the schema, collecting every problem.
 
@@ -488,7 +629,7 @@ class _ConfigReader:
 
     def read(self, root: Node | None) -> Config:
         top = self.fields(root, "", _TOP_KEYS) if root is not None else {}
-        sip = self.read_sip(top.get("sip"))
+        sip, senders = self.read_sip(top.get("sip"))
         rtp = self.read_rtp(top.get("rtp"), sip.listen)
         language = DEFAULT_LANGUAGE
         if "language" in top:
@@ -501,13 +642,17 @@ class _ConfigReader:
             ptimes_ms = self.ptimes_ms(top["ptime_ms"]) or DEFAULT_PTIMES_MS
         opus = self.read_opus(top.get("opus"))
         accounts = self.read_accounts(top.get("accounts"), sip.domain)
+        trunks: tuple[TrunkConfig, ...] = ()
+        if "trunks" in top:
+            trunks = self.read_trunks(top["trunks"], senders)
         recording_dir, reports_dir = self.read_recording(top.get("recording"))
         # Judged on what is listed, so a mistyped account is not blamed on the rooms too.
         listed = top.get("accounts")
         has_accounts = isinstance(listed, MappingNode) and bool(listed.value)
         rooms: tuple[RoomConfig, ...] = ()
         if "rooms" in top:
-            rooms = self.read_rooms(top["rooms"], language, codecs, has_accounts=has_accounts)
+            rooms = self.read_rooms(top["rooms"], language, codecs, has_accounts=has_accounts,
+                                    senders=senders)
         elif root is None:
             message = "the file is empty; a config needs at least a rooms: list"
             self.problems.append(ConfigProblem(self._filename, 1, "", message))
@@ -526,19 +671,28 @@ class _ConfigReader:
             source=self._filename,
             recording_dir=recording_dir,
             reports_dir=reports_dir,
+            trunks=trunks,
         )
 
     # -- sip ---------------------------------------------------------------------------
 
-    def read_sip(self, node: Node | None) -> SipConfig:
+    def read_sip(self, node: Node | None) -> tuple[SipConfig, tuple[ListenAddress, ...] | None]:
+        """Return `sip:` and the udp entries of sip.listen the bridge's own requests leave from.
+
+        Those entries (for REGISTER and dial-out INVITEs) are None when sip.listen has a
+        problem, so trunks and gateways are not blamed for it too.
+        """
         values = self.fields(node, "sip", _SIP_KEYS) if node is not None else {}
         external_address = None
         if "external_address" in values:
             external_address = self.external_address(values["external_address"])
         listen = DEFAULT_LISTEN
+        listen_readable = True
         if "listen" in values:
+            problems = len(self.problems)
             # An invalid external_address is reported on its own; do not also blame a wildcard.
             listen = self.listen(values["listen"], has_external="external_address" in values)
+            listen_readable = len(self.problems) == problems
         domain = DEFAULT_DOMAIN
         if "domain" in values:
             domain = self.domain(values["domain"]) or DEFAULT_DOMAIN
@@ -550,13 +704,44 @@ class _ConfigReader:
             digest_algorithms = (
                 self.digest_algorithms(values["digest_algorithms"]) or DEFAULT_DIGEST_ALGORITHMS
             )
-        return SipConfig(
+        allow_from = None
+        if "allow_from" in values:
+            allow_from = self.allow_from(values["allow_from"])
+        senders = tuple(address for address in listen if address.transport == "udp")
+        sip = SipConfig(
             listen=listen,
             domain=domain,
             external_address=external_address,
             user_agent=user_agent,
             digest_algorithms=digest_algorithms,
+            allow_from=allow_from,
         )
+        return sip, senders if listen_readable else None
+
+    def allow_from(self, node: Node) -> tuple[IpNetwork, ...] | None:
+        """Read `sip.allow_from`: IP networks, or single addresses (a /32 or /128)."""
+        path = "sip.allow_from"
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        if not items:
+            self.report(node, path, 'needs at least one network, e.g. ["127.0.0.0/8"]; leave '
+                        "allow_from out to let anyone call")
+            return None
+        networks: list[IpNetwork] = []
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            text = self.text(item, item_path)
+            if text is None:
+                continue
+            network = _parse_network(text)
+            if isinstance(network, str):
+                self.report(item, item_path, network)
+            elif network in networks:
+                self.report(item, item_path, f"{network} is listed twice")
+            else:
+                networks.append(network)
+        return tuple(networks)
 
     def digest_algorithms(self, node: Node) -> tuple[str, ...] | None:
         path = "sip.digest_algorithms"
@@ -892,31 +1077,319 @@ class _ConfigReader:
         Nothing is created or checked on disk here; the recorder does that.
         """
         values = self.fields(node, "recording", _RECORDING_KEYS) if node is not None else {}
-        base = Path(self._filename).parent
         directory = DEFAULT_RECORDING_DIRECTORY
         if "directory" in values:
-            directory = self.directory(values["directory"], "recording.directory",
+            directory = self.path_text(values["directory"], "recording.directory",
                                        example=DEFAULT_RECORDING_DIRECTORY) or directory
-        recording_dir = (base / directory).resolve()
+        recording_dir = self.from_config_folder(directory)
         reports_dir = recording_dir / DEFAULT_REPORTS_SUBDIRECTORY
         if "reports_directory" in values:
             example = f"{DEFAULT_RECORDING_DIRECTORY}/{DEFAULT_REPORTS_SUBDIRECTORY}"
-            reports = self.directory(values["reports_directory"], "recording.reports_directory",
+            reports = self.path_text(values["reports_directory"], "recording.reports_directory",
                                      example=example)
             if reports is not None:
-                reports_dir = (base / reports).resolve()
+                reports_dir = self.from_config_folder(reports)
                 if reports_dir == recording_dir:
                     self.report(values["reports_directory"], "recording.reports_directory",
                                 "must differ from recording.directory, or meeting "
                                 "recordings would be listed and exported as reports")
         return recording_dir, reports_dir
 
-    def directory(self, node: Node, path: str, *, example: str) -> str | None:
+    def path_text(
+        self, node: Node, path: str, *, example: str, names: str = "a folder"
+    ) -> str | None:
         text = self.display_text(node, path)
         if text == "":
-            self.report(node, path, f'must name a folder, e.g. "{example}"')
+            self.report(node, path, f'must name {names}, e.g. "{example}"')
             return None
         return text
+
+    def from_config_folder(self, text: str) -> Path:
+        """Return a path from the file, made absolute from the config file's folder.
+
+        Not from the working directory, which differs between a shell and a service manager.
+        """
+        return (Path(self._filename).parent / text).resolve()
+
+    # -- trunks ------------------------------------------------------------------------
+
+    def read_trunks(
+        self, node: Node, senders: tuple[ListenAddress, ...] | None
+    ) -> tuple[TrunkConfig, ...]:
+        items = self.sequence(node, "trunks")
+        trunks = []
+        ids: dict[str, str] = {}
+        aors: dict[str, str] = {}
+        for index, item in enumerate(items or ()):
+            trunk = self.trunk(item, f"trunks[{index}]", senders, ids=ids, aors=aors)
+            if trunk is not None:
+                trunks.append(trunk)
+        return tuple(trunks)
+
+    def trunk(
+        self,
+        node: Node,
+        path: str,
+        senders: tuple[ListenAddress, ...] | None,
+        *,
+        ids: dict[str, str],
+        aors: dict[str, str],
+    ) -> TrunkConfig | None:
+        """Read one trunk; `ids` and `aors` hold the earlier trunks' ones for uniqueness.
+
+        The password is required: a registrar that takes REGISTER unauthenticated lets
+        anyone who reaches it take over the trunk's calls by registering the same AOR, and
+        none we target (Kamailio, Asterisk, FreeSWITCH, carriers) runs that way; a missing
+        password is then a typo, better said here than as a loop of 401s at run time.
+        """
+        if not isinstance(node, MappingNode):
+            self.report(node, path, "expected a trunk mapping with id, registrar, username and "
+                        f"password, got {self.describe(node)}")
+            return None
+        values = self.fields(node, path, _TRUNK_KEYS)
+        trunk_id = self.identifier(values, node, path, example="provider")
+        if trunk_id is not None:
+            self.claim_id(values["id"], f"{path}.id", "trunk", trunk_id, ids)
+        registrar = None
+        if "registrar" in values:
+            registrar = self.registrar(values["registrar"], f"{path}.registrar", senders)
+        else:
+            self.report(node, f"{path}.registrar",
+                        'required: the SIP URI the bridge registers to, e.g. "sip:trunk.example"')
+        username = None
+        if "username" in values:
+            username = self.credential_user(values["username"], f"{path}.username")
+        else:
+            self.report(node, f"{path}.username",
+                        "required: the user name the trunk gave for digest authentication")
+        password = None
+        if "password" in values:
+            password = self.secret(values["password"], f"{path}.password")
+        else:
+            self.report(node, f"{path}.password", "required: the trunk's digest password")
+        aor = None
+        if "aor" in values:
+            aor = self.aor(values["aor"], f"{path}.aor")
+        elif username is not None and registrar is not None and _SIP_USER.fullmatch(username):
+            aor = f"sip:{username}@{registrar.host}"
+        if aor is not None and aor in aors:
+            default = "" if "aor" in values else " (from username and registrar)"
+            self.report(values.get("aor", node), f"{path}.aor",
+                        f"{_show(aor)}{default} is already registered by {aors[aor]}; two "
+                        "registrations of one address-of-record replace each other's binding")
+        elif aor is not None:
+            aors[aor] = path
+        contact_user = username
+        if "contact_user" in values:
+            contact_user = self.sip_user(values["contact_user"], f"{path}.contact_user")
+        missing = [key for key in ("aor", "contact_user") if key not in values]
+        if username is not None and missing and not _SIP_USER.fullmatch(username):
+            self.report(values["username"], f"{path}.username",
+                        f"{_show(username)} is not a SIP user name (RFC 3261 §25.1), so it "
+                        f"cannot stand in for {' and '.join(missing)}; set "
+                        f"{'it' if len(missing) == 1 else 'them'}")
+        expires_s = DEFAULT_EXPIRES_S
+        if "expires_s" in values:
+            expires_s = self.expires_s(values["expires_s"], f"{path}.expires_s")
+        retry_min_s, retry_max_s = self.backoff(
+            values, path, ("retry_min_s", "retry_max_s"), (DEFAULT_RETRY_MIN_S, DEFAULT_RETRY_MAX_S)
+        )
+        if (trunk_id is None or registrar is None or username is None or password is None
+                or aor is None or contact_user is None):
+            return None
+        return TrunkConfig(
+            id=trunk_id,
+            registrar=_as_written(values["registrar"]),
+            username=username,
+            password=password,
+            aor=aor,
+            contact_user=contact_user,
+            expires_s=expires_s,
+            retry_min_s=retry_min_s,
+            retry_max_s=retry_max_s,
+        )
+
+    def registrar(
+        self, node: Node, path: str, senders: tuple[ListenAddress, ...] | None
+    ) -> SipUri | None:
+        uri = self.sip_uri(node, path, example='"sip:trunk.example" or "sip:192.0.2.5:5060"')
+        if uri is None:
+            return None
+        if uri.user is not None:
+            # RFC 3261 §10.2: "The "userinfo" and "@" components of the SIP URI MUST NOT be
+            # present" in a REGISTER's Request-URI.
+            self.report(node, path, f"a registrar URI names a domain, not a user (RFC 3261 "
+                        f'§10.2); the user goes in username and aor, e.g. "sip:{uri.host}"')
+            return None
+        self.sent_to(node, path, uri, senders, what="REGISTER")
+        return uri
+
+    def aor(self, node: Node, path: str) -> str | None:
+        uri = self.sip_uri(node, path, example='"sip:0215551000@trunk.example"')
+        if uri is None:
+            return None
+        if uri.user is None:
+            self.report(node, path, "an address-of-record names a user, e.g. "
+                        f'"sip:0215551000@{uri.host}"')
+            return None
+        return _as_written(node)
+
+    def expires_s(self, node: Node, path: str) -> int:
+        number = self.integer(node, path)
+        if number is not None and not EXPIRES_S_MIN <= number <= EXPIRES_S_MAX:
+            self.report(node, path, f"must be {EXPIRES_S_MIN} to {EXPIRES_S_MAX} seconds, got "
+                        f"{number}")
+            return DEFAULT_EXPIRES_S
+        return DEFAULT_EXPIRES_S if number is None else number
+
+    # -- SIP client values: URIs, credentials, backoff ---------------------------------
+
+    def sip_uri(self, node: Node, path: str, *, example: str) -> SipUri | None:
+        """Read a sip: URI the bridge sends requests to, or names itself by.
+
+        A password in it is refused (and never shown): it would go out in clear in every
+        request (RFC 3261 §19.1.1 says not to use it); so are headers (?...), which a
+        Request-URI cannot carry (RFC 3261 §19.1.1, Table 1).
+        """
+        text = self.text(node, path)
+        if text is None:
+            return None
+        shown = _show(_URI_PASSWORD.sub(r"\1:…@", text))
+        try:
+            uri = SipUri.parse(text)
+        except SipParseError:
+            self.report(node, path, f"{shown} is not a SIP URI such as {example}")
+            return None
+        if uri.scheme == "sips":
+            self.report(node, path, "sips is not supported yet: the bridge sends its own requests "
+                        "over UDP; write sip:")
+            return None
+        if uri.scheme != "sip":
+            self.report(node, path, f"{shown} is not a sip: URI such as {example}")
+            return None
+        problems = []
+        if uri.password is not None:
+            problems.append("put the password in password:, not in the URI, which goes out in "
+                            "clear with every request")
+        if uri.headers:
+            problems.append(f"{shown} has URI headers (after ?), which a Request-URI cannot "
+                            "carry (RFC 3261 §19.1.1)")
+        host = uri.host.removeprefix("[").removesuffix("]")
+        if not (_HOSTNAME.fullmatch(host) or _is_ip_address(host)):
+            problems.append(f"{shown}: {_show(uri.host)} is not a host name or IP address "
+                            "(RFC 3261 §25.1)")
+        for problem in problems:
+            self.report(node, path, problem)
+        return None if problems else uri
+
+    def sent_to(
+        self,
+        node: Node,
+        path: str,
+        uri: SipUri,
+        senders: tuple[ListenAddress, ...] | None,
+        *,
+        what: str,
+    ) -> None:
+        """Refuse a next hop the bridge cannot send `what` to.
+
+        The controller sends its own requests over UDP from the first udp entry of
+        sip.listen, so the next hop must take UDP, and an IP address must be one that
+        entry can reach. A host name is resolved when sending, and not judged here.
+        """
+        if uri.transport != "udp":
+            self.report(node, path, f"transport={uri.transport}: the bridge sends {what} over UDP "
+                        "only; TCP and TLS are not supported for it yet")
+            return
+        if senders is None:
+            return
+        if not senders:
+            self.report(node, path, f"the bridge sends {what} over UDP, from a udp entry of "
+                        'sip.listen, and it has none; add one, e.g. "udp:127.0.0.1:5060"')
+            return
+        try:
+            target = ipaddress.ip_address(uri.host.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return
+        sender = senders[0]
+        source = ipaddress.ip_address(sender.host)
+        if source.version != target.version:
+            self.report(node, path, f"{target} is an IPv{target.version} address, but {what} "
+                        f"leaves from {sender} (the first udp entry of sip.listen), an "
+                        f"IPv{source.version} one")
+        elif source.is_loopback and not target.is_loopback:
+            self.report(node, path, f"{what} leaves from {sender} (the first udp entry of "
+                        f"sip.listen), a loopback address, which cannot reach {target}")
+
+    def credential_user(self, node: Node, path: str) -> str | None:
+        """Read a digest username: any one line of text (RFC 7616 §3.4 quotes it)."""
+        text = self.display_text(node, path)
+        if text == "":
+            self.report(node, path, "must not be empty")
+            return None
+        return text
+
+    def sip_user(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is not None and not _SIP_USER.fullmatch(text):
+            self.report(node, path, f"{_show(text)} is not a SIP user name (RFC 3261 §25.1): use "
+                        "letters, digits and - _ . ! ~ * ' ( ) & = + $ , ; ? /")
+            return None
+        return text
+
+    def secret(self, node: Node, path: str) -> str | None:
+        """Return a password as written, or None after saying why, never showing it."""
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            if node.value == "":
+                self.report(node, path, "must not be empty")
+                return None
+            return str(node.value)
+        if isinstance(node, ScalarNode) and node.tag == _INT and _DECIMAL.fullmatch(node.value):
+            return str(node.value)
+        if isinstance(node, ScalarNode):
+            read_as = _SECRET_READ_AS.get(node.tag, "something other than text")
+            self.report(node, path, f"YAML reads this unquoted password as {read_as}, which may "
+                        "not be what was written; write it in quotes")
+            return None
+        self.report(node, path, f"expected the password as text, got {_describe(node)}")
+        return None
+
+    def backoff(
+        self,
+        values: dict[str, Node],
+        path: str,
+        keys: tuple[str, str],
+        defaults: tuple[float, float],
+    ) -> tuple[float, float]:
+        """Read the first and the longest delay of a doubling backoff, defaults included.
+
+        Each is BACKOFF_S_MIN to BACKOFF_S_MAX seconds, and first <= longest; the order is
+        blamed on a key the operator wrote, and not judged beside an invalid one.
+        """
+        delays = dict(zip(keys, defaults, strict=True))
+        given: dict[str, float] = {}
+        for key in keys:
+            if key not in values:
+                continue
+            number = self.number(values[key], f"{path}.{key}")
+            if number is not None and not BACKOFF_S_MIN <= number <= BACKOFF_S_MAX:
+                self.report(values[key], f"{path}.{key}", f"must be {BACKOFF_S_MIN:g} to "
+                            f"{BACKOFF_S_MAX} seconds, got {values[key].value}")
+            elif number is not None:
+                given[key] = number
+        delays |= given
+        first_key, longest_key = keys
+        first, longest = delays[first_key], delays[longest_key]
+        if first > longest and not any(key in values and key not in given for key in keys):
+            if longest_key in given:
+                key, other_key, relation = longest_key, first_key, "below"
+            else:
+                key, other_key, relation = first_key, longest_key, "above"
+            default = "" if other_key in given else " (the default)"
+            other = f"{other_key} {delays[other_key]:g}{default}"
+            self.report(values[key], f"{path}.{key}", f"{delays[key]:g} is {relation} {other}; "
+                        f"keep {first_key} <= {longest_key}")
+        return delays[first_key], delays[longest_key]
 
     # -- rooms -------------------------------------------------------------------------
 
@@ -927,21 +1400,20 @@ class _ConfigReader:
         codecs: tuple[str, ...],
         *,
         has_accounts: bool,
+        senders: tuple[ListenAddress, ...] | None,
     ) -> tuple[RoomConfig, ...]:
         items = self.sequence(node, "rooms")
         if items is not None and not items:
             self.report(node, "rooms", 'needs at least one room, e.g. - {id: rakor, extension: '
                         '"1000"}')
         rooms = []
-        ids: dict[str, str] = {}
-        extensions: dict[str, tuple[str, str]] = {}
-        transfers: list[_Transfer] = []
+        seen = _Seen()
         for index, item in enumerate(items or ()):
             room = self.room(item, f"rooms[{index}]", language, codecs, has_accounts=has_accounts,
-                             ids=ids, extensions=extensions, transfers=transfers)
+                             senders=senders, seen=seen)
             if room is not None:
                 rooms.append(room)
-        self.transfer_rooms(transfers, rooms, ids)
+        self.transfer_rooms(seen.transfers, rooms, seen.ids)
         return tuple(rooms)
 
     def transfer_rooms(
@@ -971,28 +1443,25 @@ class _ConfigReader:
         codecs: tuple[str, ...],
         *,
         has_accounts: bool,
-        ids: dict[str, str],
-        extensions: dict[str, tuple[str, str]],
-        transfers: list[_Transfer],
+        senders: tuple[ListenAddress, ...] | None,
+        seen: _Seen,
     ) -> RoomConfig | None:
-        """Read one room; `ids` and `extensions` hold the earlier rooms' ones for uniqueness.
+        """Read one room; `seen` holds what earlier rooms claimed, for uniqueness.
 
-        A hotline's transfer_room is added to `transfers`, to be checked after every room.
+        A hotline's transfer_room is added to `seen.transfers`, to be checked after every
+        room.
         """
         if not isinstance(node, MappingNode):
             self.report(node, path, f"expected a room mapping with id and extension, got "
                         f"{self.describe(node)}")
             return None
         values = self.fields(node, path, _ROOM_KEYS)
-        room_id = self.room_id(values, node, path)
-        if room_id is not None and room_id in ids:
-            self.report(values["id"], f"{path}.id",
-                        f'room id {_show(room_id)} is already used by {ids[room_id]}')
-        elif room_id is not None:
-            ids[room_id] = path
+        room_id = self.identifier(values, node, path, example="rakor")
+        if room_id is not None:
+            self.claim_id(values["id"], f"{path}.id", "room", room_id, seen.ids)
         extension = self.extension(values, node, path)
         if extension is not None:
-            self.claim_number(values, path, "extension", extension, extensions)
+            self.claim_number(values["extension"], path, "extension", extension, seen.extensions)
         name = None
         if "name" in values:
             name = self.display_text(values["name"], f"{path}.name")
@@ -1008,8 +1477,11 @@ class _ConfigReader:
         if pin is not None and pin == moderator_pin:
             self.report(values["moderator_pin"], f"{path}.moderator_pin",
                         "must differ from pin, or every participant would join as moderator")
-        hotline = self.hotline(values, path, mode, room_id, extensions=extensions,
-                               transfers=transfers)
+        hotline = self.hotline(values, path, mode, room_id, extensions=seen.extensions,
+                               transfers=seen.transfers)
+        numbers: tuple[str, ...] = ()
+        if "numbers" in values:
+            numbers = self.numbers(values["numbers"], path, seen.extensions)
         access: RoomAccess = "anyone"
         if "access" in values:
             access = self.choice(values["access"], f"{path}.access", ROOM_ACCESS) or access
@@ -1048,6 +1520,10 @@ class _ConfigReader:
         keymap = DEFAULT_KEYMAP_ITEMS
         if "keypad" in values:
             keymap = self.keypad(values["keypad"], f"{path}.keypad")
+        gateways: tuple[GatewayConfig, ...] = ()
+        if "gateways" in values:
+            gateways = self.gateways(values["gateways"], f"{path}.gateways", senders,
+                                     seen.sdp_files)
         if room_id is None or extension is None:
             return None
         return RoomConfig(
@@ -1074,6 +1550,8 @@ class _ConfigReader:
             operator_hours=hotline.operator_hours,
             report_max_s=hotline.report_max_s,
             transfer_room=hotline.transfer_room,
+            numbers=numbers,
+            gateways=gateways,
         )
 
     def mode(self, values: dict[str, Node], path: str) -> RoomMode | None:
@@ -1125,7 +1603,8 @@ class _ConfigReader:
             operator_extension = self.dialled_number(values["operator_extension"],
                                                      f"{path}.operator_extension")
         if operator_extension is not None:
-            self.claim_number(values, path, "operator_extension", operator_extension, extensions)
+            self.claim_number(values["operator_extension"], path, "operator_extension",
+                              operator_extension, extensions)
         operator_hours = None
         if "operator_hours" in values:
             operator_hours = self.operator_hours(values["operator_hours"],
@@ -1296,9 +1775,13 @@ class _ConfigReader:
             return None
         return number
 
-    def room_id(self, values: dict[str, Node], room: Node, path: str) -> str | None:
+    def identifier(
+        self, values: dict[str, Node], owner: Node, path: str, *, example: str
+    ) -> str | None:
+        """Read the `id` of a room, gateway or trunk: a short lowercase name for logs."""
         if "id" not in values:
-            self.report(room, f"{path}.id", "required: a short name such as rakor, used in logs")
+            self.report(owner, f"{path}.id",
+                        f"required: a short name such as {example}, used in logs")
             return None
         text = self.text(values["id"], f"{path}.id")
         if text is not None and not _ROOM_ID.fullmatch(text):
@@ -1306,6 +1789,13 @@ class _ConfigReader:
                         f'{_show(text)} must be lowercase letters, digits, "_" or "-"')
             return None
         return text
+
+    def claim_id(self, node: Node, path: str, kind: str, name: str, owners: dict[str, str]) -> None:
+        """Refuse the id `name` at `path` if an earlier `kind` has it; else record it."""
+        if name in owners:
+            self.report(node, path, f"{kind} id {_show(name)} is already used by {owners[name]}")
+        else:
+            owners[name] = path.removesuffix(".id")
 
     def extension(self, values: dict[str, Node], room: Node, path: str) -> str | None:
         if "extension" not in values:
@@ -1323,17 +1813,17 @@ class _ConfigReader:
 
     def claim_number(
         self,
-        values: dict[str, Node],
+        node: Node,
         path: str,
         key: str,
         number: str,
         extensions: dict[str, tuple[str, str]],
     ) -> None:
-        """Refuse a room's `key` number if an earlier extension or operator_extension has it.
+        """Refuse room `path`'s number at `key` if an earlier number of any room has it.
 
-        `extensions` maps what the dialplan matches to (owner, number as written). The owner
-        of an extension is its room ("rooms[1]"); of an operator_extension, the key itself
-        ("rooms[1].operator_extension").
+        `key` is "extension", "operator_extension" or "numbers[2]". `extensions` maps what
+        the dialplan matches to (owner, number as written). The owner of an extension is
+        its room ("rooms[1]"); of another number, its field ("rooms[1].numbers[0]").
         """
         # The dialplan ignores a leading "+", so "+1000" and "1000" reach the same room.
         dialled = number.removeprefix("+")
@@ -1343,9 +1833,27 @@ class _ConfigReader:
             return
         other_owner, other = extensions[dialled]
         same = "is" if other == number else f"matches the same calls as {_show(other)},"
-        where = "this room's extension" if other_owner == path else other_owner
-        self.report(values[key], f"{path}.{key}",
-                    f"{key} {_show(number)} {same} already used by {where}")
+        if other_owner == path:
+            where = "this room's extension"
+        elif other_owner.startswith(f"{path}."):
+            where = f"this room's {other_owner.removeprefix(f'{path}.')}"
+        else:
+            where = other_owner
+        kind = "number" if key.startswith("numbers[") else key
+        self.report(node, f"{path}.{key}", f"{kind} {_show(number)} {same} already used by {where}")
+
+    def numbers(
+        self, node: Node, path: str, extensions: dict[str, tuple[str, str]]
+    ) -> tuple[str, ...]:
+        """Read a room's `numbers`: more dialled numbers (DIDs) that reach it, like extension."""
+        numbers = []
+        for index, item in enumerate(self.sequence(node, f"{path}.numbers") or ()):
+            key = f"numbers[{index}]"
+            number = self.dialled_number(item, f"{path}.{key}")
+            if number is not None:
+                self.claim_number(item, path, key, number, extensions)
+                numbers.append(number)
+        return tuple(numbers)
 
     def pin(self, node: Node, path: str) -> str | None:
         text = self.text(node, path)
@@ -1357,7 +1865,273 @@ class _ConfigReader:
             return None
         return text
 
-    # -- shared value readers ----------------------------------------------------------
+    # -- gateways ----------------------------------------------------------------------
+
+    def gateways(
+        self,
+        node: Node,
+        path: str,
+        senders: tuple[ListenAddress, ...] | None,
+        sdp_files: dict[Path, str],
+    ) -> tuple[GatewayConfig, ...]:
+        """Read a room's `gateways`; `sdp_files` holds every leg's sdp_file so far."""
+        gateways = []
+        ids: dict[str, str] = {}
+        for index, item in enumerate(self.sequence(node, path) or ()):
+            gateway = self.gateway(item, f"{path}[{index}]", senders, sdp_files, ids=ids)
+            if gateway is not None:
+                gateways.append(gateway)
+        return tuple(gateways)
+
+    def gateway(
+        self,
+        node: Node,
+        path: str,
+        senders: tuple[ListenAddress, ...] | None,
+        sdp_files: dict[Path, str],
+        *,
+        ids: dict[str, str],
+    ) -> GatewayConfig | None:
+        if not isinstance(node, MappingNode):
+            self.report(node, path, "expected a gateway mapping with id and rtp: or sip:, got "
+                        f"{self.describe(node)}")
+            return None
+        values = self.fields(node, path, _GATEWAY_KEYS)
+        gateway_id = self.identifier(values, node, path, example="zoom")
+        if gateway_id is not None:
+            self.claim_id(values["id"], f"{path}.id", "gateway", gateway_id, ids)
+        rtp = None
+        if "rtp" in values:
+            rtp = self.rtp_leg(values["rtp"], f"{path}.rtp", sdp_files)
+        sip = None
+        if "sip" in values:
+            sip = self.sip_leg(values["sip"], f"{path}.sip", senders)
+        if "rtp" in values and "sip" in values:
+            self.report(values["sip"], f"{path}.sip", "a gateway is one leg: give rtp: or sip:, "
+                        "not both (list two gateways for two legs)")
+            return None
+        if "rtp" not in values and "sip" not in values:
+            self.report(node, path, "a gateway needs rtp: (a plain RTP stream) or sip: (a call "
+                        "the bridge places)")
+            return None
+        if gateway_id is None or (rtp is None and sip is None):
+            return None
+        return GatewayConfig(id=gateway_id, rtp=rtp, sip=sip)
+
+    def rtp_leg(self, node: Node, path: str, sdp_files: dict[Path, str]) -> RtpLegConfig | None:
+        """Read a plain RTP leg; its files are only named here, never opened."""
+        values = self.fields(node, path, _RTP_LEG_KEYS)
+        if not isinstance(node, MappingNode):
+            return None
+        codec = None
+        if "codec" in values:
+            codec = self.gateway_codec(values["codec"], f"{path}.codec")
+        else:
+            self.report(node, f"{path}.codec", "required: the codec both sides send, one of "
+                        + ", ".join(GATEWAY_CODECS))
+        payload_type = DEFAULT_PAYLOAD_TYPES.get(codec or "")
+        if "payload_type" in values:
+            payload_type = self.payload_type(values["payload_type"], f"{path}.payload_type",
+                                             codec)
+        ptime_ms = DEFAULT_LEG_PTIME_MS
+        if "ptime_ms" in values:
+            ptime_ms = self.leg_ptime_ms(values["ptime_ms"], f"{path}.ptime_ms") or ptime_ms
+        remote = None
+        if "remote" in values:
+            remote = self.remote(values["remote"], f"{path}.remote")
+        remote_sdp = sdp_file = None
+        if "remote_sdp" in values:
+            remote_sdp = self.file_path(values["remote_sdp"], f"{path}.remote_sdp",
+                                        example="zoom-far.sdp")
+            if "remote" in values:
+                self.report(values["remote_sdp"], f"{path}.remote_sdp",
+                            "give remote or remote_sdp, not both: the far side's address comes "
+                            "from one of them")
+        if "sdp_file" in values:
+            sdp_file = self.sdp_file(values["sdp_file"], f"{path}.sdp_file", remote_sdp,
+                                     sdp_files)
+        telephone_event_pt = None
+        if "telephone_event_pt" in values:
+            telephone_event_pt = self.telephone_event_pt(
+                values["telephone_event_pt"], f"{path}.telephone_event_pt", payload_type
+            )
+        if codec is None or payload_type is None:
+            return None
+        return RtpLegConfig(
+            codec=codec,
+            payload_type=payload_type,
+            ptime_ms=ptime_ms,
+            remote=remote,
+            remote_sdp=remote_sdp,
+            sdp_file=sdp_file,
+            telephone_event_pt=telephone_event_pt,
+        )
+
+    def gateway_codec(self, node: Node, path: str) -> GatewayCodec | None:
+        """Read one codec name, case-insensitive like `codecs` (RFC 4855 §3)."""
+        name = self.text(node, path)
+        if name is None:
+            return None
+        codec = GATEWAY_CODECS.get(name.upper())
+        if codec is None:
+            self.report(node, path, f"unknown codec {_show(name)}; supported: "
+                        + ", ".join(GATEWAY_CODECS))
+        return codec
+
+    def payload_type(self, node: Node, path: str, codec: str | None) -> int | None:
+        """Read a plain RTP leg's payload type for `codec` (None: unreadable, not judged)."""
+        number = self.integer(node, path)
+        if number is None:
+            return None
+        problem = _payload_type_problem(number, codec)
+        if problem is not None:
+            self.report(node, path, problem)
+            return None
+        return number
+
+    def telephone_event_pt(self, node: Node, path: str, payload_type: int | None) -> int | None:
+        number = self.integer(node, path)
+        if number is None:
+            return None
+        if number not in _DYNAMIC_PAYLOAD_TYPES:
+            self.report(node, path, f"{number} is not a dynamic payload type: telephone-event has "
+                        "no static one (RFC 4733 §7.1), so use 96 to 127, e.g. 101")
+            return None
+        if number == payload_type:
+            self.report(node, path, f"must differ from payload_type {payload_type}: each payload "
+                        "type names one format (RFC 3550 §5.1)")
+            return None
+        return number
+
+    def leg_ptime_ms(self, node: Node, path: str) -> int | None:
+        value = self.integer(node, path)
+        if value is not None and value not in PTIMES_MS:
+            choices = ", ".join(map(str, PTIMES_MS[:-1])) + f" or {PTIMES_MS[-1]}"
+            self.report(node, path, f"{value} ms is not a packet time we send; use {choices}")
+            return None
+        return value
+
+    def remote(self, node: Node, path: str) -> tuple[str, int] | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        remote = _parse_remote(text)
+        if isinstance(remote, str):
+            self.report(node, path, remote)
+            return None
+        return remote
+
+    def file_path(self, node: Node, path: str, *, example: str) -> Path | None:
+        text = self.path_text(node, path, example=example, names="a file")
+        return None if text is None else self.from_config_folder(text)
+
+    def sdp_file(
+        self, node: Node, path: str, remote_sdp: Path | None, sdp_files: dict[Path, str]
+    ) -> Path | None:
+        """Read where a leg writes its own SDP: no file another leg writes or it reads."""
+        sdp_file = self.file_path(node, path, example="zoom-bridge.sdp")
+        if sdp_file is None:
+            return None
+        if sdp_file == remote_sdp:
+            self.report(node, path, "must differ from remote_sdp, or the bridge would overwrite "
+                        "the far side's SDP with its own")
+            return None
+        if sdp_file in sdp_files:
+            self.report(node, path, f"{sdp_file} is already written by {sdp_files[sdp_file]}")
+            return None
+        sdp_files[sdp_file] = path
+        return sdp_file
+
+    def sip_leg(
+        self, node: Node, path: str, senders: tuple[ListenAddress, ...] | None
+    ) -> SipLegConfig | None:
+        """Read a dial-out leg; its next hop must be reachable from `senders` (see sent_to)."""
+        values = self.fields(node, path, _SIP_LEG_KEYS, nullable=("digits",))
+        if not isinstance(node, MappingNode):
+            return None
+        uri = proxy = None
+        if "uri" in values:
+            uri = self.sip_uri(values["uri"], f"{path}.uri",
+                               example='"sip:123456@gw.example" or "sip:meeting@192.0.2.9:5080"')
+        else:
+            self.report(node, f"{path}.uri",
+                        'required: the meeting\'s SIP address, e.g. "sip:123456@gw.example"')
+        if "proxy" in values:
+            proxy = self.sip_uri(values["proxy"], f"{path}.proxy", example='"sip:192.0.2.1:5060"')
+        # The INVITE goes to the proxy when there is one (RFC 3261 §8.1.2), else to the uri.
+        next_hop = "proxy" if "proxy" in values else "uri"
+        hop = proxy if "proxy" in values else uri
+        if hop is not None:
+            self.sent_to(values[next_hop], f"{path}.{next_hop}", hop, senders, what="the INVITE")
+        username = password = None
+        if "username" in values:
+            username = self.credential_user(values["username"], f"{path}.username")
+        if "password" in values:
+            password = self.secret(values["password"], f"{path}.password")
+        for key, other in (("username", "password"), ("password", "username")):
+            if key in values and other not in values:
+                self.report(values[key], f"{path}.{key}", f"{key} needs {other} too: digest "
+                            "credentials are both (RFC 3261 §22.2), or neither when the far end "
+                            "asks for none")
+        from_user = DEFAULT_FROM_USER
+        if "from_user" in values:
+            from_user = self.sip_user(values["from_user"], f"{path}.from_user") or from_user
+        digits = ""
+        if "digits" in values:
+            digits = self.dial_string(values["digits"], f"{path}.digits") or digits
+        digits_delay_s = DEFAULT_DIGITS_DELAY_S
+        if "digits_delay_s" in values:
+            digits_delay_s = self.digits_delay_s(values["digits_delay_s"],
+                                                 f"{path}.digits_delay_s")
+        codecs = None
+        if "codecs" in values:
+            codecs = self.codecs(values["codecs"], f"{path}.codecs")
+        redial_min_s, redial_max_s = self.backoff(
+            values, path, ("redial_min_s", "redial_max_s"),
+            (DEFAULT_REDIAL_MIN_S, DEFAULT_REDIAL_MAX_S),
+        )
+        if uri is None:
+            return None
+        return SipLegConfig(
+            uri=_as_written(values["uri"]),
+            proxy=_as_written(values["proxy"]) if proxy is not None else None,
+            username=username,
+            password=password,
+            from_user=from_user,
+            digits=digits,
+            digits_delay_s=digits_delay_s,
+            codecs=codecs,
+            redial_min_s=redial_min_s,
+            redial_max_s=redial_max_s,
+        )
+
+    def dial_string(self, node: Node, path: str) -> str | None:
+        """Return digits to send, upper case; "" for none (null), None after a problem.
+
+        Quoting follows the keypad's rules: an unquoted "#..." after a space is a YAML
+        comment, and an unquoted "*..." an alias (reported with the syntax error).
+        """
+        commented = _keys_read_as_comment(node, _DIAL_STRING)
+        if commented is not None:
+            self.report(node, path, f"YAML reads {commented} after a space as a comment, which "
+                        f'would send no digits; write it in quotes: "{commented}"')
+            return None
+        if _is_null(node):
+            return ""
+        text = self.text(node, path)
+        if text and not _DIAL_STRING.fullmatch(text):
+            self.report(node, path, f'{_show(text)} must be keys 0-9, *, # and A-D, with "," for '
+                        "a one-second pause")
+            return None
+        return None if text is None else text.upper()
+
+    def digits_delay_s(self, node: Node, path: str) -> float:
+        number = self.number(node, path)
+        if number is not None and not 0 <= number <= DIGITS_DELAY_S_MAX:
+            self.report(node, path, f"must be 0 to {DIGITS_DELAY_S_MAX} seconds, got {node.value}")
+            return DEFAULT_DIGITS_DELAY_S
+        return DEFAULT_DIGITS_DELAY_S if number is None else number
+
 
     def language(self, node: Node, path: str) -> Language | None:
         return self.choice(node, path, LANGUAGES)
@@ -1474,8 +2248,14 @@ class _ConfigReader:
         self.report(node, path, f"expected a list, got {self.describe(node)}")
         return None
 
-    def fields(self, node: Node, path: str, names: Sequence[str]) -> dict[str, Node]:
-        """Return the non-null values of a schema mapping; report unknown keys."""
+    def fields(
+        self, node: Node, path: str, names: Sequence[str], *, nullable: Sequence[str] = ()
+    ) -> dict[str, Node]:
+        """Return the non-null values of a schema mapping; report unknown keys.
+
+        Null values of the `nullable` keys are returned too, for readers that tell an
+        empty value from one YAML read as a comment.
+        """
         if not isinstance(node, MappingNode):
             what = f"a mapping with keys {', '.join(names)}"
             self.report(node, path, f"expected {what}, got {self.describe(node)}")
@@ -1485,7 +2265,7 @@ class _ConfigReader:
             if name not in names:
                 self.report(key_node, _join(path, name),
                             f'unknown key {_show(name)}{_closest(name, names)}')
-            elif not _is_null(value_node):
+            elif name in nullable or not _is_null(value_node):
                 values[name] = value_node
         return values
 
@@ -1601,3 +2381,66 @@ def _parse_listen(text: str) -> ListenAddress | str:
     if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= _PORT_MAX:
         return f'{_show(text)}: port must be a number from 1 to {_PORT_MAX}'
     return ListenAddress(transport=transport, host=str(ip), port=int(port_text))
+
+
+def _parse_remote(text: str) -> tuple[str, int] | str:
+    """Parse "IPv4:port" or "[IPv6]:port" into (address, port); return why not as a str."""
+    example = 'e.g. "192.0.2.7:40000" or "[2001:db8::7]:40000"'
+    match = _REMOTE.fullmatch(text)
+    if match is None:
+        if text.count(":") > 1 and "[" not in text:
+            return f"{_show(text)}: write an IPv6 address in brackets, {example}"
+        return f"{_show(text)} is not address:port, {example}"
+    host, port_text = match["host"], match["port"]
+    bracketed = host.startswith("[")
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return (f"{_show(text)}: {_show(host)} is not an IP address; RTP is sent to the "
+                "address itself, so give it rather than a host name")
+    if bracketed != (ip.version == 6):
+        return f"{_show(text)}: brackets are for IPv6 addresses only, {example}"
+    if ip.is_unspecified:
+        return f"{_show(text)}: {ip} is no address to send RTP to"
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= _PORT_MAX:
+        return f"{_show(text)}: port must be a number from 1 to {_PORT_MAX}"
+    return str(ip), int(port_text)
+
+
+def _parse_network(text: str) -> IpNetwork | str:
+    """Parse "10.20.0.0/16", "2001:db8::/32" or one address; return why not as a str."""
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return f'{_show(text)} is not an IP address or network such as "10.20.0.0/16"'
+    return (f"{_show(text)} has bits set after its /{network.prefixlen} prefix; did you mean "
+            f'"{network}"?')
+
+
+def _payload_type_problem(number: int, codec: str | None) -> str | None:
+    """Say why a plain RTP leg cannot send `codec` as payload type `number`, if it cannot.
+
+    It must be the codec's static number (RFC 3551 §6) or a dynamic one (RFC 3551 §3); a
+    codec that could not be read is not judged beyond the ranges.
+    """
+    if not 0 <= number <= _PAYLOAD_TYPE_MAX:
+        return (f"must be 0 to {_PAYLOAD_TYPE_MAX} (7 bits in the RTP header, RFC 3550 §5.1), "
+                f"got {number}")
+    if number in _RTCP_CLASHING_PAYLOAD_TYPES:
+        return (f"{number} cannot be used: payload types 72 to 76 read as RTCP packet types "
+                "200 to 204 where RTP and RTCP share a port (RFC 5761 §4)")
+    if codec is None or number in _DYNAMIC_PAYLOAD_TYPES:
+        return None
+    static = STATIC_PAYLOAD_TYPES.get(number)
+    if static is not None and static.encoding_name == codec:
+        return None
+    dynamic = "a dynamic one, 96 to 127"
+    takes = dynamic if codec == "OPUS" else f"{DEFAULT_PAYLOAD_TYPES[codec]} or {dynamic}"
+    if static is not None:
+        return (f"payload_type {number} is {static.encoding_name}'s static number "
+                f"(RFC 3551 §6); {codec} takes {takes}")
+    return f"payload_type {number} is unassigned (RFC 3551 §6); {codec} takes {takes}"

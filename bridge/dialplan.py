@@ -44,7 +44,12 @@ def dialled_digits(user: str) -> str | None:
 
 
 class Dialplan:
-    """Room lookup by dialled number, first on the Request-URI, then on the To user."""
+    """Room lookup by dialled number, first on the Request-URI, then on the To user.
+
+    A room is reached at its extension and at each of its `numbers` (a trunk's DIDs, often
+    listed in both national and international form); a hotline's operators at its
+    operator_extension.
+    """
 
     def __init__(self, rooms: Sequence[RoomConfig]) -> None:
         by_number: dict[str, Route] = {}
@@ -58,6 +63,7 @@ class Dialplan:
                 numbers.append(
                     ("operator_extension", room.operator_extension, Route(room.id, operator=True))
                 )
+            numbers.extend(("number", number, Route(room.id)) for number in room.numbers)
             for key, extension, route in numbers:
                 number = dialled_digits(extension)
                 if number is None:

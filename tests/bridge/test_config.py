@@ -56,7 +56,7 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
     ],
     "bad_top_level.yaml": [
         "1: expected a mapping with keys sip, rtp, language, codecs, ptime_ms, opus, accounts, "
-        "recording, rooms, got a list",
+        "trunks, recording, rooms, got a list",
     ],
     "bad_no_rooms.yaml": [
         '1: rooms: required: a list of rooms, e.g. - {id: rakor, extension: "1000"}',
@@ -79,18 +79,18 @@ EXPECTED_PROBLEMS: dict[str, list[str]] = {
         '10: rooms[0].extension: required: the number callers dial to reach the room, e.g. "1000"',
         '11: rooms[0].extention: unknown key "extention"; did you mean "extension"?',
         '12: rooms[0].moderator_pn: unknown key "moderator_pn"; did you mean "moderator_pin"?',
-        '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, name, pin, '
-        "moderator_pin, mode, access, language, codecs, max_talkers, voice_detection, agc, "
-        "echo_cancellation, wait_for_moderator, end_when_moderator_leaves, max_members, "
-        "announce, record, keypad, operator_extension, operator_hours, report_max_s, "
-        "transfer_room",
+        '13: rooms[0].colour: unknown key "colour"; expected one of: id, extension, numbers, '
+        "name, pin, moderator_pin, mode, access, language, codecs, max_talkers, "
+        "voice_detection, agc, echo_cancellation, wait_for_moderator, end_when_moderator_leaves, "
+        "max_members, announce, record, keypad, gateways, operator_extension, operator_hours, "
+        "report_max_s, transfer_room",
         '15: accounts.dinkes.pasword: unknown key "pasword"; did you mean "password"?',
         '15: accounts.dinkes: needs password, or ha1 and/or ha1_sha256 (hex digests of '
         '"dinkes:pemkab.example:password")',
     ],
     "bad_types.yaml": [
         "1: sip: expected a mapping with keys listen, domain, external_address, user_agent, "
-        "digest_algorithms, got a list",
+        "digest_algorithms, allow_from, got a list",
         '2: rtp: expected a mapping with keys ports, timeout_s, stats_interval_s, got the text '
         '"40000-40999"',
         "3: language: expected text, got a list",
@@ -522,7 +522,7 @@ def test_keys_must_be_scalars() -> None:
 def test_unknown_key_with_control_characters_is_quoted_in_the_field() -> None:
     assert problems_of('"a\\x01": 1\n' + ROOM) == [
         '1: "a\\u0001": unknown key "a\\u0001"; expected one of: sip, rtp, language, codecs, '
-        "ptime_ms, opus, accounts, recording, rooms",
+        "ptime_ms, opus, accounts, trunks, recording, rooms",
     ]
 
 
@@ -641,7 +641,9 @@ KEYWORDS = st.sampled_from([
     "opus:", "dtx:", "bitrate_bps:", "keypad:", "mute:", "*6", "##", "recording:", "directory:",
     "extension:", "pin:", "<<: *a", "&a", "- ", "\n  ", "0123", "udp:127.0.0.1:5060", "yes",
     "mode: hotline", "operator_extension:", "operator_hours:", "from: 7:30", "to:", "days:",
-    "transfer_room:",
+    "transfer_room:", "gateways:", "trunks:", "numbers:", "allow_from:", "codec: opus",
+    "uri: sip:1@127.0.0.1", "registrar: sip:t.example", "digits: #1", "password:",
+    "payload_type:", "remote:",
 ])
 
 
@@ -707,7 +709,11 @@ SCHEMA_KEYS = st.sampled_from([
     "opus", "bitrate_bps", "min_bitrate_bps", "max_bitrate_bps", "fec", "dtx", "recording",
     "directory", "keypad", "mute", "hand", "unmute_all", "wait_for_moderator", "max_members",
     "announce", "record", "reports_directory", "operator_extension", "operator_hours", "days",
-    "from", "to", "report_max_s", "transfer_room",
+    "from", "to", "report_max_s", "transfer_room", "numbers", "gateways", "trunks", "allow_from",
+    "rtp", "sip", "codec", "payload_type", "remote", "remote_sdp", "sdp_file",
+    "telephone_event_pt", "uri", "proxy", "username", "from_user", "digits", "digits_delay_s",
+    "redial_min_s", "redial_max_s", "registrar", "aor", "contact_user", "expires_s",
+    "retry_min_s", "retry_max_s",
 ])
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
@@ -715,7 +721,9 @@ SCALARS = st.one_of(
     st.sampled_from(["udp:127.0.0.1:5060", "udp:0.0.0.0:1", "40000-40999", "en", "PCMU",
                      "meeting", "accounts", "0123", "x" * 40, "a b", "+62", "", "webinar",
                      "chime", "*6", "*", "##", "99", "hotline", "07:30", "16:00", "mon",
-                     "Fri"]),
+                     "Fri", "sip:1@127.0.0.1:5080", "sip:trunk.example", "sips:x",
+                     "127.0.0.1:40000", "[::1]:4000", "10.0.0.0/8", "192.0.2.7", "123#,,4#",
+                     "x.sdp"]),
     st.text(max_size=8),
 )
 TREES = st.recursive(

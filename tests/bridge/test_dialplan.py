@@ -92,6 +92,32 @@ def test_operator_extension_that_matches_another_number_is_refused() -> None:
         Dialplan([hotline("pengaduan", "6000", "6001"), room("rakor", "60-01")])
 
 
+def test_room_numbers_reach_the_room_like_its_extension() -> None:
+    dialplan = Dialplan([
+        dataclasses.replace(room("rakor", "1000"), numbers=("0215551000", "+62215551000")),
+        dataclasses.replace(hotline("pengaduan", "6000", "6001"), numbers=("112",)),
+    ])
+    assert dialplan.match("0215551000", None) == Route("rakor")
+    assert dialplan.match("+62 21 555-1000", None) == Route("rakor")
+    assert dialplan.match("62215551000;phone-context=+62", None) == Route("rakor")
+    # A trunk's INVITE to our Contact user (the pilot) carries the DID only in To.
+    assert dialplan.match("telerapat", "+62215551000") == Route("rakor")
+    assert dialplan.match("112", None) == Route("pengaduan", operator=False)
+    assert dialplan.match("0215551001", "215551000") is None
+
+
+def test_room_number_that_matches_another_number_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"room 'lain': number '\+1000' is already room "
+                                         "'rakor'$"):
+        Dialplan([room("rakor", "1000"), dataclasses.replace(room("lain", "2000"),
+                                                             numbers=("+1000",))])
+    with pytest.raises(ValueError, match="room 'h': number '6001' is already room 'h' "
+                                         r"\(operators\)$"):
+        Dialplan([dataclasses.replace(hotline("h", "6000", "6001"), numbers=("6001",))])
+    with pytest.raises(ValueError, match="room 'r': number 'x' is not a number$"):
+        Dialplan([dataclasses.replace(room("r", "1"), numbers=("x",))])
+
+
 def test_non_numeric_operator_extension_is_refused() -> None:
     with pytest.raises(ValueError, match="room 'h': operator_extension 'x' is not a number"):
         Dialplan([hotline("h", "6000", "x")])
@@ -127,13 +153,15 @@ def test_dialplan_from_a_loaded_config() -> None:
     config = parse_config(
         "rooms:\n  - {id: rakor, extension: 1000}\n  - {id: dprd, extension: '+62274555'}\n"
         "  - {id: lapor, extension: 112233, mode: hotline, operator_extension: '+62274556',\n"
-        "     moderator_pin: '1'}\n",
+        "     moderator_pin: '1', numbers: ['0274557', '+62274557']}\n",
         "f.yaml",
     )
     dialplan = Dialplan(config.rooms)
     assert dialplan.match("62274555", None) == Route("dprd")
     assert dialplan.match("112233", None) == Route("lapor")
     assert dialplan.match("62274556", None) == Route("lapor", operator=True)
+    assert dialplan.match("pilot", "0274557") == Route("lapor")
+    assert dialplan.match("62274557", None) == Route("lapor")
     assert dialplan.room("rakor") is config.rooms[0]
 
 
