@@ -8,7 +8,9 @@ encode; talkers (who must not hear themselves) and members hearing a prompt get 
 
 Members are integer ids chosen by the caller (the controller). The room never sends
 anything itself: it returns payloads, and commands such as `HangUp` through
-`pop_actions()`.
+`pop_actions()`. A gateway member (`add_member(gateway=True)`) is a leg to a video
+meeting, heard and mixed like a talker but not a person: `RoomStarted` and `RoomEmptied`
+tell the controller when people are in the room to connect such legs to, and when not.
 """
 
 from __future__ import annotations
@@ -226,10 +228,28 @@ class TransferToRoom:
     room_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RoomStarted:
+    """Command: a person is in the room's audio (not just at the PIN prompt or waiting for
+    a moderator), from the tick that sends it on; connect the room's gateway legs."""
+
+    member_id: int  # a person in the room's audio at that tick
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEmptied:
+    """Command: the room's people are gone, or the meeting ended and they are going; hang
+    up the room's gateway legs. Comes once after each `RoomStarted`."""
+
+    member_id: int  # the last person to leave, or the moderator who ended the meeting, or 0
+    reason: str
+
+
 RoomAction = (
     HangUp | MemberJoined | MuteChanged | PinRejected | DigitHeard | TalkingChanged
     | HandChanged | FloorGiven | RoomLockChanged | RecordingChanged | MeetingEnded
-    | ReportStarted | ReportEnded | OperatorConnected | TransferToRoom
+    | ReportStarted | ReportEnded | OperatorConnected | TransferToRoom | RoomStarted
+    | RoomEmptied
 )
 
 
@@ -264,6 +284,7 @@ class Member:
     name_frames: list[Clip] = field(default_factory=list)
     partner: int | None = None  # hotline: the operator or caller they talk to
     queued_at: float = 0.0  # hotline: when they joined the queue (its order)
+    gateway: bool = False  # a leg to a video meeting, not a person (see `Room.add_member`)
 
     @property
     def present(self) -> bool:
@@ -316,6 +337,7 @@ class Room:
         self._missing_prompts: set[str] = set()
         self._wall_clock = wall_clock
         self._captured: dict[int, list[Clip]] = {}  # hotline reports, by member
+        self._started = False  # RoomStarted sent, RoomEmptied not yet
 
     # -- membership ---------------------------------------------------------------
 
@@ -343,26 +365,54 @@ class Room:
     def add_member(
         self, member_id: int, label: str, codec_name: str, now: float,
         settings: EncoderSettings | None = None, *, operator: bool = False,
-        vouched: bool = False,
+        vouched: bool = False, gateway: bool = False,
     ) -> None:
         """Take a new caller: straight in, or to PIN entry if the room has a PIN.
 
         `operator`: they dialled a hotline's operator number, whose PIN (the moderator
         PIN) they must type; a hotline's other callers are never asked for one.
         `vouched`: an operator brought them here, so no PIN either.
+
+        `gateway`: a leg to a video meeting (plain RTP, or a SIP call we placed). The room
+        hears it as one talker (voice detection, talker choice, AGC as for anyone) and it
+        hears the room minus itself, in its own codec, but it is not a person:
+        - It is in the room at once: no PIN, name or moderator to wait for (nor is it ever
+          a moderator), through a lock and past `max_members`, and its joining and leaving
+          are not announced. Prompts meant for one person never reach it; what it does
+          hear is what the whole room hears: joins and leaves of people (chime or name),
+          "recording started/stopped", "meeting ended", and "recording started" when it
+          joins a room that records (the video meeting is recorded too).
+        - It has no keypad: its digits (signalled or in-band) are ignored, though in-band
+          tones are kept out of the mix as anyone's are. The room never mutes it (webinar,
+          mute-all) and never hangs it up: the controller does, on `RoomEmptied`.
+        - It is not counted: not in `present_count` (so not in the head count, nor for
+          "you are the only participant"), not towards `max_members`, not removable with
+          the "remove last" key. A room holding only gateways is empty: it is reset
+          (unlocked, recording stopped) and `RoomEmptied` goes out. Gateways joining and
+          leaving never cause `RoomStarted` or `RoomEmptied`.
+        - No echo cancellation: a digital path has no acoustic echo.
+        A hotline takes no gateway (ValueError).
         """
+        if gateway and self.hotline:
+            raise ValueError(f"room {self.config.id} is a hotline: it takes no gateway")
         member = Member(
             member_id=member_id,
             label=label,
             media=MemberMedia(codec_name, settings or EncoderSettings()),
-            phase=Phase.PIN_ENTRY,  # until admitted, even without a PIN
+            # A person is at PIN entry until admitted, even without a PIN.
+            phase=Phase.IN_ROOM if gateway else Phase.PIN_ENTRY,
             joined_at=now,
             keypad=KeypadSequencer(self._keymaps[Role.PARTICIPANT]),
             vouched=vouched,
+            gateway=gateway,
         )
-        member.media.set_echo_mode(self.config.echo_cancellation)
+        member.media.set_echo_mode("off" if gateway else self.config.echo_cancellation)
         self._members[member_id] = member
-        if operator and self.hotline:
+        if gateway:
+            self._actions.append(MemberJoined(member_id, member.role))
+            if self._recording:
+                self._play(member, "recording_started")
+        elif operator and self.hotline:
             member.operator_line = True
             # The operators' PIN is the only way in: no empty entry as a participant.
             pin = self.config.moderator_pin
@@ -389,12 +439,13 @@ class Room:
                 for frame in self._drain_playout(member)
             )
             self._end_report(member, "hang-up")
-        if not member.present:
+        if not member.present or member.gateway:
             return
         if self.hotline:
             self._hotline_member_left(member)
             return
-        if not any(m.present for m in self._members.values()):
+        if not any(m.present and not m.gateway for m in self._members.values()):
+            self._emptied(member_id, "the last person left")
             self._reset()  # the meeting is over: the next one starts unlocked
             return
         if not member.leaving:
@@ -405,6 +456,12 @@ class Room:
             and not self._moderator_present()
         ):
             self._end_meeting(0, "the last moderator left")
+
+    def _emptied(self, member_id: int, reason: str) -> None:
+        """Send `RoomEmptied`, once per `RoomStarted`."""
+        if self._started:
+            self._started = False
+            self._actions.append(RoomEmptied(member_id, reason))
 
     def _reset(self) -> None:
         """Forget the meeting's state when the last member has left."""
@@ -462,8 +519,11 @@ class Room:
 
     @property
     def present_count(self) -> int:
-        """Members past PIN entry (in the room, or waiting in it for a moderator)."""
-        return sum(1 for m in self._members.values() if m.present and not m.leaving)
+        """People past PIN entry (in the room, or waiting in it for a moderator), not
+        leaving; gateways are not people."""
+        return sum(
+            1 for m in self._members.values() if m.present and not m.leaving and not m.gateway
+        )
 
     def pop_actions(self) -> list[RoomAction]:
         actions, self._actions = self._actions, []
@@ -509,7 +569,7 @@ class Room:
         in-band. A press that arrives both ways counts once: the same digit from the other
         source within SAME_PRESS_S is the same press."""
         member = self._members.get(member_id)
-        if member is None or member.leaving:
+        if member is None or member.leaving or member.gateway:
             return
         last = member.last_press
         if last is not None and last[0] == digit and last[1] != source and (
@@ -658,10 +718,10 @@ class Room:
         self._enter(member)
 
     def _admitted_count(self) -> int:
-        """Members let in (those still recording their name too), not leaving."""
+        """People let in (those still recording their name too), not leaving."""
         return sum(
             1 for m in self._members.values()
-            if (m.present or m.phase is Phase.NAMING) and not m.leaving
+            if (m.present or m.phase is Phase.NAMING) and not m.leaving and not m.gateway
         )
 
     def _start_meeting(self) -> None:
@@ -912,10 +972,10 @@ class Room:
                 self._route_caller(waiting, waiting.queued_at)
 
     def _participants(self) -> list[Member]:
-        """Present participants (not moderators), not on their way out."""
+        """Present participants (not moderators, not gateways), not on their way out."""
         return [
             m for m in self._members.values()
-            if m.present and not m.leaving and m.role is Role.PARTICIPANT
+            if m.present and not m.leaving and m.role is Role.PARTICIPANT and not m.gateway
         ]
 
     def _toggle_self_mute(self, member: Member) -> None:
@@ -983,7 +1043,8 @@ class Room:
                 self._play(listener, "recording_started" if recording else "recording_stopped")
 
     def _end_meeting(self, member_id: int, reason: str) -> None:
-        """Tell everyone, then hang up every call once the prompt has played."""
+        """Tell everyone, then hang up every call once the prompt has played; gateways
+        are told too, and left for the controller to hang up on `RoomEmptied`."""
         self._actions.append(MeetingEnded(member_id, reason))
         if self._recording:
             self._set_recording(member_id, recording=False, announce=False)
@@ -993,7 +1054,9 @@ class Room:
             member.prompts.stop()
             member.end_confirm_deadline = None
             self._play(member, "meeting_ended")
-            member.hang_up_reason = f"meeting {reason}"
+            if not member.gateway:
+                member.hang_up_reason = f"meeting {reason}"
+        self._emptied(member_id, f"meeting {reason}")
 
     def _say_number(self, member: Member, count: int) -> None:
         for name in spoken_number(count, self.config.language):
@@ -1074,6 +1137,8 @@ class Room:
         members = list(self._members.values())
         if not members:
             return {}
+        if not self._started and not self.hotline:
+            self._start_if_anyone_in(members)
         if self.hotline:
             # Operators and callers talk in pairs; every pair must be heard.
             eligible = np.array([
@@ -1107,6 +1172,8 @@ class Room:
             for row, talking in gathered.talker_changes
         )
         for row, digit in gathered.digits:
+            if members[row].gateway:
+                continue  # no keypad: the tone was only kept out of the mix
             self._actions.append(DigitHeard(members[row].member_id, digit))
             self.press(members[row].member_id, digit, now, source="in-band")
         if self.hotline:
@@ -1137,6 +1204,16 @@ class Room:
             {m.member_id: m.media for m in members}, heard, mix.total,
             self._lone_narrow_talker(mix, gathered),
         )
+
+    def _start_if_anyone_in(self, members: list[Member]) -> None:
+        """Send `RoomStarted` at the first tick that mixes a person. Checked at the tick,
+        not at each entry: the room's audio starts there, and one check covers every way
+        in (PIN, name, a moderator's arrival, a transfer)."""
+        for member in members:
+            if member.phase is Phase.IN_ROOM and not member.leaving and not member.gateway:
+                self._started = True
+                self._actions.append(RoomStarted(member.member_id))
+                return
 
     @staticmethod
     def _lone_narrow_talker(mix: MixResult, gathered: GatheredFrames) -> Clip | None:
