@@ -8,7 +8,7 @@ CONFIG ?= dialplans/default.yaml
 # Janus AudioBridge (bench/capacity.py).
 RUNTIME_PACKAGES := libopus0
 DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) sip-tester baresip espeak-ng sox libspandsp2 \
-	libspeexdsp1 janus
+	libspeexdsp1 janus kamailio
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint unit system-packages prompts clean
@@ -31,6 +31,10 @@ system-packages:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@# Debian starts a system kamailio on 5060 (all interfaces) where systemd runs; the tests
+	@# start their own, and the bridge's default dialplan needs that port.
+	@if [ -d /run/systemd/system ] && systemctl is-enabled --quiet kamailio 2>/dev/null; then \
+	  $(SUDO) systemctl disable --now kamailio.service || true; fi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,8 +15,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import LoopingCall
 
 from bridge.conference.media import ROOM_RATE_HZ
 from bridge.conference.prompts import PromptLibrary
@@ -27,13 +31,17 @@ from bridge.net.sip_tcp import SipTcpFactory, TcpConnections
 from bridge.net.sip_udp import SipUdpProtocol, listen_sip_udp
 from bridge.prompt_files import load_prompts
 from bridge.recording import WavRecording, recording_stem, recover_recordings
+from bridge.sip.errors import SipParseError
 from bridge.sip.flow import Flow
+from bridge.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 # How long a stopping bridge waits for its BYEs to be answered.
 SHUTDOWN_GRACE_S = 1.0
+# How often the trunks' and video gateways' host names are looked up again.
+HOST_REFRESH_S = 300.0
 
 
 class _WavRecording:
@@ -100,6 +108,10 @@ class Bridge:
         self._reactor = reactor
         self.config = config
         rng = rng or random.SystemRandom()
+        self._hosts = HostAddresses(_remote_hosts(config))
+        self._hosts.refresh_blocking()  # once, before any call or tick: nothing to stall yet
+        self._host_refresh = LoopingCall(self._refresh_hosts)
+        self._host_refresh.clock = reactor
         self._rtp = RtpPortPool(
             reactor,
             config.rtp.port_min,
@@ -114,6 +126,8 @@ class Bridge:
             secret=os.urandom(32),
             recorders=RoomRecorders(reactor, config.recording_dir, config.reports_dir),
             wall_clock=datetime.now,
+            resolve_host=self._hosts.lookup,
+            read_file=Path.read_bytes,
         )
         self._udp: dict[tuple[str, int], SipUdpProtocol] = {}
         self._tcp = TcpConnections()
@@ -142,12 +156,26 @@ class Bridge:
                 )
             self._listening.append(port)
             log.info("listening for SIP on %s:%s:%d", listen.transport, listen.host, listen.port)
+        if self._hosts.names:
+            self._host_refresh.start(HOST_REFRESH_S, now=False)
+        self._driver.start()
+        for path, sdp in self.controller.gateway_sdp_files():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(sdp)
+            except OSError as exc:  # the leg still works for a peer told the port otherwise
+                log.error("cannot write the SDP file %s: %s", path, exc)
+                continue
+            log.info("wrote the SDP of a plain RTP leg to %s", path)
         self.clock.start()
 
     def stop(self) -> Deferred[None]:
         """Hang up every call, give the BYEs a moment, then close the sockets."""
         self._driver.hang_up_all()
         done: Deferred[None] = Deferred()
+
+        if self._host_refresh.running:
+            self._host_refresh.stop()
 
         def close() -> None:
             self.clock.stop()
@@ -159,6 +187,11 @@ class Bridge:
         self._reactor.callLater(SHUTDOWN_GRACE_S, close)
         return done
 
+    def _refresh_hosts(self) -> Deferred[None]:
+        return threads.deferToThreadPool(
+            self._reactor, self._reactor.getThreadPool(), self._hosts.resolve_all
+        ).addCallback(self._hosts.update)
+
     def _send_sip(self, data: bytes, flow: Flow) -> None:
         if flow.transport == "tcp":
             self._tcp.send(data, flow)
@@ -169,3 +202,63 @@ class Bridge:
 
     def _rtcp_received(self, port: int, data: bytes, source: tuple[str, int]) -> None:
         self._driver.rtcp_received(port, data, source)
+
+
+
+class HostAddresses:
+    """The addresses of the trunks' and video gateways' host names, looked up away from
+    the media path: once at start, then every HOST_REFRESH_S in a worker thread, so a
+    slow or dead resolver never stalls a tick (a dial-out or a registration only reads
+    this table). A name that never resolved is an OSError when it is needed."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = frozenset(names)
+        self._addresses: dict[str, str] = {}
+
+    def lookup(self, host: str) -> str:
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        address = self._addresses.get(host.lower())
+        if address is None:
+            raise OSError(f"{host} has no address (the resolver gave none)")
+        return address
+
+    def refresh_blocking(self) -> None:
+        self.update(self.resolve_all())
+
+    def resolve_all(self) -> dict[str, str]:
+        """Look every name up with the system resolver (IPv4 first); runs in a thread."""
+        found = {}
+        for name in self.names:
+            try:
+                infos = socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.warning("cannot resolve %s: %s", name, exc)
+                continue
+            infos.sort(key=lambda info: info[0] != socket.AF_INET)
+            found[name] = str(infos[0][4][0])
+        return found
+
+    def update(self, found: dict[str, str]) -> None:
+        """Keep the last good address of a name that failed this time."""
+        self._addresses.update(found)
+
+
+def _remote_hosts(config: Config) -> set[str]:
+    """The host names (not addresses) the bridge sends requests to."""
+    uris = [trunk.registrar for trunk in config.trunks]
+    uris += [uri for room in config.rooms for leg in room.gateways if leg.sip is not None
+             for uri in (leg.sip.uri, leg.sip.proxy) if uri is not None]
+    names = set()
+    for uri in uris:
+        try:
+            host = SipUri.parse(uri).host.strip("[]").lower()
+        except SipParseError:
+            continue
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            names.add(host)
+    return names

@@ -94,8 +94,11 @@ def check_config(path: Path) -> int:
     if config is None:
         return 1
     listen = ", ".join(str(address) for address in config.sip.listen)
+    legs = sum(len(room.gateways) for room in config.rooms)
+    extra = "".join(f"{count} {what}, " for count, what in (
+        (len(config.trunks), "trunks"), (legs, "gateway legs")) if count)
     print(f"{path}: OK: {len(config.rooms)} rooms, {len(config.accounts)} accounts, "
-          f"listening on {listen}")
+          f"{extra}listening on {listen}")
     return 0
 
 

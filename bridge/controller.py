@@ -12,17 +12,20 @@ One log line per call event, carrying call-id, room and member.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
+from bridge.conference.gateway import GatewayLeg, LegState
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
@@ -38,11 +41,13 @@ from bridge.conference.room import (
     ReportEnded,
     ReportStarted,
     Room,
+    RoomEmptied,
     RoomLockChanged,
+    RoomStarted,
     TalkingChanged,
     TransferToRoom,
 )
-from bridge.config import Config
+from bridge.config import Config, GatewayConfig
 from bridge.dialplan import Dialplan
 from bridge.rtp.packet import RtpPacket, RtpParseError
 from bridge.rtp.rtcp import (
@@ -55,21 +60,25 @@ from bridge.rtp.rtcp import (
 )
 from bridge.rtp.sender import SendStream
 from bridge.rtp.stream import ReceiveStatus, ReceiveStream
-from bridge.rtp.telephone_event import DigitStarted, TelephoneEventReceiver
-from bridge.sip.auth import AccountSecrets, Authenticator, Challenge
+from bridge.rtp.telephone_event import DigitSender, DigitStarted, TelephoneEventReceiver
+from bridge.sip.auth import AccountSecrets, Authenticator, Challenge, ClientCredentials
 from bridge.sip.core import SipCore
 from bridge.sip.errors import SipParseError
 from bridge.sip.events import (
     AckTimedOut,
     ByeReceived,
+    CallAnswered,
     CallCancelled,
     CallConfirmed,
     CallEnded,
+    CallFailed,
+    CallProgress,
     CallRef,
     InviteReceived,
     MessageDropped,
     ReinviteReceived,
     RequestReceived,
+    ResponseReceived,
 )
 from bridge.sip.flow import Flow
 from bridge.sip.message import NameAddress, Request, response_to
@@ -82,11 +91,13 @@ from bridge.sip.offer_answer import (
     SdpSession,
     accept_answer,
     answer_offer,
+    describe_fixed_peer,
     make_offer,
 )
 from bridge.sip.registrar import Registrar
 from bridge.sip.sdp import SessionDescription
 from bridge.sip.uri import SipUri
+from bridge.trunks import Trunks, next_hop
 from dsp.codecs.base import EncoderSettings
 
 log = logging.getLogger(__name__)
@@ -100,6 +111,16 @@ RELATCH_PACKETS = 5
 # RFC 4733 event codes carried in SIP INFO bodies (application/dtmf-relay "Signal=").
 _INFO_SIGNALS = {str(d): str(d) for d in range(10)} | {"*": "*", "#": "#", "10": "*", "11": "#"}
 _INFO_SIGNALS |= {c: c for c in "ABCD"}
+# A dial-out leg's far end that rings this long without answering is given up (CANCEL)
+# and dialled again later: a SIP gateway may ring for ever (no INVITE timer runs after 1xx).
+DIAL_ANSWER_TIMEOUT_S = 60.0
+# A plain RTP leg that cannot start (its remote_sdp unreadable, no port) tries again after
+# this long, doubling: the file may be written later.
+RTP_LEG_RETRY_MIN_S = 5.0
+RTP_LEG_RETRY_MAX_S = 60.0
+# Where a plain RTP leg that answers to where packets come from says its peer is, in the
+# SDP that describes our side before any packet came (the discard port, RFC 863).
+_UNKNOWN_PEER = ("127.0.0.1", 9)
 
 
 class NoMediaPorts(Exception):
@@ -156,13 +177,31 @@ class _Order(enum.Enum):
 
 
 @dataclass(eq=False)
+class GatewayLegRun:
+    """A room's leg to a video meeting: its config, life, and the call or stream carrying it."""
+
+    config: GatewayConfig
+    room: Room
+    life: GatewayLeg
+    port: int | None = None  # a plain RTP leg's port, bound for the bridge's lifetime
+    sdp: bytes = b""  # a plain RTP leg's own side, for its sdp_file
+    call: Call | None = None  # the live attempt, if any
+    answer_by: float | None = None  # a dial-out ringing: CANCEL it if not answered by then
+
+    @property
+    def log_prefix(self) -> str:
+        return f"room={self.room.config.id} gateway={self.config.id}"
+
+
+@dataclass(eq=False)
 class Call:
-    """One caller: their SIP dialog, room membership and RTP state."""
+    """One caller or gateway leg: its SIP dialog (none for plain RTP), room membership and
+    RTP state."""
 
     ref: CallRef
     member_id: int
     room: Room
-    flow: Flow
+    flow: Flow | None  # None for a plain RTP leg
     label: str
     caller_uri: str
     local_port: int
@@ -182,6 +221,9 @@ class Call:
     highest_seq: int | None = None  # of the RTP received, for losses right before a packet
     link: LinkAdapter | None = None  # Opus members: bitrate and FEC from their reports
     ending: bool = False
+    gateway: GatewayLegRun | None = None  # set for a leg to a video meeting
+    digits: DigitSender | None = None  # a dial-out leg's meeting ID / passcode being sent
+    digits_at: float = 0.0  # when to start sending them
 
     @property
     def log_prefix(self) -> str:
@@ -201,8 +243,15 @@ class CallController:
         secret: bytes,
         recorders: Recorders | None = None,
         wall_clock: Callable[[], datetime] | None = None,
+        resolve_host: Callable[[str], str] | None = None,
+        read_file: Callable[[Path], bytes] | None = None,
     ) -> None:
-        """`wall_clock` gives local time for hotline operator hours (None: not enforced)."""
+        """`wall_clock` gives local time for hotline operator hours (None: not enforced).
+
+        `resolve_host` turns a trunk's or a video gateway's host name into an address
+        (None: IP addresses only); `read_file` reads a plain RTP leg's `remote_sdp` (None:
+        such legs cannot start).
+        """
         self._config = config
         self._recorders = recorders
         self._recordings: dict[str, RoomRecording] = {}  # room id -> the one in progress
@@ -240,6 +289,23 @@ class CallController:
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
         self._next_timeout_check = 0.0
         self._tick_failure_logged: dict[str, float] = {}  # room id -> next time to log
+        self._resolve_host = resolve_host or _ip_address_only
+        self._read_file = read_file
+        udp = [a for a in config.sip.listen if a.transport == "udp"]
+        # Requests we send (REGISTER, dial-out INVITEs) leave from the first UDP listener.
+        self._udp_local = (udp[0].host, udp[0].port) if udp else None
+        self._trunks = Trunks(config, self._udp_local, self._resolve_host, rng=rng)
+        self._legs: dict[str, list[GatewayLegRun]] = {
+            room.id: [
+                GatewayLegRun(leg, self._rooms[room.id], GatewayLeg(
+                    room.id, leg.id,
+                    retry_min_s=leg.sip.redial_min_s if leg.sip else RTP_LEG_RETRY_MIN_S,
+                    retry_max_s=leg.sip.redial_max_s if leg.sip else RTP_LEG_RETRY_MAX_S,
+                ))
+                for leg in room.gateways
+            ]
+            for room in config.rooms if room.gateways
+        }
 
     # -- SIP ------------------------------------------------------------------------
 
@@ -248,12 +314,37 @@ class CallController:
         self._core.receive_datagram(data, flow, now)
         self._drain_sip_events(now)
 
+    def start(self, now: float) -> None:
+        """Bind the plain RTP legs' ports (their SDP is then in `gateway_sdp_files`) and
+        register to the trunks."""
+        for run in self._all_legs():
+            if run.config.rtp is not None:
+                self._bind_rtp_leg(run)
+        self._trunks.start(now, self._core.send_request)
+
+    def gateway_sdp_files(self) -> list[tuple[Path, bytes]]:
+        """The SDP of our side of each plain RTP leg that names an `sdp_file`."""
+        return [
+            (run.config.rtp.sdp_file, run.sdp) for run in self._all_legs()
+            if run.config.rtp is not None and run.config.rtp.sdp_file is not None and run.sdp
+        ]
+
     def handle_timer(self, now: float) -> None:
         self._core.handle_timer(now)
         self._drain_sip_events(now)
+        for run in self._all_legs():
+            if run.answer_by is not None and now >= run.answer_by and run.call is not None:
+                run.answer_by = None
+                self._hang_up(run.call, f"no answer in {DIAL_ANSWER_TIMEOUT_S:g} s", now)
+            if run.life.due(now):
+                self._connect_leg(run, now)
+        self._trunks.handle_timer(now, self._core.send_request)
 
     def next_deadline(self) -> float | None:
-        return self._core.next_deadline()
+        deadlines = [self._core.next_deadline(), self._trunks.next_deadline()]
+        for run in self._all_legs():
+            deadlines += [run.life.next_deadline(), run.answer_by]
+        return min((d for d in deadlines if d is not None), default=None)
 
     def sip_datagrams(self) -> list[tuple[bytes, Flow]]:
         return self._core.datagrams_to_send()
@@ -268,9 +359,14 @@ class CallController:
         return len(self._calls)
 
     def hang_up_all(self, now: float) -> None:
-        """End every call with a BYE and finish every recording (graceful shutdown)."""
+        """End every call with a BYE, every leg and registration, and finish every
+        recording (graceful shutdown)."""
+        for run in self._all_legs():
+            if run.life.room_ended("bridge shutting down", now) and run.call is not None:
+                self._hang_up(run.call, "bridge shutting down", now)
         for call in list(self._calls.values()):
             self._hang_up(call, "bridge shutting down", now)
+        self._trunks.stop(now, self._core.send_request)
         for room_id in list(self._recordings):
             self._stop_recording(self._rooms[room_id])
         for room in self._rooms.values():  # a report is finished as itself, not "a crash"
@@ -299,12 +395,27 @@ class CallController:
                              "hung up" if isinstance(event, ByeReceived) else "cancelled")
             elif isinstance(event, CallEnded):
                 self._on_call_ended(event.call, event.reason, now)
+            elif isinstance(event, CallAnswered):
+                self._on_leg_answered(event.call, event.response.body, now)
+            elif isinstance(event, CallFailed):
+                self._on_leg_failed(event.call, f"{event.status} {event.reason}", now)
+            elif isinstance(event, CallProgress):
+                call = self._calls.get(event.call)
+                if call is not None and call.gateway is not None:
+                    log.info("%s: %d", call.gateway.log_prefix, event.status)
+            elif isinstance(event, ResponseReceived):
+                self._trunks.receive_response(event.branch, event.response, now,
+                                              self._core.send_request)
             elif isinstance(event, MessageDropped):
                 log.info("sip: dropped message from %s:%d (%s): %s", event.flow.remote_host,
                          event.flow.remote_port, event.flow.transport, event.reason)
 
     def _on_invite(self, ref: CallRef, request: Request, flow: Flow, now: float) -> None:
         prefix = f"call={ref.call_id}"
+        if not self._trunks.allows(flow.remote_host):
+            log.info("%s: refused: %s is not in sip.allow_from", prefix, flow.remote_host)
+            self._core.respond_invite(ref, 403, now)
+            return
         try:
             request_user = SipUri.parse(request.uri).user_unescaped
             to_user = request.to_address.sip_uri.user_unescaped
@@ -319,7 +430,8 @@ class CallController:
             return
         room = self._rooms[route.room_id]
         label = _caller_label(request)
-        if room.config.access == "accounts":
+        # A trunk's calls are the PSTN's: its address vouches for them, not an account.
+        if room.config.access == "accounts" and not self._trunks.is_trunk(flow.remote_host):
             outcome = self._auth.authenticate(request, now)
             if isinstance(outcome, Challenge):
                 log.info("%s room=%s: challenged %s", prefix, room.config.id, label)
@@ -391,6 +503,11 @@ class CallController:
         """Start or update RTP for a negotiated session (initial, re-INVITE, or ACK)."""
         previous = call.media
         call.media = negotiated
+        if call.digits is not None and previous is not None and (
+            previous.telephone_event_pt, previous.clock_rate_hz, previous.ptime_ms,
+        ) != (negotiated.telephone_event_pt, negotiated.clock_rate_hz, negotiated.ptime_ms):
+            log.warning("%s: the far end changed the stream; digits not sent", call.log_prefix)
+            call.digits = None
         if previous is None or previous.clock_rate_hz != negotiated.clock_rate_hz:
             call.receive = ReceiveStream(negotiated.clock_rate_hz)
             call.highest_seq = None
@@ -484,7 +601,10 @@ class CallController:
     def _on_request(self, event: RequestReceived, now: float) -> None:
         request = event.request
         if request.method == "REGISTER":
-            response = self._registrar.handle(request, event.flow, now)
+            if not self._trunks.allows(event.flow.remote_host):
+                response = response_to(request, 403)
+            else:
+                response = self._registrar.handle(request, event.flow, now)
             log.info("register: %s from %s:%d -> %d", request.to_address.uri,
                      event.flow.remote_host, event.flow.remote_port, response.status)
             self._core.respond(event.key, response, now)
@@ -530,14 +650,269 @@ class CallController:
                      stats.jitter_ms)
         else:
             log.info("%s: ended (%s)", call.log_prefix, reason)
+        if call.gateway is not None:
+            self._leg_dropped(call.gateway, call, reason, now)
 
     def _hang_up(self, call: Call, reason: str, now: float) -> None:
         if call.ending:
             return
         call.ending = True
         log.info("%s: hanging up: %s", call.log_prefix, reason)
+        if call.flow is None:  # a plain RTP leg: no dialog, the stream just stops
+            assert call.gateway is not None
+            self._stop_rtp_leg(call.gateway, reason, now)
+            return
         self._core.hangup(call.ref, now)
         self._drain_sip_events(now)
+
+    # -- gateway legs ---------------------------------------------------------------------
+
+    def _all_legs(self) -> list[GatewayLegRun]:
+        return [run for runs in self._legs.values() for run in runs]
+
+    def _log_leg(self, run: GatewayLegRun) -> None:
+        status = run.life.status
+        retry = ""
+        if status.next_attempt_at is not None:
+            retry = f"; re-dial in {status.next_attempt_at - status.since:.1f} s"
+        level = logging.WARNING if status.state is LegState.WAITING else logging.INFO
+        log.log(level, "%s: leg %s (%s)%s", run.log_prefix, status.state.value, status.reason,
+                retry)
+
+    def _rooms_legs_start(self, room: Room, now: float) -> None:
+        for run in self._legs.get(room.config.id, ()):
+            if run.life.room_started(now):
+                self._connect_leg(run, now)
+
+    def _rooms_legs_stop(self, room: Room, reason: str, now: float) -> None:
+        for run in self._legs.get(room.config.id, ()):
+            if run.life.room_ended(reason, now) and run.call is not None:
+                self._hang_up(run.call, reason, now)
+            self._log_leg(run)
+
+    def _connect_leg(self, run: GatewayLegRun, now: float) -> None:
+        self._log_leg(run)
+        if run.config.rtp is not None:
+            self._start_rtp_leg(run, now)
+        else:
+            self._dial(run, now)
+
+    def _leg_dropped(self, run: GatewayLegRun, call: Call, reason: str, now: float) -> None:
+        if run.call is call:
+            run.call = None
+            run.answer_by = None
+            run.life.dropped(reason, now)
+            self._log_leg(run)
+
+    def _new_leg_call(
+        self, run: GatewayLegRun, ref: CallRef, flow: Flow | None, port: int,
+        local_audio: LocalAudio, session: SdpSession, uri: str, now: float,
+    ) -> Call:
+        call = Call(
+            ref=ref, member_id=self._next_member_id, room=run.room, flow=flow,
+            label=f"gateway {run.config.id}", caller_uri=uri, local_port=port,
+            local_audio=local_audio, sdp_session=session, last_media_at=now,
+            next_rtcp_at=now + RTCP_INTERVAL_S / 2, gateway=run,
+        )
+        self._next_member_id += 1
+        self._by_port[port] = call
+        self._by_member[call.member_id] = call
+        run.call = call
+        return call
+
+    def _leg_audio(self, run: GatewayLegRun, host: str, port: int) -> LocalAudio:
+        rtp, sip = run.config.rtp, run.config.sip
+        return LocalAudio(
+            codecs=(rtp.codec,) if rtp else (sip.codecs if sip and sip.codecs
+                                               else run.room.config.codecs),
+            host=host, port=port,
+            ptimes_ms=(rtp.ptime_ms,) if rtp else self._config.ptimes_ms,
+            opus_max_bitrate_bps=self._config.opus.max_bitrate_bps,
+            opus_dtx=self._config.opus.dtx,
+        )
+
+    def _advertised(self, local_host: str) -> str:
+        return self._config.sip.external_address or local_host
+
+    def _leg_host(self) -> str:
+        """Where plain RTP legs bind: the first SIP listen address (the bridge's own)."""
+        return self._config.sip.listen[0].host
+
+    def _bind_rtp_leg(self, run: GatewayLegRun) -> None:
+        """Bind a plain RTP leg's port once, and describe our side of it for its sdp_file."""
+        rtp = run.config.rtp
+        assert rtp is not None
+        try:
+            run.port = self._media_ports.allocate(self._leg_host())
+        except NoMediaPorts:
+            log.error("%s: no free RTP port for the leg", run.log_prefix)
+            return
+        host = self._advertised(self._leg_host())
+        peer = describe_fixed_peer(rtp.codec, rtp.payload_type, rtp.ptime_ms,
+                                   *(rtp.remote or _UNKNOWN_PEER),
+                                   telephone_event_pt=rtp.telephone_event_pt)
+        answer, _ = answer_offer(peer, self._leg_audio(run, host, run.port),
+                                 SdpSession(self._rng.getrandbits(31), host))
+        run.sdp = bytes(answer)
+        log.info("%s: plain RTP leg on port %d, %s pt %d", run.log_prefix, run.port,
+                 rtp.codec, rtp.payload_type)
+
+    def _peer_of_rtp_leg(self, run: GatewayLegRun) -> SessionDescription:
+        """The far side as this start of the leg finds it: its SDP file, or the config."""
+        rtp = run.config.rtp
+        assert rtp is not None
+        if rtp.remote_sdp is not None:
+            if self._read_file is None:
+                raise OSError("no file reader to read remote_sdp with")
+            return SessionDescription.parse(self._read_file(rtp.remote_sdp))
+        return describe_fixed_peer(rtp.codec, rtp.payload_type, rtp.ptime_ms,
+                                   *(rtp.remote or _UNKNOWN_PEER),
+                                   telephone_event_pt=rtp.telephone_event_pt)
+
+    def _start_rtp_leg(self, run: GatewayLegRun, now: float) -> None:
+        rtp = run.config.rtp
+        assert rtp is not None
+        if run.port is None:
+            self._bind_rtp_leg(run)
+        if run.port is None:
+            run.life.dropped("no free RTP port", now)
+            self._log_leg(run)
+            return
+        host = self._advertised(self._leg_host())
+        local_audio = self._leg_audio(run, host, run.port)
+        session = SdpSession(self._rng.getrandbits(31), host)
+        try:
+            _, negotiated = answer_offer(self._peer_of_rtp_leg(run), local_audio, session)
+        except (OSError, SipParseError) as exc:
+            # A retry later may find the file written; the room goes on without the leg.
+            run.life.dropped(f"remote SDP unusable: {exc}", now)
+            self._log_leg(run)
+            return
+        ref = CallRef(f"gateway-{run.room.config.id}-{run.config.id}-{self._next_member_id}", "")
+        call = self._new_leg_call(run, ref, None, run.port, local_audio, session,
+                                  f"rtp:{negotiated.remote_host}:{negotiated.remote_port}", now)
+        self._apply_media(call, negotiated)
+        if rtp.remote is None and rtp.remote_sdp is None:
+            # Symmetric RTP: we answer to wherever the far side's packets come from.
+            call.remote_rtp = call.remote_rtcp = None
+        self._join_leg(call, negotiated, now)
+        run.life.connected(now, "stream started")
+        self._log_leg(run)
+
+    def _stop_rtp_leg(self, run: GatewayLegRun, reason: str, now: float) -> None:
+        call = run.call
+        if call is None:
+            return
+        self._by_port.pop(call.local_port, None)
+        self._by_member.pop(call.member_id, None)
+        call.room.remove_member(call.member_id)
+        if call.receive is not None:
+            stats = call.receive.statistics()
+            log.info("%s: ended (%s); received %d packets, lost %d, jitter %.1f ms",
+                     call.log_prefix, reason, stats.packets_received, stats.cumulative_lost,
+                     stats.jitter_ms)
+        self._leg_dropped(run, call, reason, now)
+
+    def _join_leg(self, call: Call, negotiated: NegotiatedAudio, now: float) -> None:
+        settings = call.link.settings() if call.link else self._encoder_settings(negotiated)
+        call.room.add_member(call.member_id, call.label, negotiated.codec, now, settings,
+                             gateway=True)
+        call.room.set_on_hold(call.member_id, negotiated.direction is not Direction.SENDRECV)
+        self._drain_room_actions(call.room, now)
+
+    def _dial(self, run: GatewayLegRun, now: float) -> None:
+        """Call the video meeting's SIP address with our offer (RFC 3261 §13.2.1)."""
+        sip = run.config.sip
+        assert sip is not None
+        if self._udp_local is None:  # the config refuses this; kept for a clear log
+            run.life.dropped("no udp entry in sip.listen to dial from", now)
+            self._log_leg(run)
+            return
+        try:
+            remote = next_hop(sip.proxy or sip.uri, self._resolve_host)
+        except (OSError, ValueError, SipParseError) as exc:
+            run.life.dropped(f"cannot reach {sip.proxy or sip.uri}: {exc}", now)
+            self._log_leg(run)
+            return
+        local_host, local_port = self._udp_local
+        try:
+            port = self._media_ports.allocate(local_host)
+        except NoMediaPorts:
+            run.life.dropped("no free RTP port", now)
+            self._log_leg(run)
+            return
+        flow = Flow("udp", local_host, local_port, remote[0], remote[1])
+        host = self._advertised(local_host)
+        local_audio = self._leg_audio(run, host, port)
+        session = SdpSession(self._rng.getrandbits(31), host)
+        offer = make_offer(local_audio, session)
+        credentials = (
+            ClientCredentials(sip.username, sip.password)
+            if sip.username is not None and sip.password is not None else None
+        )
+        domain = self._config.sip.domain
+        domain = f"[{domain}]" if ":" in domain else domain
+        try:
+            ref = self._core.invite(
+                request_uri=sip.uri,
+                from_uri=f"sip:{sip.from_user}@{domain}",
+                from_display=run.room.config.name or run.room.config.id,
+                flow=flow, body=bytes(offer), now=now, credentials=credentials,
+                route=(_loose_route(sip.proxy),) if sip.proxy else (),
+                contact_user=sip.from_user,
+            )
+        except ValueError as exc:  # SipParseError included; the config should prevent it
+            self._media_ports.release(port)
+            run.life.dropped(f"cannot call {sip.uri}: {exc}", now)
+            self._log_leg(run)
+            return
+        call = self._new_leg_call(run, ref, flow, port, local_audio, session, sip.uri, now)
+        call.pending_offer = offer
+        self._calls[ref] = call
+        run.answer_by = now + DIAL_ANSWER_TIMEOUT_S
+        log.info("%s: dialling %s via %s:%d, rtp port %d", call.log_prefix, sip.uri, *remote,
+                 port)
+
+    def _on_leg_answered(self, ref: CallRef, body: bytes, now: float) -> None:
+        call = self._calls.get(ref)
+        if call is None or call.gateway is None or call.pending_offer is None:
+            return
+        run = call.gateway
+        run.answer_by = None
+        offer, call.pending_offer = call.pending_offer, None
+        try:
+            negotiated = accept_answer(offer, SessionDescription.parse(body), call.local_audio)
+        except SipParseError as exc:  # NoCommonCodec included
+            self._hang_up(call, f"no usable SDP answer: {exc}", now)
+            return
+        self._apply_media(call, negotiated)
+        call.last_media_at = now  # RTP is owed from the answer on, not from the dial
+        if run.life.state is not LegState.CONNECTING or run.call is not call:
+            self._hang_up(call, "answered after the room ended", now)
+            return
+        self._join_leg(call, negotiated, now)
+        run.life.connected(now)
+        self._log_leg(run)
+        sip = run.config.sip
+        if sip is not None and sip.digits:
+            if negotiated.telephone_event_pt is None:
+                log.warning("%s: the far end takes no telephone-event; digits %r not sent",
+                            run.log_prefix, sip.digits)
+            else:
+                frame_ts = negotiated.clock_rate_hz * negotiated.ptime_ms // 1000
+                call.digits = DigitSender(sip.digits, frame_ts, frame_ms=negotiated.ptime_ms)
+                call.digits_at = now + sip.digits_delay_s
+
+    def _on_leg_failed(self, ref: CallRef, reason: str, now: float) -> None:
+        call = self._calls.pop(ref, None)
+        if call is None:
+            return
+        self._by_port.pop(call.local_port, None)
+        self._by_member.pop(call.member_id, None)
+        self._media_ports.release(call.local_port)
+        log.info("%s: call failed: %s", call.log_prefix, reason)
+        if call.gateway is not None:
+            self._leg_dropped(call.gateway, call, reason, now)
 
     # -- RTP --------------------------------------------------------------------------
 
@@ -653,7 +1028,7 @@ class CallController:
             if not room.member_ids:
                 continue
             try:
-                packets = room.tick(now)
+                self._tick_room(room, now)
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
                 # An exception here would end the media clock's LoopingCall and silence
                 # every room; log it with its traceback (once a minute per room, not 50
@@ -661,33 +1036,57 @@ class CallController:
                 if now >= self._tick_failure_logged.get(room.config.id, -TICK_FAILURE_LOG_S):
                     self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
                     log.exception("room=%s: tick failed", room.config.id)
-                continue
-            for member_id, packet in packets.items():
-                call = self._by_member.get(member_id)
-                if call is None or call.send is None or call.remote_rtp is None:
-                    continue
-                assert call.media is not None
-                sending = call.media.direction in (Direction.SENDRECV, Direction.SENDONLY)
-                if sending and packet.payload is not None:
-                    self._rtp_out.append((
-                        call.local_port,
-                        call.send.packet(packet.payload, packet.timestamp_step),
-                        call.remote_rtp,
-                    ))
-                else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
-                    call.send.skip(packet.timestamp_step)
-            # Actions first: a recording or report that started this tick must be open
-            # for this tick's audio (one that ended this tick had its last audio before).
-            self._drain_room_actions(room, now)
-            self._record(room, room.pop_recorded())
-            self._record_reports(room.pop_captured())
         self._send_rtcp(now)
         if now >= self._next_timeout_check:
             self._next_timeout_check = now + TIMEOUT_CHECK_INTERVAL_S
             self._remove_silent_members(now)
 
+    def _tick_room(self, room: Room, now: float) -> None:
+        """Mix one room, send each member its packet, and act on what the room says."""
+        for member_id, packet in room.tick(now).items():
+            call = self._by_member.get(member_id)
+            if call is None or call.send is None or call.remote_rtp is None:
+                continue
+            assert call.media is not None
+            sending = call.media.direction in (Direction.SENDRECV, Direction.SENDONLY)
+            if sending and call.digits is not None and now >= call.digits_at:
+                if self._send_digit(call, packet.timestamp_step):
+                    continue
+            if sending and packet.payload is not None:
+                self._rtp_out.append((
+                    call.local_port,
+                    call.send.packet(packet.payload, packet.timestamp_step),
+                    call.remote_rtp,
+                ))
+            else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
+                call.send.skip(packet.timestamp_step)
+        # Actions first: a recording or report that started this tick must be open for
+        # this tick's audio (one that ended this tick had its last audio before).
+        self._drain_room_actions(room, now)
+        self._record(room, room.pop_recorded())
+        self._record_reports(room.pop_captured())
+
+    def _send_digit(self, call: Call, timestamp_step: int) -> bool:
+        """Send this frame's RFC 4733 report of a dial-out leg's digits in place of audio;
+        False when this frame is audio (a gap between digits)."""
+        media, digits = call.media, call.digits
+        if digits is None or media is None or media.telephone_event_pt is None or (
+            call.send is None or call.remote_rtp is None
+        ):
+            return False
+        frame = digits.next_frame()
+        if digits.done:
+            call.digits = None
+            log.info("%s: digits sent", call.log_prefix)
+        if frame is None:
+            return False
+        self._rtp_out.append((call.local_port, call.send.event_packet(
+            media.telephone_event_pt, bytes(frame.report), timestamp_step, starts=frame.starts,
+        ), call.remote_rtp))
+        return True
+
     def _send_rtcp(self, now: float) -> None:
-        for call in self._calls.values():
+        for call in self._by_member.values():
             if call.receive is None or call.send is None or call.remote_rtcp is None:
                 continue
             if now < call.next_rtcp_at:
@@ -718,6 +1117,12 @@ class CallController:
                 continue
             if isinstance(action, MeetingEnded):
                 log.info("room=%s: meeting %s", room.config.id, action.reason)
+                continue
+            if isinstance(action, RoomStarted):
+                self._rooms_legs_start(room, now)
+                continue
+            if isinstance(action, RoomEmptied):
+                self._rooms_legs_stop(room, action.reason, now)
                 continue
             if isinstance(action, ReportEnded):
                 # Its last audio first: what was still in the playout buffer at hang-up.
@@ -849,6 +1254,17 @@ class CallController:
             log.error("room=%s: recording could not be finished: %s", room.config.id, exc)
             return
         log.info("room=%s: recording stopped: %s", room.config.id, where)
+
+
+def _ip_address_only(host: str) -> str:
+    """The resolver when none is given: IP addresses pass, names are refused."""
+    ipaddress.ip_address(host)  # ValueError for a name
+    return host
+
+
+def _loose_route(uri: str) -> str:
+    """A Route header value for an outbound proxy, with `lr` (RFC 3261 §16.12.1.1)."""
+    return f"<{uri}>" if ";lr" in uri.lower() else f"<{uri};lr>"
 
 
 def _caller_label(request: Request) -> str:

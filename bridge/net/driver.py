@@ -59,6 +59,11 @@ class ControllerDriver:
         self._controller.tick(now)
         self.flush()
 
+    def start(self) -> None:
+        """Start what the controller begins on its own: registrations, plain RTP legs."""
+        self._controller.start(self._clock.seconds())
+        self.flush()
+
     def hang_up_all(self) -> None:
         self._controller.hang_up_all(self._clock.seconds())
         self.flush()

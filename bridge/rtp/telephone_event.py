@@ -34,9 +34,10 @@ EVENT_CODES: dict[str, int] = {char: code for code, char in EVENT_CHARACTERS.ite
 DIAL_PAUSE = ","  # in a dial string: wait PAUSE_FRAMES frames, as phones' "," pauses
 # A key press of 100 ms and 100 ms between presses: twice the 40 ms every DTMF receiver
 # must take (Q.24), the spacing Asterisk's SendDTMF uses by default.
-TONE_FRAMES = 5
-GAP_FRAMES = 5
-PAUSE_FRAMES = 50  # one second at 20 ms frames
+TONE_MS = 100
+GAP_MS = 100
+PAUSE_MS = 1000
+TONE_FRAMES, GAP_FRAMES, PAUSE_FRAMES = 5, 5, 50  # at 20 ms frames
 END_REPEATS = 3  # §2.5.1.4: the final packet of an event is sent three times
 DEFAULT_VOLUME = 10  # -10 dBm0, a typical phone's level (§2.3.4)
 
@@ -152,31 +153,37 @@ class EventFrame:
 class DigitSender:
     """Plays a dial string as RFC 4733 events, one report per frame (§2.5.1).
 
-    Each digit is sent for TONE_FRAMES frames with a growing duration, then its end report
-    END_REPEATS times, then GAP_FRAMES frames of audio before the next; a "," is a pause
-    of PAUSE_FRAMES frames. `next_frame` says, frame by frame, whether to send an event
+    Each digit is sent for TONE_MS (in whole frames) with a growing duration, then its end
+    report END_REPEATS times, then GAP_MS of audio before the next; a "," is a pause of
+    PAUSE_MS. `next_frame` says, frame by frame, whether to send an event
     report (and which) or the audio as usual (None).
     """
 
-    def __init__(self, digits: str, frame_ts: int, *, volume: int = DEFAULT_VOLUME) -> None:
-        """`frame_ts` is one frame's length in RTP timestamp units (160 for PCMU at 20 ms)."""
+    def __init__(
+        self, digits: str, frame_ts: int, *, frame_ms: int = 20, volume: int = DEFAULT_VOLUME
+    ) -> None:
+        """`frame_ts` is one frame's length in RTP timestamp units (160 for PCMU at 20 ms),
+        `frame_ms` in milliseconds: tones, gaps and pauses keep their length in time."""
         unknown = sorted({c for c in digits if c not in EVENT_CODES and c != DIAL_PAUSE})
         if unknown:
             raise ValueError(f"not a dial string: {''.join(unknown)!r} cannot be sent")
-        if frame_ts <= 0 or frame_ts * (TONE_FRAMES + END_REPEATS) > 0xFFFF:
+        if frame_ms <= 0:
+            raise ValueError(f"frame length {frame_ms} ms is not a length")
+        tone, gap, pause = (-(-length // frame_ms) for length in (TONE_MS, GAP_MS, PAUSE_MS))
+        if frame_ts <= 0 or frame_ts * tone > 0xFFFF:
             raise ValueError(f"frame length {frame_ts} does not fit an event's duration field")
         self._frames: deque[EventFrame | None] = deque()
         for char in digits:
             if char == DIAL_PAUSE:
-                self._frames.extend([None] * PAUSE_FRAMES)
+                self._frames.extend([None] * pause)
                 continue
             code = EVENT_CODES[char]
-            for index in range(TONE_FRAMES):
+            for index in range(tone):
                 report = TelephoneEvent(code, False, volume, (index + 1) * frame_ts)
                 self._frames.append(EventFrame(report, starts=index == 0))
-            final = TelephoneEvent(code, True, volume, TONE_FRAMES * frame_ts)
+            final = TelephoneEvent(code, True, volume, tone * frame_ts)
             self._frames.extend([EventFrame(final, starts=False)] * END_REPEATS)
-            self._frames.extend([None] * GAP_FRAMES)
+            self._frames.extend([None] * gap)
 
     @property
     def done(self) -> bool:

@@ -15,6 +15,7 @@ Nothing here reads a clock, draws from a global random source or touches a socke
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import random
 import re
@@ -838,11 +839,13 @@ class SipCore:
     ) -> None:
         """A 2xx: ACK it (§13.2.2.4); the first makes the call, any other fork's is ended."""
         ack = attempt.acks.get(to_tag)
-        if ack is not None:
-            self._send(ack, attempt.flow)  # a retransmission: our ACK was lost
+        if ack is not None:  # a retransmission: our ACK was lost
+            session = self._sessions.get(attempt.call)
+            self._send(ack, session.flow if session is not None else attempt.flow)
             return
         try:
             dialog = Dialog.for_uac(attempt.invite, response, attempt.flow)
+            dialog.flow = _next_hop(dialog)
         except SipParseError as exc:
             # No usable Contact or Record-Route (§12.1.2), so no way to ACK or BYE it.
             if attempt.live:
@@ -946,7 +949,7 @@ class SipCore:
                 ack.headers.add(name, value)
         ack.headers.add("User-Agent", self._user_agent)
         data = bytes(ack)
-        self._send(data, attempt.flow)
+        self._send(data, dialog.flow)
         return data
 
     def _cancel(self, attempt: CallAttempt, now: float) -> None:
@@ -1195,6 +1198,24 @@ class SipCore:
 
     def _new_tag(self) -> str:
         return f"{self._rng.getrandbits(64):016x}"
+
+
+def _next_hop(dialog: Dialog) -> Flow:
+    """Where requests in a dialog we created go (RFC 3261 §12.2.1.1, §8.1.2): to the first
+    route, else to the remote target, when it names an IP address over UDP; a host name
+    (no resolver here) or a connection-bound flow keeps the INVITE's next hop."""
+    flow = dialog.flow
+    if flow.reliable:
+        return flow
+    target = NameAddress.parse(dialog.route_set[0]).uri if dialog.route_set else (
+        dialog.remote_target)
+    uri = SipUri.parse(target)
+    host = uri.host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return flow
+    return replace(flow, remote_host=host, remote_port=uri.port or 5060)
 
 
 def _describe(message: Request | Response) -> str:

@@ -7,6 +7,10 @@ import pytest
 
 from tests.integration.harness import ProcessGroup, RunningBridge, processes, start_bridge
 
+# The speech clips and baresip members of the audio tests, shared by every module that
+# has phone members talk (moderation, gateways).
+from tests.integration.test_audio import clips, members  # noqa: E402, F401
+
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[ProcessGroup]:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the clips and members fixtures come from test_audio, by import
 """Running a meeting from the keypad, with real clients: baresip members pressing keys
 (RFC 4733 events from its DTMF command) and a SIPp audience, judged by what the others
 hear (normalised cross-correlation with the clips sent and the prompt WAVs) and by the
@@ -27,7 +26,7 @@ from tests.integration.harness import (
     wait_until,
     write_audio_capture,
 )
-from tests.integration.test_audio import (  # noqa: F401 - clips and members are fixtures
+from tests.integration.test_audio import (
     EVENT_MARGIN_S,
     HEARD_NCC,
     NOT_HEARD_NCC,
@@ -40,8 +39,6 @@ from tests.integration.test_audio import (  # noqa: F401 - clips and members are
     _measured,
     _prompt,
     _wait_log,
-    clips,
-    members,
 )
 from tests.integration.test_sip_calls import KEY_INTERVAL_S
 

@@ -295,3 +295,11 @@ def test_event_packets_share_the_start_timestamp_and_the_clock_moves_on() -> Non
     assert after.timestamp == (first.timestamp + 4 * 160) & 0xFFFFFFFF
     assert after.sequence_number == (first.sequence_number + 4) & 0xFFFF
     assert after.marker  # the audio after an event starts a new talk spurt
+
+
+def test_digit_sender_keeps_its_timing_at_longer_packets() -> None:
+    frames = _sent_events(DigitSender("1,", 320, frame_ms=40))
+    tones = [f for f in frames if f is not None and not f.report.end]
+    assert len(tones) == 3  # 100 ms in 40 ms frames, rounded up
+    assert tones[-1].report.duration == 960
+    assert frames.count(None) == 3 + 25  # the gap, then one second

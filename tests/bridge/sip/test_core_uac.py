@@ -4,7 +4,7 @@ REGISTER/OPTIONS through `send_request`, by bytes and scripted time."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -273,7 +273,9 @@ def test_2xx_retransmissions_are_acked_again_until_timer_m() -> None:
     dialer.receive(ok, 0.7)
     dialer.receive(ok, 1.7, flow=ELSEWHERE)  # from another address: still ours
     again = dialer.sent()
-    assert [(bytes(m), f) for m, f in again] == [(bytes(ack), UDP)] * 2
+    # To the 2xx's Contact, the dialog's remote target (no Record-Route: RFC 3261 §12.2.1.1).
+    contact = replace(UDP, remote_host="203.0.113.50", remote_port=5070)
+    assert [(bytes(m), f) for m, f in again] == [(bytes(ack), contact)] * 2
     assert dialer.events() == []
     dialer.run_timers(until=32.3)  # Timer M (64*T1 after the first 2xx)
     dialer.receive(ok, 33.0)
