@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bridge.sip.auth import ClientCredentials, answer_challenge, select_challenge
+from bridge.sip.auth import ClientCredentials, select_challenge
 from bridge.sip.dialog import (
     MAX_FORWARDS,
     AnswerRetransmitter,
@@ -899,26 +899,29 @@ class SipCore:
         unless it says stale=true (RFC 7616 §3.3: the nonce, not the password, failed).
         """
         challenge = select_challenge(response)
-        header = answer_challenge(
-            response, "INVITE", attempt.invite.uri, credentials, cnonce=self._new_tag()
-        )
-        if challenge is None or header is None:
+        if challenge is None:
             return "no digest challenge we can answer"
-        key = (header[0], challenge.realm)
-        repeated = key in attempt.authorizations and not challenge.stale
+        key = (challenge.answer_header, challenge.realm)
+        repeated = key in attempt.challenges and not challenge.stale
         previous = attempt.invite
         # Our CSeq counts the challenges answered so far: 1 on the first INVITE.
         if repeated or previous.cseq.number > MAX_CHALLENGES_ANSWERED:
             return "authentication failed"
-        attempt.authorizations[key] = header
+        attempt.challenges[key] = (challenge, 0)
+        answers = []
+        for answered, (known, count) in attempt.challenges.items():
+            attempt.challenges[answered] = (known, count + 1)
+            answers.append((known.answer_header, known.answer(
+                "INVITE", previous.uri, credentials, cnonce=self._new_tag(),
+                nonce_count=count + 1,
+            )))
         _, via = self._new_via(attempt.flow)
         kept = [
             (name, value) for name, value in previous.headers
             if name not in ("Via", *_AUTHORIZATION_HEADERS)
         ]
         invite = make_request(
-            "INVITE", previous.uri, [("Via", via), *kept, *attempt.authorizations.values()],
-            previous.body,
+            "INVITE", previous.uri, [("Via", via), *kept, *answers], previous.body,
         )
         invite.headers.set("CSeq", f"{previous.cseq.number + 1} INVITE")
         data = bytes(invite)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from bridge.sip.auth import ClientCredentials
+from bridge.sip.auth import ClientCredentials, DigestChallenge
 from bridge.sip.errors import LocalProtocolError, RemoteProtocolError, SipParseError
 from bridge.sip.events import CallRef
 from bridge.sip.flow import Flow
@@ -402,9 +402,10 @@ class CallAttempt:
     """One call we place, from our INVITE to its final response (RFC 3261 §13.2).
 
     `invite` and `transaction` are the latest INVITE and its client transaction (each
-    answered challenge sends a new one, §22.2). `authorizations` holds the header line
-    answering each challenge, by (header name, realm), so a retry carries all of them
-    and a second challenge for one already answered is recognised. `acks` holds, per
+    answered challenge sends a new one, §22.2). `challenges` holds each challenge
+    answered, by (header name, realm), with the requests that answered it, so a retry
+    answers all of them again with the nonce count moved on (RFC 7616 §3.4) and a second
+    challenge for one already answered is recognised. `acks` holds, per
     To tag, our ACK of that 2xx, resent for each retransmission (§13.2.2.4).
     `cancel_sent` and `give_up_at` follow §9.1: CANCEL only after a 1xx, and the INVITE
     is given up 64*T1 after the CANCEL if no final response came.
@@ -416,7 +417,9 @@ class CallAttempt:
     flow: Flow
     credentials: ClientCredentials | None
     state: AttemptState = AttemptState.CALLING
-    authorizations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    challenges: dict[tuple[str, str], tuple[DigestChallenge, int]] = field(
+        default_factory=dict
+    )
     answered_tag: str | None = None
     acks: dict[str, bytes] = field(default_factory=dict)
     cancel_sent: bool = False
