@@ -187,6 +187,16 @@ class Bridge:
         self._reactor.callLater(SHUTDOWN_GRACE_S, close)
         return done
 
+    def report(self) -> None:
+        """Log the media clock's timing, every gateway leg's state and every trunk's
+        registration (`kill -USR1`)."""
+        self.clock.report()
+        for status in self.controller.gateway_statuses():
+            log.info("room=%s gateway=%s: %s (%s) since %.0f s", status.room_id, status.leg_id,
+                     status.state.value, status.reason, self._reactor.seconds() - status.since)
+        for trunk_id, state in self.controller.trunk_states().items():
+            log.info("trunk=%s: %s", trunk_id, state.name.lower().replace("_", " "))
+
     def _refresh_hosts(self) -> Deferred[None]:
         return threads.deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), self._hosts.resolve_all

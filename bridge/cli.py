@@ -176,9 +176,9 @@ def serve(path: Path) -> int:
         # process: out of the collector's sight, a full collection no longer walks it
         # in the middle of a 20 ms tick.
         gc.freeze()
-        # `kill -USR1 PID`: log the media clock's timing now (bench/capacity.py uses it).
-        signal.signal(signal.SIGUSR1,
-                      lambda *_: reactor.callFromThread(bridge.clock.report))
+        # `kill -USR1 PID`: log the media clock's timing now (bench/capacity.py uses it),
+        # and the state of every gateway leg and trunk registration.
+        signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(bridge.report))
         reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
         return Deferred()  # runs until the reactor stops (SIGINT/SIGTERM)
 

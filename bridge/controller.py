@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
-from bridge.conference.gateway import GatewayLeg, LegState
+from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
@@ -95,6 +95,7 @@ from bridge.sip.offer_answer import (
     make_offer,
 )
 from bridge.sip.registrar import Registrar
+from bridge.sip.registration import RegistrationState
 from bridge.sip.sdp import SessionDescription
 from bridge.sip.uri import SipUri
 from bridge.trunks import Trunks, next_hop
@@ -328,6 +329,14 @@ class CallController:
             (run.config.rtp.sdp_file, run.sdp) for run in self._all_legs()
             if run.config.rtp is not None and run.config.rtp.sdp_file is not None and run.sdp
         ]
+
+    def gateway_statuses(self) -> list[LegStatus]:
+        """Every gateway leg's state and why, for the operator (logs now, an API later)."""
+        return [run.life.status for run in self._all_legs()]
+
+    def trunk_states(self) -> Mapping[str, RegistrationState]:
+        """Each trunk's registration state, by trunk id."""
+        return self._trunks.states()
 
     def handle_timer(self, now: float) -> None:
         self._core.handle_timer(now)

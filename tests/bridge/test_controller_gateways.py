@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from twisted.internet.task import Clock
 
+from bridge.conference.gateway import LegState
 from bridge.config import parse_config
 from bridge.controller import DIAL_ANSWER_TIMEOUT_S, CallController
 from bridge.rtp.packet import RtpPacket
@@ -17,6 +18,7 @@ from bridge.sip.auth import AccountSecrets, Authenticated, Authenticator, comput
 from bridge.sip.flow import Flow
 from bridge.sip.message import Request, Response, response_to
 from bridge.sip.parser import parse_message
+from bridge.sip.registration import RegistrationState
 from bridge.sip.sdp import SessionDescription
 from bridge.trunks import Trunks
 from tests.bridge.test_controller import (
@@ -344,3 +346,16 @@ def test_a_reinvite_without_telephone_event_cancels_pending_digits_not_the_clock
     assert [m.status for m, _ in rig.sent() if isinstance(m, Response)][-1] == 200
     to_gateway = [RtpPacket.parse(d) for _, d, dest in rig.advance(3.0) if dest == GATEWAY_RTP]
     assert len(to_gateway) >= 140 and {p.payload_type for p in to_gateway} == {0}
+
+
+def test_leg_and_trunk_states_are_there_for_the_operator() -> None:
+    rig = GatewayRig()
+    rig.sent()
+    assert {(s.leg_id, s.state) for s in rig.controller.gateway_statuses()} == {
+        ("video", LegState.IDLE), ("zoom", LegState.IDLE)}
+    assert rig.controller.trunk_states() == {"upstream": RegistrationState.REGISTERING}
+    rig.call(Phone(1, 7000), "2000")
+    rig.advance(0.04)
+    states = {s.leg_id: s for s in rig.controller.gateway_statuses()}
+    assert states["video"].state is LegState.UP and states["video"].reason == "stream started"
+    assert states["zoom"].state is LegState.IDLE
