@@ -13,11 +13,13 @@ delay is its 95th percentile (or a recent spike, decaying) plus a margin, clampe
 [min_delay_ms, max_target_ms]. The playout delay (how far the read position trails the
 audio a fastest-path packet would bring now, lowest over the last 0.5-1 s) is steered to
 the target by time-stretching: one pitch period is removed or repeated (`dsp.plc.compress`,
-`dsp.plc.expand`), any length where the frame is nearly silent. The same loop absorbs
-clock skew between caller and bridge. When the buffer runs dry mid-speech the read position
-holds while concealment plays (delay grows, as NetEQ's expand does), so a late packet
-still plays. Packets without an arrival time count as on time, and the target stays at
-`prefill_ms`: the fixed buffer of old.
+`dsp.plc.expand`), any length where the frame is nearly silent; speech is lengthened only
+when the delay is well short of the target, otherwise a pause takes it. The same loop
+absorbs clock skew between caller and bridge. A hole with audio buffered after it is
+concealed toward that audio (`dsp.plc.Concealer.conceal_toward`). When the buffer runs
+dry mid-speech the read position holds while concealment plays (delay grows, as NetEQ's
+expand does), so a late packet still plays. Packets without an arrival time count as on
+time, and the target stays at `prefill_ms`: the fixed buffer of old.
 
 Timestamps are RTP timestamps (Python ints modulo 2**32) on the stream's RTP clock, which
 need not be the sample rate: G.722 counts 8000 per second for 16 kHz audio (RFC 3551
@@ -66,6 +68,13 @@ _QUIET_OVERLAP_MS = 2.5
 # Correlation a pitch period needs before it is removed or repeated: below it the frame is
 # noise-like and a seam would show; the next frame may do.
 _STRETCH_MIN_CORRELATION = 0.6
+# Speech is lengthened only below NetEQ's low limit, max(3/4 of the target, target - 85 ms)
+# (decision_logic.cc); between it and the target the buffer waits for a quiet frame, whose
+# stretch nobody hears, rather than repeat a pitch period inside a word.
+_EXPAND_SPEECH_SHARE = 0.75
+_EXPAND_SPEECH_OFFSET_MS = 85
+# Audio after a hole needed to conceal toward it: the pitch search's window and longest lag.
+_FUTURE_MS = 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class JitterBuffer:
         self._anchor = 0
         self._highest_end = 0
         self._concealer = Concealer(rate_hz)
+        self._future_len = rate_hz * _FUTURE_MS // 1000
         self._quiet_energy = _QUIET_RMS * _QUIET_RMS
         # Delay control, all in samples.
         self._target = self._prefill
@@ -314,6 +324,10 @@ class JitterBuffer:
             target = int(relative) + margin
             self._target = min(max(target, self._min_target), self._max_target)
         self._expand_below = self._target - self.rate_hz * _EXPAND_BELOW_MS // 1000
+        self._expand_speech_below = max(
+            int(self._target * _EXPAND_SPEECH_SHARE),
+            self._target - self.rate_hz * _EXPAND_SPEECH_OFFSET_MS // 1000,
+        )
         self._compress_above = self._target + self.rate_hz * _COMPRESS_ABOVE_MS // 1000
 
     def _shift_delay(self, samples: int) -> None:
@@ -408,11 +422,12 @@ class JitterBuffer:
     ) -> tuple[NDArray[np.float32], bool]:
         """A frame with holes: real runs as they are, missing runs concealed (or silent)."""
         assert self._read_ts is not None
+        frame_start = self._read_ts
         out = self._samples[window].copy()
-        valid = valid.copy()  # a view of the ring's flags, cleared next
-        self._valid[window] = False
+        valid = valid.copy()  # a view of the ring's flags, cleared below
         self._read_ts += count
         if not self.conceal:
+            self._valid[window] = False
             out[~valid] = 0.0
             has_audio = bool(valid.any())
             if not has_audio and self._read_ts >= self._highest_end:
@@ -427,14 +442,41 @@ class JitterBuffer:
                     out[first:last] = self._concealer.resume(out[first:last])
                 has_audio = True
             else:
-                out[first:last], audible = self._concealer.conceal(last - first)
+                # Before the timeline's start (0 since the last reset) nothing was lost.
+                future = self._future(frame_start + last) if frame_start + first >= 0 else None
+                if future is not None:
+                    gap = future[0] - (frame_start + first)
+                    out[first:last], audible = self._concealer.conceal_toward(
+                        last - first, gap, future[1])
+                else:
+                    out[first:last], audible = self._concealer.conceal(last - first)
                 has_audio = has_audio or audible
                 self.last_pop_concealed = self.last_pop_concealed or audible
             # Run by run, so a loss that starts mid-frame repeats what was just played.
             self._concealer.played(out[first:last])
+        self._valid[window] = False  # only now: a hole may end inside this frame
         if self.last_pop_concealed:
             self._concealed += 1
         return out, has_audio
+
+    def _future(self, hole_end: int) -> tuple[int, NDArray[np.float32]] | None:
+        """Where audio resumes at or after `hole_end`, and the first _FUTURE_MS of it, if
+        that much is buffered unbroken; None otherwise."""
+        assert self._read_ts is not None
+        ahead = self._highest_end - hole_end
+        if ahead <= 0:
+            return None
+        flags = self._valid[self._span(hole_end, ahead)]
+        if not flags.any():
+            return None
+        resume = hole_end + int(np.argmax(flags))
+        need = self._future_len
+        if resume + need > self._highest_end:
+            return None
+        span = self._span(resume, need)
+        if not self._valid[span].all():
+            return None
+        return resume, self._samples[span].copy()
 
     def _stretch(self, count: int) -> NDArray[np.float32] | None:
         """Play the next frame a pitch period (or, when quiet, any length) shorter or longer,
@@ -458,6 +500,8 @@ class JitterBuffer:
             overlap = min(int(self.rate_hz * _QUIET_OVERLAP_MS) // 1000, count // 4)
             step = min(excess, extra if shorten else count - overlap)
         else:
+            if not shorten and self._delay >= self._expand_speech_below:
+                return None  # near enough: wait for a quiet frame rather than warp a word
             recent = self._concealer.recent()
             period, correlation = pitch_period(np.concatenate([*recent, head]), self.rate_hz)
             if correlation < _STRETCH_MIN_CORRELATION:

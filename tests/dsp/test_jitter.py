@@ -199,6 +199,37 @@ def test_a_lost_frame_is_concealed_without_clicks() -> None:
     assert buffer.statistics().concealed_frames == 1
 
 
+def heard_around_a_loss(packet: int, lost: int, prefill_ms: int = 60) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Send `voice` in packets of `packet` samples, one lost, popping 20 ms per tick; return
+    what was heard and sent, lined up."""
+    audio = voice(1.0)
+    buffer = JitterBuffer(RATE, prefill_ms=prefill_ms)
+    heard = []
+    for tick in range(45):
+        for index in range(len(audio) // packet):
+            if index * packet < (tick + 1) * FRAME <= (index + 1) * packet and index != lost:
+                buffer.push(index * packet, audio[index * packet : (index + 1) * packet])
+        heard.append(buffer.pop(FRAME)[0])
+    return np.concatenate(heard)[RATE * prefill_ms // 1000 :], audio
+
+
+def test_a_lost_frame_is_concealed_toward_the_audio_buffered_after_it() -> None:
+    heard, audio = heard_around_a_loss(FRAME, 20)
+    lost = slice(20 * FRAME, 21 * FRAME)
+    error = heard[lost] - audio[lost]
+    assert float(error @ error) < 0.005 * float(audio[lost] @ audio[lost])  # forward: 0.013
+
+
+def test_a_lost_packet_that_ends_mid_frame_joins_the_audio_after_it_without_a_click() -> None:
+    heard, audio = heard_around_a_loss(240, 12)  # 30 ms packets: the hole ends mid-frame
+    clean_step = float(np.max(np.abs(np.diff(audio))))
+    assert float(np.max(np.abs(np.diff(heard[: 40 * FRAME])))) <= 1.1 * clean_step
+    lost = slice(12 * 240, 13 * 240)
+    error = heard[lost] - audio[lost]
+    assert float(error @ error) < 0.025 * float(audio[lost] @ audio[lost])  # forward: 0.042
+
+
 def test_pop_says_when_it_concealed() -> None:
     buffer = JitterBuffer(RATE, prefill_ms=0)
     audio = voice(0.2)
@@ -304,6 +335,33 @@ def test_delay_grows_by_stretching_speech_not_by_dropping_it() -> None:
     stats = buffer.statistics()
     assert stats.stretched_frames > 0
     assert stats.late <= 10  # of 500
+
+
+def test_near_the_target_pauses_are_stretched_and_speech_is_not() -> None:
+    rng = np.random.default_rng(3)
+    talk, pause = voice(0.6), np.zeros(int(0.4 * RATE), np.float32)
+    audio = np.tile(np.concatenate([talk, pause]), 20)
+    count = len(audio) // FRAME
+    arrivals = np.arange(count) * TICK_S + 0.06 + rng.uniform(-0.04, 0.04, count)
+    order = np.argsort(arrivals, kind="stable")
+    buffer = JitterBuffer(RATE)
+    sent = 0
+    stretched_speech = stretched_pauses = 0
+    for tick in range(count):
+        while sent < count and arrivals[order[sent]] <= tick * TICK_S:
+            index = int(order[sent])
+            buffer.push(index * FRAME, audio[index * FRAME : (index + 1) * FRAME],
+                        arrival_s=float(arrivals[index]))
+            sent += 1
+        before = buffer.statistics().stretched_frames
+        samples, _ = buffer.pop(FRAME)
+        if buffer.statistics().stretched_frames > before and tick >= 50:  # after 1 s
+            if float(samples @ samples) > 0.01**2 * FRAME:
+                stretched_speech += 1
+            else:
+                stretched_pauses += 1
+    assert stretched_speech == 0  # 2 when speech was stretched anywhere below the target
+    assert buffer.delay_ms >= 0.75 * buffer.target_ms
 
 
 @pytest.mark.parametrize("skew", [0.005, -0.005])

@@ -68,3 +68,30 @@ def test_nothing_to_conceal_after_silence() -> None:
     concealer = Concealer(RATE)
     out, audible = concealer.conceal(160)
     assert not audible and not out.any()
+
+
+def test_concealment_toward_known_audio_ends_where_that_audio_starts() -> None:
+    signal = tone(200, 800)  # period 40 samples: both repeats are exact
+    concealer = Concealer(RATE)
+    for start in range(0, 480, 160):
+        concealer.played(signal[start : start + 160])
+    filled, audible = concealer.conceal_toward(160, 160, signal[640:920])
+    assert audible and concealer.lost == 0  # the loss is over: no overlap-add on resuming
+    np.testing.assert_allclose(filled[-40:], signal[600:640], atol=0.01)
+
+
+def test_a_lost_onset_is_rebuilt_from_the_audio_after_it() -> None:
+    concealer = Concealer(RATE)
+    concealer.played(np.zeros(160, np.float32))
+    signal = tone(200, 480)
+    filled, audible = concealer.conceal_toward(160, 160, signal[160:440])
+    assert audible  # plain concealment of silence would be silent
+    assert np.corrcoef(filled[-40:], signal[120:160])[0, 1] > 0.99  # rising into the onset
+    np.testing.assert_allclose(filled[-10:], signal[150:160], atol=0.02)
+
+
+def test_a_gap_as_long_as_a_pause_is_not_filled_from_the_audio_after_it() -> None:
+    concealer = Concealer(RATE)
+    concealer.played(np.zeros(160, np.float32))
+    filled, audible = concealer.conceal_toward(160, 8 * 160, tone(200, 280))
+    assert not audible and not filled.any()  # no pre-echo of the next talk spurt
