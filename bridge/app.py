@@ -214,7 +214,6 @@ class Bridge:
         self._driver.rtcp_received(port, data, source)
 
 
-
 class HostAddresses:
     """The addresses of the trunks' and video gateways' host names, looked up away from
     the media path: once at start, then every HOST_REFRESH_S in a worker thread, so a

@@ -47,7 +47,7 @@ from bridge.conference.room import (
     TalkingChanged,
     TransferToRoom,
 )
-from bridge.config import Config, GatewayConfig
+from bridge.config import Config, GatewayConfig, RtpLegConfig
 from bridge.dialplan import Dialplan
 from bridge.rtp.packet import RtpPacket, RtpParseError
 from bridge.rtp.rtcp import (
@@ -71,7 +71,6 @@ from bridge.sip.events import (
     CallCancelled,
     CallConfirmed,
     CallEnded,
-    CallFailed,
     CallProgress,
     CallRef,
     InviteReceived,
@@ -296,17 +295,14 @@ class CallController:
         # Requests we send (REGISTER, dial-out INVITEs) leave from the first UDP listener.
         self._udp_local = (udp[0].host, udp[0].port) if udp else None
         self._trunks = Trunks(config, self._udp_local, self._resolve_host, rng=rng)
-        self._legs: dict[str, list[GatewayLegRun]] = {
-            room.id: [
-                GatewayLegRun(leg, self._rooms[room.id], GatewayLeg(
-                    room.id, leg.id,
-                    retry_min_s=leg.sip.redial_min_s if leg.sip else RTP_LEG_RETRY_MIN_S,
-                    retry_max_s=leg.sip.redial_max_s if leg.sip else RTP_LEG_RETRY_MAX_S,
-                ))
-                for leg in room.gateways
-            ]
-            for room in config.rooms if room.gateways
-        }
+        self._legs = [
+            GatewayLegRun(leg, self._rooms[room.id], GatewayLeg(
+                room.id, leg.id,
+                retry_min_s=leg.sip.redial_min_s if leg.sip else RTP_LEG_RETRY_MIN_S,
+                retry_max_s=leg.sip.redial_max_s if leg.sip else RTP_LEG_RETRY_MAX_S,
+            ))
+            for room in config.rooms for leg in room.gateways
+        ]
 
     # -- SIP ------------------------------------------------------------------------
 
@@ -318,7 +314,7 @@ class CallController:
     def start(self, now: float) -> None:
         """Bind the plain RTP legs' ports (their SDP is then in `gateway_sdp_files`) and
         register to the trunks."""
-        for run in self._all_legs():
+        for run in self._legs:
             if run.config.rtp is not None:
                 self._bind_rtp_leg(run)
         self._trunks.start(now, self._core.send_request)
@@ -326,13 +322,13 @@ class CallController:
     def gateway_sdp_files(self) -> list[tuple[Path, bytes]]:
         """The SDP of our side of each plain RTP leg that names an `sdp_file`."""
         return [
-            (run.config.rtp.sdp_file, run.sdp) for run in self._all_legs()
+            (run.config.rtp.sdp_file, run.sdp) for run in self._legs
             if run.config.rtp is not None and run.config.rtp.sdp_file is not None and run.sdp
         ]
 
     def gateway_statuses(self) -> list[LegStatus]:
         """Every gateway leg's state and why, for the operator (logs now, an API later)."""
-        return [run.life.status for run in self._all_legs()]
+        return [run.life.status for run in self._legs]
 
     def trunk_states(self) -> Mapping[str, RegistrationState]:
         """Each trunk's registration state, by trunk id."""
@@ -341,7 +337,7 @@ class CallController:
     def handle_timer(self, now: float) -> None:
         self._core.handle_timer(now)
         self._drain_sip_events(now)
-        for run in self._all_legs():
+        for run in self._legs:
             if run.answer_by is not None and now >= run.answer_by and run.call is not None:
                 run.answer_by = None
                 self._hang_up(run.call, f"no answer in {DIAL_ANSWER_TIMEOUT_S:g} s", now)
@@ -351,7 +347,7 @@ class CallController:
 
     def next_deadline(self) -> float | None:
         deadlines = [self._core.next_deadline(), self._trunks.next_deadline()]
-        for run in self._all_legs():
+        for run in self._legs:
             deadlines += [run.life.next_deadline(), run.answer_by]
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -370,7 +366,7 @@ class CallController:
     def hang_up_all(self, now: float) -> None:
         """End every call with a BYE, every leg and registration, and finish every
         recording (graceful shutdown)."""
-        for run in self._all_legs():
+        for run in self._legs:
             if run.life.room_ended("bridge shutting down", now) and run.call is not None:
                 self._hang_up(run.call, "bridge shutting down", now)
         for call in list(self._calls.values()):
@@ -406,8 +402,6 @@ class CallController:
                 self._on_call_ended(event.call, event.reason, now)
             elif isinstance(event, CallAnswered):
                 self._on_leg_answered(event.call, event.response.body, now)
-            elif isinstance(event, CallFailed):
-                self._on_leg_failed(event.call, f"{event.status} {event.reason}", now)
             elif isinstance(event, CallProgress):
                 call = self._calls.get(event.call)
                 if call is not None and call.gateway is not None:
@@ -676,9 +670,6 @@ class CallController:
 
     # -- gateway legs ---------------------------------------------------------------------
 
-    def _all_legs(self) -> list[GatewayLegRun]:
-        return [run for runs in self._legs.values() for run in runs]
-
     def _log_leg(self, run: GatewayLegRun) -> None:
         status = run.life.status
         retry = ""
@@ -689,12 +680,14 @@ class CallController:
                 retry)
 
     def _rooms_legs_start(self, room: Room, now: float) -> None:
-        for run in self._legs.get(room.config.id, ()):
-            if run.life.room_started(now):
+        for run in self._legs:
+            if run.room is room and run.life.room_started(now):
                 self._connect_leg(run, now)
 
     def _rooms_legs_stop(self, room: Room, reason: str, now: float) -> None:
-        for run in self._legs.get(room.config.id, ()):
+        for run in self._legs:
+            if run.room is not room:
+                continue
             if run.life.room_ended(reason, now) and run.call is not None:
                 self._hang_up(run.call, reason, now)
             self._log_leg(run)
@@ -757,10 +750,7 @@ class CallController:
             log.error("%s: no free RTP port for the leg", run.log_prefix)
             return
         host = self._advertised(self._leg_host())
-        peer = describe_fixed_peer(rtp.codec, rtp.payload_type, rtp.ptime_ms,
-                                   *(rtp.remote or _UNKNOWN_PEER),
-                                   telephone_event_pt=rtp.telephone_event_pt)
-        answer, _ = answer_offer(peer, self._leg_audio(run, host, run.port),
+        answer, _ = answer_offer(_configured_peer(rtp), self._leg_audio(run, host, run.port),
                                  SdpSession(self._rng.getrandbits(31), host))
         run.sdp = bytes(answer)
         log.info("%s: plain RTP leg on port %d, %s pt %d", run.log_prefix, run.port,
@@ -774,9 +764,7 @@ class CallController:
             if self._read_file is None:
                 raise OSError("no file reader to read remote_sdp with")
             return SessionDescription.parse(self._read_file(rtp.remote_sdp))
-        return describe_fixed_peer(rtp.codec, rtp.payload_type, rtp.ptime_ms,
-                                   *(rtp.remote or _UNKNOWN_PEER),
-                                   telephone_event_pt=rtp.telephone_event_pt)
+        return _configured_peer(rtp)
 
     def _start_rtp_leg(self, run: GatewayLegRun, now: float) -> None:
         rtp = run.config.rtp
@@ -911,17 +899,6 @@ class CallController:
                 frame_ts = negotiated.clock_rate_hz * negotiated.ptime_ms // 1000
                 call.digits = DigitSender(sip.digits, frame_ts, frame_ms=negotiated.ptime_ms)
                 call.digits_at = now + sip.digits_delay_s
-
-    def _on_leg_failed(self, ref: CallRef, reason: str, now: float) -> None:
-        call = self._calls.pop(ref, None)
-        if call is None:
-            return
-        self._by_port.pop(call.local_port, None)
-        self._by_member.pop(call.member_id, None)
-        self._media_ports.release(call.local_port)
-        log.info("%s: call failed: %s", call.log_prefix, reason)
-        if call.gateway is not None:
-            self._leg_dropped(call.gateway, call, reason, now)
 
     # -- RTP --------------------------------------------------------------------------
 
@@ -1263,6 +1240,13 @@ class CallController:
             log.error("room=%s: recording could not be finished: %s", room.config.id, exc)
             return
         log.info("room=%s: recording stopped: %s", room.config.id, where)
+
+
+def _configured_peer(rtp: RtpLegConfig) -> SessionDescription:
+    """A plain RTP leg's far side as its config states it (see `describe_fixed_peer`)."""
+    return describe_fixed_peer(rtp.codec, rtp.payload_type, rtp.ptime_ms,
+                               *(rtp.remote or _UNKNOWN_PEER),
+                               telephone_event_pt=rtp.telephone_event_pt)
 
 
 def _ip_address_only(host: str) -> str:
