@@ -98,6 +98,11 @@ class JitterBuffer:
     `capacity` samples of float32 form a ring; `_read_ts` is the (unwrapped) timestamp
     of the next sample to play. Until the first packet arrives, reads return silence.
     `delay_ms` and `target_ms` say where the delay is and where it is steered.
+
+    A bridge pushes and pops for every member 50 times a second, so a steady stream (in
+    order, nothing missing) is kept to one slice copy per packet and one per frame: the
+    flag array that marks which positions hold audio is neither written nor read then
+    (`_complete_to`, `_unflagged_from`).
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class JitterBuffer:
     ) -> None:
         self.rate_hz = rate_hz
         self.clock_rate_hz = clock_rate_hz if clock_rate_hz is not None else rate_hz
+        self._rescaled = self.clock_rate_hz != rate_hz  # clock ticks are not samples
         self.conceal = conceal
         self.last_pop_concealed = False
         self._prefill = rate_hz * prefill_ms // 1000
@@ -131,10 +137,22 @@ class JitterBuffer:
         self._anchor_raw = 0  # raw 32-bit timestamp that maps to `_anchor`
         self._anchor = 0
         self._highest_end = 0
+        # Every position in [_read_ts, _complete_to) holds audio (a lower bound of where the
+        # first hole is; stale once reads pass it): a frame below it needs no flag check.
+        self._complete_to = 0
+        # A steady stream leaves `_valid` alone: audio appended at the highest end is written
+        # without its flags, and read back without clearing them. Positions in
+        # [max(_read_ts, _unflagged_from), _highest_end) hold audio whose flags are still
+        # False; `_settle` sets them before anything reads the flags.
+        self._unflagged_from = 0
         self._concealer = Concealer(rate_hz)
         self._future_len = rate_hz * _FUTURE_MS // 1000
         self._quiet_energy = _QUIET_RMS * _QUIET_RMS
         # Delay control, all in samples.
+        self._margin = rate_hz * _MARGIN_MS // 1000
+        self._expand_offset = rate_hz * _EXPAND_BELOW_MS // 1000
+        self._expand_speech_offset = rate_hz * _EXPAND_SPEECH_OFFSET_MS // 1000
+        self._compress_offset = rate_hz * _COMPRESS_ABOVE_MS // 1000
         self._target = self._prefill
         self._expand_below = self._target
         self._compress_above = self._target
@@ -150,8 +168,10 @@ class JitterBuffer:
         self._transit_window_end = 0.0
         self._interval_peak = -1.0  # largest relative delay this interval; -1: none
         self._spike = 0.0
+        self._jump_ahead = -self.rate_hz * _JUMP_AHEAD_MS / 1000
         bins = max_target_ms // _BIN_MS + 2
         self._histogram = np.zeros(bins)
+        self._learned = False  # whether the histogram holds anything
         self._bin = rate_hz * _BIN_MS / 1000
         self._set_target(self._prefill)
         # Counters.
@@ -170,7 +190,7 @@ class JitterBuffer:
     def _unwrap(self, timestamp: int) -> int:
         """Return the sample position of an RTP timestamp, relative to the newest anchor."""
         delta = (timestamp - self._anchor_raw + _HALF_RANGE) % _RANGE - _HALF_RANGE
-        if self.clock_rate_hz != self.rate_hz:
+        if self._rescaled:
             delta = delta * self.rate_hz // self.clock_rate_hz
         return self._anchor + delta
 
@@ -191,6 +211,8 @@ class JitterBuffer:
         self._anchor = 0
         self._read_ts = -self._target
         self._highest_end = 0
+        self._complete_to = self._read_ts
+        self._unflagged_from = 0
         self._held = 0
         self._valid.fill(False)
         self._transit_now_min = None
@@ -208,47 +230,50 @@ class JitterBuffer:
         self._packets += 1
         if self._read_ts is None:
             self._reset(timestamp)
-        assert self._read_ts is not None
+        read = self._read_ts
+        assert read is not None
         start = self._unwrap(timestamp)
         # Re-anchor on every packet so unwrapping never reaches the 2**31 ambiguity,
         # however long the call.
         self._anchor, self._anchor_raw = start, timestamp
         count = samples.shape[0]
         end = start + count
-        ahead = start - self._read_ts
-        if 0 <= ahead and end - self._read_ts <= self._capacity and (
-            self._valid[start % self._capacity] and self._valid[(end - 1) % self._capacity]
-        ):
-            self._duplicates += 1  # already here: its arrival would only look like jitter
-            return
+        capacity = self._capacity
+        # Nothing from the highest end on holds audio: only a packet starting below it (or
+        # an empty one) can be a duplicate, and only then are the flags looked up.
+        if (start < self._highest_end or not count) and 0 <= start - read <= capacity - count:
+            self._settle()
+            if self._valid[start % capacity] and self._valid[(end - 1) % capacity]:
+                self._duplicates += 1  # already here: its arrival would only look like jitter
+                return
         relative = 0.0
         if arrival_s is not None:
             relative = self._relative_delay(start, arrival_s)
-            if relative < -self.rate_hz * _JUMP_AHEAD_MS / 1000:
+            if relative < self._jump_ahead:
                 self._resync(timestamp)
                 self._write(0, samples)
-                self._highest_end = count
                 self._note_delay(0, self._target)
                 return
-            relative = max(relative, 0.0)
-        if end <= self._read_ts and self._read_ts - start < self._capacity:
+            if relative < 0.0:  # max(relative, 0.0) without the builtin's call
+                relative = 0.0
+        if end <= read and read - start < capacity:
             self._late += 1
             self._consecutive_late += 1
             if self._consecutive_late < _LATE_PACKETS_BEFORE_RESYNC:
                 return
         self._consecutive_late = 0
-        if end <= self._read_ts or start - self._read_ts > self._capacity - count:
+        if end <= read or start - read > capacity - count:
             # A timestamp jump either way (a peer restarting its clock, an SSRC change,
             # a phone that froze its timestamps during hold): start a new timeline
             # rather than wait out the gap or drop everything as late.
             self._resync(timestamp)
-            start, end = 0, count
-        elif start < self._read_ts:
-            samples = samples[self._read_ts - start :]
-            start = self._read_ts
+            start, end, read = 0, count, self._read_ts
+            assert read is not None
+        elif start < read:
+            samples = samples[read - start :]
+            start = read
         self._write(start, samples)
-        self._highest_end = max(self._highest_end, end)
-        self._note_delay(start, start - self._read_ts + int(relative))
+        self._note_delay(start, start - read + int(relative))
 
     def push_before(self, timestamp: int, samples: NDArray[np.float32]) -> None:
         """Place audio that ends where the packet at `timestamp` starts (recovered by FEC)."""
@@ -260,14 +285,41 @@ class JitterBuffer:
         self._reset(timestamp)
 
     def _write(self, start: int, samples: NDArray[np.float32]) -> None:
+        """Put audio at positions `start` on (at or after the read position)."""
+        count = samples.shape[0]
+        end = start + count
+        # Appended at the highest end, audio joins the unflagged positions: their flags are
+        # False already, as they are from the highest end on.
+        flag = start != self._highest_end
+        if flag:
+            self._settle()
         index = start % self._capacity
-        first = min(samples.shape[0], self._capacity - index)
-        self._samples[index : index + first] = samples[:first]
-        self._valid[index : index + first] = True
-        rest = samples.shape[0] - first
-        if rest:
-            self._samples[:rest] = samples[first:]
-            self._valid[:rest] = True
+        stop = index + count
+        if stop <= self._capacity:
+            self._samples[index:stop] = samples
+            if flag:
+                self._valid[index:stop] = True
+        else:  # across the end of the ring
+            split = self._capacity - index
+            self._samples[index:] = samples[:split]
+            self._samples[: stop - self._capacity] = samples[split:]
+            if flag:
+                self._valid[index:] = True
+                self._valid[: stop - self._capacity] = True
+        if start <= self._complete_to < end:
+            self._complete_to = end  # audio beyond may follow: found when needed
+        if end > self._highest_end:
+            self._highest_end = end
+        if flag:
+            self._unflagged_from = self._highest_end
+
+    def _settle(self) -> None:
+        """Set the flags of the audio the steady-stream paths wrote without them."""
+        assert self._read_ts is not None
+        start = max(self._read_ts, self._unflagged_from)
+        if start < self._highest_end:
+            self._valid[self._span(start, self._highest_end - start)] = True
+        self._unflagged_from = self._highest_end
 
     # -- delay estimation ----------------------------------------------------------------
 
@@ -275,15 +327,17 @@ class JitterBuffer:
         """Return the packet's transit above the fastest of the last 1-2 s, in samples, and
         feed it to the spike detector and this interval's peak. Negative: faster than any."""
         transit = arrival_s * self.rate_hz - start
-        if self._transit_now_min is None:
-            self._transit_now_min = self._transit_last_min = transit
+        now_min = self._transit_now_min
+        if now_min is None:
+            now_min = self._transit_now_min = self._transit_last_min = transit
             self._transit_window_end = arrival_s + _TRANSIT_WINDOW_S
         # Against the fastest before this packet, so a jump ahead shows as negative.
-        relative = transit - min(self._transit_now_min, self._transit_last_min)
+        last_min = self._transit_last_min
+        relative = transit - (last_min if last_min < now_min else now_min)
         if arrival_s >= self._transit_window_end:
-            self._transit_last_min, self._transit_now_min = self._transit_now_min, transit
+            self._transit_last_min, self._transit_now_min = now_min, transit
             self._transit_window_end = arrival_s + _TRANSIT_WINDOW_S
-        elif transit < self._transit_now_min:
+        elif transit < now_min:
             self._transit_now_min = transit
         if relative <= self._max_target:  # beyond: a timestamp jump, or past waiting for
             if relative > self._interval_peak:
@@ -295,23 +349,27 @@ class JitterBuffer:
 
     def _note_delay(self, start: int, delay: int) -> None:
         """Record the playout delay a packet met; roll the interval when it is over."""
+        now_min = self._delay_now_min
         if start >= self._interval_end:
             self._interval_end = start + self._interval
-            self._delay_last_min, self._delay_now_min = self._delay_now_min, delay
+            self._delay_last_min, now_min = now_min, delay
+            self._delay_now_min = now_min
             if self._interval_peak >= 0:
                 self._learn(self._interval_peak)
                 self._interval_peak = -1.0
-        elif delay < self._delay_now_min:
-            self._delay_now_min = delay
-        self._delay = min(self._delay_now_min, self._delay_last_min)
+        elif delay < now_min:
+            now_min = self._delay_now_min = delay
+        last_min = self._delay_last_min
+        self._delay = last_min if last_min < now_min else now_min
 
     def _learn(self, peak: float) -> None:
         """Put an interval's largest relative delay in the histogram; retarget."""
         histogram = self._histogram
         histogram *= _FORGET
         histogram[min(int(peak / self._bin), histogram.shape[0] - 1)] += 1.0 - _FORGET
-        tail = np.cumsum(histogram[::-1])
-        spilling = int(np.searchsorted(tail, (1.0 - _QUANTILE) * tail[-1], side="right"))
+        self._learned = True  # for good: the newest entry is above zero until the next
+        tail = np.add.accumulate(histogram[::-1])  # np.cumsum's loop, without its wrapper
+        spilling = int(tail.searchsorted((1.0 - _QUANTILE) * tail[-1], "right"))
         percentile = (histogram.shape[0] - spilling) * self._bin
         self._spike = max(0.0, self._spike - self.rate_hz * _SPIKE_DECAY_MS / 1000)
         self._set_target(max(percentile, self._spike))
@@ -319,16 +377,14 @@ class JitterBuffer:
     def _set_target(self, relative: float) -> None:
         """Aim at `relative` plus the margin (within bounds), or keep the prefill while no
         arrival time has been seen."""
-        if self._spike or self._histogram.any():
-            margin = self.rate_hz * _MARGIN_MS // 1000
-            target = int(relative) + margin
+        if self._spike or self._learned:
+            target = int(relative) + self._margin
             self._target = min(max(target, self._min_target), self._max_target)
-        self._expand_below = self._target - self.rate_hz * _EXPAND_BELOW_MS // 1000
+        self._expand_below = self._target - self._expand_offset
         self._expand_speech_below = max(
-            int(self._target * _EXPAND_SPEECH_SHARE),
-            self._target - self.rate_hz * _EXPAND_SPEECH_OFFSET_MS // 1000,
+            int(self._target * _EXPAND_SPEECH_SHARE), self._target - self._expand_speech_offset
         )
-        self._compress_above = self._target + self.rate_hz * _COMPRESS_ABOVE_MS // 1000
+        self._compress_above = self._target + self._compress_offset
 
     def _shift_delay(self, samples: int) -> None:
         """The read position moved `samples` back against the clock (negative: forward)."""
@@ -353,35 +409,50 @@ class JitterBuffer:
         the oldest audio rather than letting delay grow.
         """
         self.last_pop_concealed = False
-        if self._read_ts is None:
+        read = self._read_ts
+        if read is None:
             return np.zeros(count, dtype=np.float32), False
-        if self._highest_end - self._read_ts > self._max_delay + count:
+        if self._highest_end - read > self._max_delay + count:
             self._drift_drops += 1
             skipped_to = self._highest_end - self._target - count
-            self._valid[self._span(self._read_ts, skipped_to - self._read_ts)] = False
-            self._shift_delay(self._read_ts - skipped_to)
-            self._read_ts = skipped_to
-        if self._read_ts >= self._highest_end:
+            self._valid[self._span(read, skipped_to - read)] = False
+            self._shift_delay(read - skipped_to)
+            self._read_ts = read = skipped_to
+        if read >= self._highest_end:
             return self._underrun(count)
         if self._held:
             self._skip_concealed()
-        window = self._span(self._read_ts, count)
-        valid = self._valid[window]
-        if not valid.all():
-            return self._patch(count, window, valid)
+            read = self._read_ts
+            assert read is not None
+        end = read + count
+        if end > self._complete_to:  # past what is known to be there: ask the flags
+            self._settle()  # (for `_patch` and `_future` too)
+            self._complete_to = self._first_hole()
+        window = self._span(read, count)
+        if end > self._complete_to:
+            return self._patch(count, window, self._valid[window])
         if not self._expand_below <= self._delay <= self._compress_above:
             stretched = self._stretch(count)
             if stretched is not None:
                 return stretched, True
         out = self._samples[window]  # fancy index: a copy; slice: copied by resume or below
-        self._valid[window] = False
-        self._read_ts += count
+        if read < self._unflagged_from:  # else the frame's flags were never set
+            self._valid[window] = False
+        self._read_ts = end
         if self._concealer.lost:
             out = self._concealer.resume(out.copy())
         elif isinstance(window, slice):
             out = out.copy()
         self._concealer.played(out)
         return out, True
+
+    def _first_hole(self) -> int:
+        """The lowest position from the read position on that holds no audio (nothing from
+        the highest end on does); for a read position below the highest end."""
+        assert self._read_ts is not None
+        flags = self._valid[self._span(self._read_ts, self._highest_end - self._read_ts)]
+        first = int(flags.argmin())  # the first False, or 0 when there is none
+        return self._read_ts + (first if not flags[first] else flags.shape[0])
 
     def _underrun(self, count: int) -> tuple[NDArray[np.float32], bool]:
         """Nothing buffered ahead: conceal while it still sounds, holding the read position
@@ -411,6 +482,7 @@ class JitterBuffer:
         the packet was lost, and the concealment already played stands in for it."""
         assert self._read_ts is not None
         held, self._held = self._held, 0
+        self._settle()
         valid = self._valid[self._span(self._read_ts, held)]
         hole = int(np.argmax(valid)) if valid.any() else held
         if hole:
@@ -482,6 +554,7 @@ class JitterBuffer:
         """Play the next frame a pitch period (or, when quiet, any length) shorter or longer,
         to move the delay toward the target; None when this frame is not fit for it."""
         assert self._read_ts is not None
+        self._settle()
         shorten = self._delay > self._compress_above
         available = self._highest_end - self._read_ts
         extra = min(count, available - count) if shorten else 0

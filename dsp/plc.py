@@ -26,6 +26,7 @@ operation works on whole arrays: no per-sample Python loops.
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -84,9 +85,15 @@ def pitch_period(signal: Samples, rate_hz: int) -> tuple[int, float]:
     return high - best, float(normalized[best])
 
 
+@lru_cache(maxsize=256)
 def _ramp_up(length: int) -> NDArray[np.float32]:
-    """Weights rising from above 0 to below 1, for a cross-fade of `length` samples."""
-    return ((np.arange(length, dtype=np.float32) + 1) / np.float32(length + 1)).astype(np.float32)
+    """Weights rising from above 0 to below 1, for a cross-fade of `length` samples.
+
+    Cached (read-only): a playout buffer steering its delay cross-fades a pitch period
+    of one of a few hundred lengths, for every member, over and over."""
+    ramp = ((np.arange(length, dtype=np.float32) + 1) / np.float32(length + 1)).astype(np.float32)
+    ramp.flags.writeable = False
+    return ramp
 
 
 def compress(frame: Samples, count: int, remove: int, overlap: int) -> Samples:
