@@ -89,10 +89,17 @@ def apply_agc(
     new_gains = np.where(speech & (counts >= MIN_SPEECH_FRAMES), gains + step, gains)
     start = 10.0 ** (gains / 20.0)
     end = 10.0 ** (new_gains / 20.0)
-    samples = frames.shape[1]
-    ramp = np.arange(1, samples + 1, dtype=np.float64) / samples  # reaches `end` at the last
-    envelope = (start[:, None] + (end - start)[:, None] * ramp).astype(np.float32)
-    return AgcResult(frames * envelope, new_gains, levels, counts)
+    # Most rows keep their gain: their envelope is `start` throughout (start + 0 * ramp),
+    # one float32 factor per row. Only the others pay for a (k, n) float64 ramp.
+    levelled = frames * start.astype(np.float32)[:, None]
+    ramping = np.flatnonzero(end - start != 0.0)
+    if ramping.size:
+        samples = frames.shape[1]
+        ramp = np.arange(1, samples + 1, dtype=np.float64) / samples  # reaches `end` at the last
+        rise = (end - start)[ramping, None]
+        envelope = (start[ramping, None] + rise * ramp).astype(np.float32)
+        levelled[ramping] = frames[ramping] * envelope
+    return AgcResult(levelled, new_gains, levels, counts)
 
 
 def level_talkers(
@@ -103,18 +110,18 @@ def level_talkers(
     Uses each state's `speech` flag from this tick's `dsp.vad.detect_voice`.
     """
     count = len(states)
+    speech = np.fromiter((s.speech for s in states), np.bool_, count)
     result = apply_agc(
         frames,
         np.fromiter((s.gain_db for s in states), np.float64, count),
         np.fromiter((s.speech_level_dbfs for s in states), np.float64, count),
         np.fromiter((s.speech_frames for s in states), np.int_, count),
-        np.fromiter((s.speech for s in states), np.bool_, count),
+        speech,
     )
-    for state, gain, level, frames_seen in zip(
-        states, result.gains_db.tolist(), result.speech_levels_dbfs.tolist(),
-        result.speech_frames.tolist(), strict=True,
-    ):
-        state.gain_db = gain
-        state.speech_level_dbfs = level
-        state.speech_frames = frames_seen
+    # Only speech rows change state (see apply_agc): the others are left as they were.
+    for row in np.flatnonzero(speech).tolist():
+        state = states[row]
+        state.gain_db = float(result.gains_db[row])
+        state.speech_level_dbfs = float(result.speech_levels_dbfs[row])
+        state.speech_frames = int(result.speech_frames[row])
     return result.frames

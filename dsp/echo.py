@@ -101,10 +101,15 @@ def _log_power(power: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
 
 
 def _check(states: NDArray[np.float32], due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
-    """Correlate the envelopes of the `due` rows at every lag and update their verdicts."""
+    """Correlate the envelopes of the `due` rows at every lag and update their verdicts.
+
+    Runs for a 25th of the rows each tick, so its cost is mostly numpy's per call: one
+    gather per envelope and the header read once keep the calls few.
+    """
     order = (oldest[:, None] + np.arange(_RING)) % _RING  # ring slots, oldest first
-    mic = np.take_along_axis(states[due, _MIC], order, axis=1)[:, -DETECTOR_WINDOW_FRAMES:]
-    reference = np.take_along_axis(states[due, _REFERENCE], order, axis=1)
+    rows = due[:, None]
+    mic = states[rows, _MIC.start + order[:, _RING - DETECTOR_WINDOW_FRAMES :]]
+    reference = states[rows, _REFERENCE.start + order]
     spread = reference[:, -DETECTOR_WINDOW_FRAMES:].std(axis=1)
     # Frame-to-frame changes of the envelopes, not the envelopes: a line and the room that
     # both start (or fall silent) inside the window make two steps that correlate at every
@@ -114,7 +119,7 @@ def _check(states: NDArray[np.float32], due: NDArray[np.intp], oldest: NDArray[n
     windows = np.lib.stride_tricks.sliding_window_view(
         np.diff(reference, axis=1), DETECTOR_WINDOW_FRAMES - 1, axis=1
     )
-    mic = mic - mic.mean(axis=1, keepdims=True)
+    mic -= mic.mean(axis=1, keepdims=True)
     windows = windows - windows.mean(axis=2, keepdims=True)
     products = np.einsum("kw,kjw->kj", mic, windows)
     mic_energy = np.einsum("kw,kw->k", mic, mic)[:, None]
@@ -125,15 +130,17 @@ def _check(states: NDArray[np.float32], due: NDArray[np.intp], oldest: NDArray[n
     judged = spread >= DETECTOR_MIN_REFERENCE_SPREAD_DB  # a silent far end proves nothing
     found = judged & (peak >= DETECTOR_MIN_CORRELATION)
     missed = judged & ~found
-    hits = np.where(found, states[due, _HITS] + 1, np.where(missed, 0, states[due, _HITS]))
-    misses = np.where(missed, states[due, _MISSES] + 1, np.where(found, 0, states[due, _MISSES]))
-    delay = states[due, _DELAY]
+    header = states[due, :_HEADER]
+    hits = np.where(found, header[:, _HITS] + 1, np.where(missed, 0, header[:, _HITS]))
+    misses = np.where(missed, header[:, _MISSES] + 1, np.where(found, 0, header[:, _MISSES]))
+    delay = header[:, _DELAY]
     lag = (DETECTOR_MAX_LAG_FRAMES - best).astype(np.float32)
     delay = np.where(found & ((hits >= DETECTOR_CONFIRM_CHECKS) | (delay >= 0)), lag, delay)
     delay = np.where(misses >= DETECTOR_RELEASE_CHECKS, -1.0, delay)
-    states[due, _HITS] = hits
-    states[due, _MISSES] = misses
-    states[due, _DELAY] = delay
+    header[:, _HITS] = hits
+    header[:, _MISSES] = misses
+    header[:, _DELAY] = delay
+    states[due, :_HEADER] = header
 
 
 # --- Canceller -------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from bench.speech import speak
 from dsp.codecs import get_codec
-from dsp.dtmf import DBM0_PEAK_DBFS, KEYPAD, detect_dtmf, dtmf_state
+from dsp.dtmf import DBM0_PEAK_DBFS, KEYPAD, detect_dtmf, dtmf_state, dtmf_states
 from dsp.resample import resample
 from dsp.tones import DTMF_FREQUENCIES_HZ, dtmf
 
@@ -424,6 +424,24 @@ def test_state_is_a_flat_float32_row_per_rate() -> None:
     assert dtmf_state(NARROW_HZ).shape == (225,)
     assert dtmf_state(WIDE_HZ).shape == (385,)
     assert dtmf_state(NARROW_HZ).dtype == np.float32
+
+
+def test_states_for_many_streams_are_fresh_states_stacked() -> None:
+    for rate_hz in (NARROW_HZ, WIDE_HZ):
+        many = dtmf_states(rate_hz, 3)
+        np.testing.assert_array_equal(many, np.stack([dtmf_state(rate_hz)] * 3))
+        assert many.dtype == np.float32 and many.flags.writeable
+        assert dtmf_states(rate_hz, 0).shape == (0, many.shape[1])
+    with pytest.raises(ValueError, match="8000, 16000"):
+        dtmf_states(44100, 2)
+
+
+def test_fresh_states_are_copies_the_caller_may_change() -> None:
+    state, rows = dtmf_state(NARROW_HZ), dtmf_states(NARROW_HZ, 2)
+    state[:] = 1.0
+    rows[:] = 2.0
+    np.testing.assert_array_equal(dtmf_state(NARROW_HZ), dtmf_states(NARROW_HZ, 1)[0])
+    assert dtmf_state(NARROW_HZ)[0] == 0.0
 
 
 def test_inputs_are_left_alone() -> None:
