@@ -15,7 +15,7 @@ import enum
 import ipaddress
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
+from bridge.conference.media import PayloadBatch
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
@@ -49,7 +50,7 @@ from bridge.conference.room import (
 )
 from bridge.config import Config, GatewayConfig, RtpLegConfig
 from bridge.dialplan import Dialplan
-from bridge.rtp.packet import RtpPacket, RtpParseError
+from bridge.rtp.packet import RtpParseError, parse_fields
 from bridge.rtp.rtcp import (
     ReportBlock,
     RtcpParseError,
@@ -102,6 +103,8 @@ from dsp.codecs.base import EncoderSettings
 
 log = logging.getLogger(__name__)
 
+# An RTP datagram as the sockets give it: (local port, bytes, source, arrival in seconds).
+ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per peer
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
@@ -906,31 +909,49 @@ class CallController:
         self, local_port: int, data: bytes, source: tuple[str, int], now: float
     ) -> None:
         """One RTP datagram that arrived on `local_port` from `source`."""
+        self.receive_rtp_many([(local_port, data, source, now)])
+
+    def receive_rtp_many(self, datagrams: Iterable[ReceivedRtp]) -> None:
+        """RTP datagrams (local port, bytes, source, arrival), oldest first per port: each
+        checked and counted in turn, then their audio decoded and placed together
+        (`PayloadBatch`). A datagram that fails is logged and dropped, never the others."""
+        batch = PayloadBatch()
+        for local_port, data, source, now in datagrams:
+            try:
+                self._receive_rtp(local_port, data, source, now, batch)
+            except Exception:  # noqa: BLE001 - one packet's fault must not stop the clock
+                # Raising here would end the media clock for every room; the packet is
+                # dropped and the others go on (logged with its traceback, for the fix).
+                log.exception("rtp: packet from %s:%d on port %d dropped", *source, local_port)
+        batch.push()
+
+    def _receive_rtp(
+        self, local_port: int, data: bytes, source: tuple[str, int], now: float,
+        batch: PayloadBatch,
+    ) -> None:
         call = self._by_port.get(local_port)
         if call is None or call.media is None or call.receive is None:
             return
         try:
-            packet = RtpPacket.parse(data)
+            payload_type, marker, sequence_number, timestamp, ssrc, payload = parse_fields(data)
         except RtpParseError as exc:
             log.debug("%s: bad RTP from %s:%d: %s", call.log_prefix, *source, exc)
             return
         media = call.media
-        if packet.payload_type not in (media.payload_type, media.telephone_event_pt):
+        if payload_type != media.payload_type and payload_type != media.telephone_event_pt:
             return  # comfort noise and codecs we did not agree on are not ours to play
-        status = call.receive.receive(
-            packet.sequence_number, packet.timestamp, packet.ssrc, len(packet.payload), now
-        )
-        if status in (ReceiveStatus.DUPLICATE, ReceiveStatus.OUT_OF_ORDER_TOO_OLD):
+        status = call.receive.receive(sequence_number, timestamp, ssrc, len(payload), now)
+        if status is ReceiveStatus.DUPLICATE or status is ReceiveStatus.OUT_OF_ORDER_TOO_OLD:
             return
         self._latch(call, source)
         call.last_media_at = now
-        order = self._follow_sequence(call, packet.sequence_number, status)
-        if packet.payload_type == media.payload_type:
-            call.room.push_audio(call.member_id, packet.timestamp, packet.payload,
-                                 lost_before=order is _Order.AFTER_GAP,
-                                 late=order is _Order.LATE, arrival_s=now)
+        order = self._follow_sequence(call, sequence_number, status)
+        if payload_type == media.payload_type:
+            call.room.queue_audio(batch, call.member_id, timestamp, payload,
+                                  lost_before=order is _Order.AFTER_GAP,
+                                  late=order is _Order.LATE, arrival_s=now)
         else:
-            event = call.events.receive(packet.payload, packet.timestamp, packet.marker)
+            event = call.events.receive(payload, timestamp, marker)
             if isinstance(event, DigitStarted):
                 self._press(call, event.digit, "RFC 4733", now)
 

@@ -39,6 +39,7 @@ from bridge.conference.media import (
     GatheredFrames,
     MemberMedia,
     OutgoingPacket,
+    PayloadBatch,
     RoomEncoder,
     gather_frames,
 )
@@ -558,11 +559,22 @@ class Room:
         packet before it never came, so in-band FEC may rebuild it; `late`: it comes after
         a later one (see `MemberMedia.push`); `arrival_s`: when it was received, so the
         playout delay follows the link's jitter (None: as if on time)."""
+        batch = PayloadBatch()
+        self.queue_audio(batch, member_id, timestamp, payload, lost_before=lost_before,
+                         late=late, arrival_s=arrival_s)
+        batch.push()
+
+    def queue_audio(
+        self, batch: PayloadBatch, member_id: int, timestamp: int, payload: bytes, *,
+        lost_before: bool, late: bool, arrival_s: float | None,
+    ) -> None:
+        """`push_audio` through `batch`: decoded and placed at `batch.push()`, together with
+        the rest of the sweep's packets (`PayloadBatch`)."""
         member = self._members.get(member_id)
         if member is None or not payload:
             return
-        member.media.push(timestamp, payload, lost_before=lost_before, late=late,
-                          arrival_s=arrival_s)
+        batch.add(member.media, timestamp, payload, lost_before=lost_before, late=late,
+                  arrival_s=arrival_s)
 
     def press(self, member_id: int, digit: str, now: float, source: str = "signalled") -> None:
         """A keypad digit from a member: signalled (RFC 4733 event, SIP INFO) or heard

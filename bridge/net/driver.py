@@ -6,20 +6,16 @@ re-arms the single timer at the controller's next deadline (the aioquic adapter 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from bridge.controller import CallController
+from bridge.controller import CallController, ReceivedRtp
 from bridge.sip.flow import Flow
-
-log = logging.getLogger(__name__)
 
 SipSend = Callable[[bytes, Flow], None]
 RtpSend = Callable[[int, bytes, tuple[str, int]], None]
-# Every RTP datagram waiting: (local port, datagram, source, arrival in seconds).
-RtpSweep = Callable[[], list[tuple[int, bytes, tuple[str, int], float]]]
+RtpSweep = Callable[[], list[ReceivedRtp]]  # every RTP datagram waiting
 
 
 class ControllerDriver:
@@ -49,13 +45,7 @@ class ControllerDriver:
 
     def tick(self, now: float) -> None:
         """Take in the RTP that came since the last tick, then mix."""
-        for port, data, source, arrival_s in self._sweep_rtp():
-            try:
-                self._controller.receive_rtp(port, data, source, arrival_s)
-            except Exception:  # noqa: BLE001 - one packet's fault must not stop the clock
-                # Raising here would end the media clock for every room; the packet is
-                # dropped and the others go on (logged with its traceback, for the fix).
-                log.exception("rtp: packet from %s:%d on port %d dropped", *source, port)
+        self._controller.receive_rtp_many(self._sweep_rtp())
         self._controller.tick(now)
         self.flush()
 

@@ -24,7 +24,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 
-from bridge.controller import NoMediaPorts
+from bridge.controller import NoMediaPorts, ReceivedRtp
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ _ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
 _MAX_PACKETS_PER_SWEEP = 8
 
 PacketHandler = Callable[[int, bytes, tuple[str, int]], None]
-# (local RTP port, datagram, source address, arrival time in seconds since the epoch)
-ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
 
 
 class _RtcpSocket(DatagramProtocol):

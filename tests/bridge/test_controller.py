@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 
+import bridge.controller as controller_module
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import HANG_UP_DRAIN_S
 from bridge.config import Config, parse_config
@@ -244,6 +245,34 @@ def test_rtp_latches_to_the_address_packets_really_come_from() -> None:
     nat = ("203.0.113.9", 31000)
     rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), nat, rig.now)
     assert {destination for _, _, destination in rig.tick()} == {nat}
+
+
+def test_a_datagram_that_raises_is_logged_and_the_rest_of_the_sweep_is_played(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig()
+    alpha, bravo = Phone(1, 7000), Phone(2, 7002)
+    alpha_port, bravo_port = (rig.local_port(rig.call(p)) for p in (alpha, bravo))
+    parse = controller_module.parse_fields
+
+    def parse_or_fail(data: bytes) -> object:
+        if data.endswith(b"boom"):
+            raise RuntimeError("a bug")
+        return parse(data)
+
+    monkeypatch.setattr(controller_module, "parse_fields", parse_or_fail)
+    with caplog.at_level(logging.ERROR):
+        rig.controller.receive_rtp_many([
+            (alpha_port, alpha.rtp(b"\xff" * (FRAME - 4) + b"boom"),
+             (alpha.host, alpha.rtp_port), rig.now),
+            (bravo_port, bravo.rtp(b"\xff" * FRAME), (bravo.host, bravo.rtp_port), rig.now),
+        ])
+    assert f"packet from {alpha.host}:7000 on port {alpha_port} dropped" in caplog.text
+    by_port = rig.controller._by_port  # noqa: SLF001
+    assert by_port[alpha_port].room.member(by_port[alpha_port].member_id).media.jitter \
+        .statistics().packets == 0
+    assert by_port[bravo_port].room.member(by_port[bravo_port].member_id).media.jitter \
+        .statistics().packets == 1
 
 
 def test_rtp_relatches_only_after_several_packets_from_a_new_source() -> None:
@@ -505,12 +534,12 @@ def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lo
     seen: list[tuple[bool, bool]] = []
     arrivals: list[float | None] = []
 
-    def push_audio(member: int, ts: int, payload: bytes, *, lost_before: bool, late: bool,
-                   arrival_s: float | None) -> None:
+    def queue_audio(batch: object, member: int, ts: int, payload: bytes, *, lost_before: bool,
+                    late: bool, arrival_s: float | None) -> None:
         seen.append((lost_before, late))
         arrivals.append(arrival_s)
 
-    monkeypatch.setattr(room, "push_audio", push_audio)
+    monkeypatch.setattr(room, "queue_audio", queue_audio)
     source = (phone.host, phone.rtp_port)
     for _ in range(3):
         rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)

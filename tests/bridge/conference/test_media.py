@@ -8,7 +8,7 @@ import pytest
 from numpy.typing import NDArray
 
 import bridge.conference.media as media_module
-from bridge.conference.media import MemberMedia, OutgoingPacket
+from bridge.conference.media import MemberMedia, OutgoingPacket, PayloadBatch
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import DigitHeard, MuteChanged, MuteState, Phase, Room
 from bridge.config import RoomConfig
@@ -341,3 +341,49 @@ def test_the_echo_detector_hears_the_line_before_its_canceller(
     run(room, [talker], {1: sine(500, 0.4, 8000)}, 20)
     assert room.member(1).media.echo is not None
     assert min(fed[5:]) > 0.01  # the line's own 500 Hz at -13.5 dBFS, not the zeros
+
+
+def test_a_batch_decodes_g711_of_many_members_as_each_packet_alone_would() -> None:
+    """One lookup per law for the whole sweep, in the order the packets came: each member's
+    playout buffer gets exactly what pushing its packets one by one gives."""
+    rng = np.random.default_rng(5)
+    codecs = ["PCMU", "PCMA", "PCMU", "G722", "PCMA"]
+    batched = [MemberMedia(codec, EncoderSettings()) for codec in codecs]
+    alone = [MemberMedia(codec, EncoderSettings()) for codec in codecs]
+    encoders = [new_encoder(codec, EncoderSettings()) for codec in codecs]
+    frames = {"PCMU": 160, "PCMA": 160, "G722": 320}
+    for tick in range(5):
+        batch = PayloadBatch()
+        # Members 2 and 4 send a packet twice (a duplicate in the same sweep).
+        order = [(k, tick) for k in range(len(codecs))] + [(2, tick), (4, tick)]
+        for k, seq in order:
+            step = 160 * seq
+            samples = (0.1 * rng.standard_normal(frames[codecs[k]])).astype(np.float32)
+            payload = encoders[k].encode(samples)
+            for media, target in ((batched[k], batch), (alone[k], None)):
+                if target is None:
+                    media.push(step, payload, lost_before=False, late=False, arrival_s=None)
+                else:
+                    target.add(media, step, payload, lost_before=False, late=False,
+                               arrival_s=None)
+        batch.push()
+    for media, reference in zip(batched, alone, strict=True):
+        for _ in range(12):
+            got, got_audio = media.jitter.pop(media.frame_samples)
+            want, want_audio = reference.jitter.pop(reference.frame_samples)
+            assert got_audio == want_audio
+            assert np.array_equal(got, want)
+
+
+def test_a_packet_that_fails_in_a_batch_is_dropped_alone(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(MemberMedia):
+        def push(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("a bug")
+
+    good, broken = MemberMedia("PCMU", EncoderSettings()), Broken("PCMU", EncoderSettings())
+    batch = PayloadBatch()
+    batch.add(broken, 0, b"\x00" * 160, lost_before=False, late=False, arrival_s=None)
+    batch.add(good, 0, b"\x00" * 160, lost_before=False, late=False, arrival_s=None)
+    batch.push()
+    assert good.jitter.statistics().packets == 1
+    assert "a PCMU packet (timestamp 0) dropped" in caplog.text

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.rtp.packet import RtpExtension, RtpPacket, RtpParseError, is_rtcp
+from bridge.rtp.packet import RtpExtension, RtpPacket, RtpParseError, is_rtcp, parse_fields
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "rtp"
 
@@ -126,3 +126,25 @@ def test_any_bytes_parse_or_raise_rtp_parse_error(data: bytes) -> None:
 )
 def test_generated_packets_round_trip(packet: RtpPacket) -> None:
     assert RtpPacket.parse(bytes(packet)) == packet
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.integers(0, 0xFF))
+def test_parse_fields_reads_what_parse_reads_or_raises_the_same(tail: bytes, first: int) -> None:
+    """The plain-header shortcut and the full parser agree on every input, plain or not."""
+    data = bytes((first,)) + tail
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpParseError as exc:
+        with pytest.raises(RtpParseError, match=str(exc)):
+            parse_fields(data)
+        return
+    assert parse_fields(data) == (packet.payload_type, packet.marker, packet.sequence_number,
+                                  packet.timestamp, packet.ssrc, packet.payload)
+
+
+def test_parse_fields_of_a_plain_packet_and_one_with_csrc() -> None:
+    plain = RtpPacket(0, 7, 160, 0x1234, b"\xff" * 160, marker=True)
+    assert parse_fields(bytes(plain)) == (0, True, 7, 160, 0x1234, b"\xff" * 160)
+    mixed = RtpPacket(8, 8, 320, 0x1234, b"\xd5" * 160, csrc=(1, 2))
+    assert parse_fields(bytes(mixed)) == (8, False, 8, 320, 0x1234, b"\xd5" * 160)
