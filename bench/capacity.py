@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from janus import JanusAudioBridge, cpu_seconds, rss_bytes
+from janus import JanusAudioBridge, cpu_times, rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -76,10 +76,15 @@ class Measured:
     threads: int
     loadgen: dict[str, Any]
     clock: dict[str, float] | None = None  # the bridge's media clock report
+    system_s: float = 0.0  # of cpu_s, in the kernel (sockets, scheduling)
 
     @property
     def cores(self) -> float:
         return self.cpu_s / self.window_s
+
+    @property
+    def kernel_share(self) -> float:
+        return self.system_s / self.cpu_s if self.cpu_s else 0.0
 
     @property
     def us_per_member_tick(self) -> float:
@@ -194,13 +199,13 @@ def measure_bridge(members: int, args: argparse.Namespace, workdir: Path) -> Mea
     try:
         _wait_for(log_path, "listening for SIP on udp", START_TIMEOUT_S, process)
         rss_idle = rss_bytes(process.pid)
-        cpu: list[float] = []
+        cpu: list[tuple[float, float]] = []
         rss: list[int] = []
         reports_before = 0
 
         def mark() -> None:
             nonlocal reports_before
-            cpu.append(cpu_seconds(process.pid))
+            cpu.append(cpu_times(process.pid))
             reports_before = len(_CLOCK_REPORT.findall(log_path.read_text(errors="replace")))
             process.send_signal(signal.SIGUSR1)  # the media clock reports, a new window starts
 
@@ -217,8 +222,7 @@ def measure_bridge(members: int, args: argparse.Namespace, workdir: Path) -> Mea
         threads = len(os.listdir(f"/proc/{process.pid}/task"))
     finally:
         _end(process)
-    return Measured("telerapat", members, float(loadgen["window_s"]), cpu[1] - cpu[0],
-                    rss_idle / 2**20, rss[0] / 2**20, threads, loadgen, clock)
+    return _measured("telerapat", members, loadgen, cpu, rss_idle, rss[0], threads, clock)
 
 
 def measure_janus(members: int, args: argparse.Namespace, workdir: Path) -> Measured:
@@ -239,20 +243,31 @@ def measure_janus(members: int, args: argparse.Namespace, workdir: Path) -> Meas
             {"local_port": port, "remote": list(remote)}
             for port, remote in zip(local_ports, remotes, strict=True)
         ]))
-        cpu: list[float] = []
+        cpu: list[tuple[float, float]] = []
         rss: list[int] = []
 
         def done() -> None:
-            cpu.append(cpu_seconds(pid))
+            cpu.append(cpu_times(pid))
             rss.append(rss_bytes(pid))
 
         loadgen = run_loadgen(["--rtp-targets", str(targets)], members, args,
-                              lambda: cpu.append(cpu_seconds(pid)), done)
+                              lambda: cpu.append(cpu_times(pid)), done)
         threads = len(os.listdir(f"/proc/{pid}/task"))
     finally:
         janus.stop()
-    return Measured("Janus", members, float(loadgen["window_s"]), cpu[1] - cpu[0],
-                    rss_idle / 2**20, rss[0] / 2**20, threads, loadgen)
+    return _measured("Janus", members, loadgen, cpu, rss_idle, rss[0], threads, None)
+
+
+def _measured(
+    server: str, members: int, loadgen: dict[str, Any], cpu: list[tuple[float, float]],
+    rss_idle: int, rss: int, threads: int, clock: dict[str, float] | None,
+) -> Measured:
+    """One server's figures from (user, system) CPU at the window's start and end."""
+    (user_before, system_before), (user_after, system_after) = cpu[0], cpu[-1]
+    system_s = system_after - system_before
+    return Measured(server, members, float(loadgen["window_s"]),
+                    user_after - user_before + system_s, rss_idle / 2**20, rss / 2**20,
+                    threads, loadgen, clock, system_s)
 
 
 def _wait_for(path: Path, text: str, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
@@ -308,7 +323,7 @@ def _free_tcp_port() -> int:
 
 def table(results: list[Measured]) -> list[str]:
     lines = [
-        "| N | server | cores | µs CPU/member/tick | RSS MB (per member) | threads "
+        "| N | server | cores (kernel) | µs CPU/member/tick | RSS MB (per member) | threads "
         "| late ticks (>5 ms) | lateness p50/p99/max ms | received/expected | lost "
         "| jitter p99 ms | generator late p99 ms |",
         "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
@@ -322,7 +337,8 @@ def table(results: list[Measured]) -> list[str]:
             late, lateness = "n/a", "n/a"
         jitter = lg["jitter_ms"]["p99"]
         lines.append(
-            f"| {r.members} | {r.server} | {r.cores:.2f} | {r.us_per_member_tick:.1f} "
+            f"| {r.members} | {r.server} | {r.cores:.2f} ({100 * r.kernel_share:.0f} %) "
+            f"| {r.us_per_member_tick:.1f} "
             f"| {r.rss_mb:.0f} ({r.rss_per_member_mb:.2f}) | {r.threads} | {late} | {lateness} "
             f"| {lg['received']}/{lg['expected']} | {r.lost} "
             f"| {jitter if jitter is not None else 'n/a'} "

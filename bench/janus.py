@@ -472,11 +472,18 @@ def _end_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_GRACE_S)
 
 
-def cpu_seconds(pid: int) -> float:
-    """Return user + system CPU of a process, all its threads counted (proc(5) stat 14, 15)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """Return the user and system CPU seconds of a process, all its threads counted
+    (proc(5) stat fields 14, 15)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return user + system CPU of a process, all its threads counted."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:
