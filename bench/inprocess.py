@@ -159,6 +159,13 @@ class InProcessBridge:
         """Deliver one RTP datagram from `phone` to its call's port, now."""
         self.controller.receive_rtp(phone.bridge_rtp_port, datagram, phone.address, self.now)
 
+    def send_rtp_many(self, datagrams: list[tuple[Phone, bytes]]) -> None:
+        """Deliver one sweep of RTP datagrams, now, as the sockets hand them over."""
+        self.controller.receive_rtp_many(
+            (phone.bridge_rtp_port, datagram, phone.address, self.now)
+            for phone, datagram in datagrams
+        )
+
     def tick(self) -> list[RtpDatagram]:
         """Run one 20 ms media tick, move the clock on, and return the RTP and RTCP sent."""
         self.controller.tick(self.now)

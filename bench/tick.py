@@ -45,11 +45,14 @@ def run(members: int, talkers: int, seconds: float) -> dict[str, float]:
     cpu = 0.0
     sent = 0
     for tick in range(ticks):
+        # The phones' packets are made before the clock starts: only the bridge is timed.
+        datagrams = [
+            bytes(RtpPacket(PCMU_PAYLOAD_TYPE, tick & 0xFFFF, tick * FRAME, member + 1,
+                            (speech[member] if member < talkers else noise)[tick].tobytes()))
+            for member in range(members)
+        ]
         start = time.process_time()
-        for member, phone in enumerate(phones):
-            payload = (speech[member] if member < talkers else noise)[tick].tobytes()
-            packet = RtpPacket(PCMU_PAYLOAD_TYPE, tick & 0xFFFF, tick * FRAME, member + 1, payload)
-            bridge.send_rtp(phone, bytes(packet))
+        bridge.send_rtp_many(list(zip(phones, datagrams, strict=True)))
         sent += len(bridge.tick())
         cpu += time.process_time() - start
     per_tick_us = cpu / ticks * 1e6
