@@ -923,7 +923,10 @@ class CallController:
                 # Raising here would end the media clock for every room; the packet is
                 # dropped and the others go on (logged with its traceback, for the fix).
                 log.exception("rtp: packet from %s:%d on port %d dropped", *source, local_port)
-        batch.push()
+        try:
+            batch.push()
+        except Exception:  # noqa: BLE001 - the media clock must go on for every room
+            log.exception("rtp: a sweep's audio dropped")
 
     def _receive_rtp(
         self, local_port: int, data: bytes, source: tuple[str, int], now: float,

@@ -100,9 +100,10 @@ class JitterBuffer:
     `delay_ms` and `target_ms` say where the delay is and where it is steered.
 
     A bridge pushes and pops for every member 50 times a second, so a steady stream (in
-    order, nothing missing) is kept to one slice copy per packet and one per frame: the
-    flag array that marks which positions hold audio is neither written nor read then
-    (`_complete_to`, `_unflagged_from`).
+    order, nothing missing, the delay within its band) is kept to one slice copy per
+    packet and one per frame: the flag array that marks which positions hold audio is
+    neither written nor read then (`_complete_to`, `_unflagged_from`); steering the
+    delay (`_stretch`) and anything out of line settle the flags first.
     """
 
     def __init__(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -32,7 +31,7 @@ from bridge.config import EchoMode
 from dsp.agc import level_talkers
 from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
-from dsp.dtmf import detect_dtmf, dtmf_state
+from dsp.dtmf import detect_dtmf, dtmf_states
 from dsp.echo import (
     DETECTOR_STATE_SIZE,
     EchoCanceller,
@@ -360,8 +359,11 @@ def gather_frames(
     digits: list[tuple[int, str]] = []
     candidates: dict[int, list[tuple[int, Samples]]] = {}  # rate -> eligible rows, no tone
     for rate_hz, rows in audible.items():
-        fresh = partial(dtmf_state, rate_hz)
-        states = _rows([_or_fresh(media[row].dtmf_state, fresh) for row, _ in rows])
+        states = dtmf_states(rate_hz, len(rows))
+        for k, (row, _) in enumerate(rows):
+            state = media[row].dtmf_state
+            if state is not None:  # None: the line just became audible, a fresh detector
+                states[k] = state
         found, states, tones = detect_dtmf(_rows([f for _, f in rows]), states, rate_hz)
         for k, (row, samples) in enumerate(rows):
             member = media[row]
