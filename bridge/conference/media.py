@@ -119,10 +119,8 @@ class MemberMedia:
         self.jitter = JitterBuffer(self.sample_rate_hz, clock_rate_hz=self.clock_rate_hz,
                                    conceal=not self.decoder.conceals)
         self.clock_frame = frame_samples(self.clock_rate_hz, FRAME_MS)  # RTP ticks per frame
-        self.settings = settings
-        self.share_key = _sharing_key(self.codec, settings)
-        self.frames_per_packet = settings.ptime_ms // FRAME_MS
         self.own_encoder: StreamEncoder | None = None
+        self.set_settings(settings)  # settings, share_key, frames_per_packet
         self.own_hold_ticks = 0  # see OWN_ENCODER_HOLD_TICKS
         self.bad_payloads = 0
         self.late_dropped = 0
@@ -191,7 +189,7 @@ class MemberMedia:
             self.echo = None
 
     def set_settings(self, settings: EncoderSettings) -> None:
-        self.settings = settings
+        self.settings: EncoderSettings = settings
         self.share_key = _sharing_key(self.codec, settings)
         self.frames_per_packet = settings.ptime_ms // FRAME_MS
         if self.own_encoder is not None:
