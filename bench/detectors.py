@@ -5,10 +5,10 @@ per row decides how many members a core carries (issue #6). This script
 (a) times each function at 50, 200 and 500 rows, in µs per row per call, on a room whose
     rows are mostly line noise near the -60 dBFS floor, with a few talkers and keypad tones
     and a tenth of the rows joining fresh each tick (best of a few runs of 50 ticks);
-(b) runs the same ticks through the modules as they were before they were made faster
-    (`git show REFERENCE_COMMIT:dsp/<name>.py`, loaded as temporary modules; nothing in
-    the repository is written) and asserts that every
-    output and every state they leave is identical, bit for bit: random rows (any level,
+(b) runs the same ticks through the modules as they were before they were made faster, or
+    last changed what they give (`git show <commit>:dsp/<name>.py` of REFERENCE_COMMITS,
+    loaded as temporary modules; nothing in the repository is written) and asserts that
+    every output and every state they leave is identical, bit for bit: random rows (any level,
     clipping, digital silence) and realistic ones (speech-like, DTMF, noise, echo), with
     rows joining fresh, over many ticks with the states carried.
 
@@ -185,25 +185,32 @@ class Room:
 
 # --- The committed modules ---------------------------------------------------------------
 
-# The last commit before the detectors were made faster (issue #6): what they must still give.
-REFERENCE_COMMIT = "87f623eb521eaf230d4b1d333fdc74d395f65f2d"
+# Per module, the last commit that changed what it gives: dtmf and echo as before they were
+# made faster (issue #6); vad and agc as of their last change in behaviour (webrtcvad mode 2,
+# the AGC's hysteresis). The committed agc is given the committed vad.
+REFERENCE_COMMITS = {
+    "vad": "HEAD",
+    "agc": "HEAD",
+    "dtmf": "87f623eb521eaf230d4b1d333fdc74d395f65f2d",
+    "echo": "87f623eb521eaf230d4b1d333fdc74d395f65f2d",
+}
 
 
 def committed_modules() -> dict[str, types.ModuleType]:
-    """Load dsp.{vad,agc,dtmf,echo} as of REFERENCE_COMMIT into modules of their own.
+    """Load dsp.{vad,agc,dtmf,echo} as of REFERENCE_COMMITS into modules of their own.
 
     The committed agc is given the committed vad. Raises CalledProcessError without git.
     """
     loaded: dict[str, types.ModuleType] = {}
-    for name in ("vad", "agc", "dtmf", "echo"):
+    for name, commit in REFERENCE_COMMITS.items():
         source = subprocess.run(
-            ["git", "-C", str(REPOSITORY), "show", f"{REFERENCE_COMMIT}:dsp/{name}.py"],
+            ["git", "-C", str(REPOSITORY), "show", f"{commit}:dsp/{name}.py"],
             check=True, capture_output=True, text=True,
         ).stdout
         module_name = f"committed_dsp_{name}"
         source = source.replace("from dsp.vad import", "from committed_dsp_vad import")
         module = types.ModuleType(module_name)
-        module.__file__ = f"{REFERENCE_COMMIT}:dsp/{name}.py"
+        module.__file__ = f"{commit}:dsp/{name}.py"
         sys.modules[module_name] = module  # dataclasses look their module up
         exec(compile(source, module.__file__, "exec"), module.__dict__)
         loaded[name] = module
@@ -462,7 +469,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=8000, choices=RATES_HZ)
     args = parser.parse_args()
     seen = check_identity(60 if args.smoke else 400)
-    print(f"identity with {REFERENCE_COMMIT[:7]}: {seen['ticks']} ticks identical, holding "
+    commits = ", ".join(f"{name} {commit[:7]}" for name, commit in REFERENCE_COMMITS.items())
+    print(f"identity with {commits}: {seen['ticks']} ticks identical, holding "
           + ", ".join(
         f"{count} {name}" for name, count in seen.items() if name != "ticks"
     ))

@@ -29,10 +29,15 @@ MAX_GAIN_DB = 24.0
 # shout is tamed within a word or two while a quiet talker rises over a sentence.
 RISE_DB_PER_FRAME = 0.5
 FALL_DB_PER_FRAME = 0.5
-# A talker already within this of the target keeps its gain: every gain movement is heard
+# Hysteresis: a talker within DEADBAND_DB of the target keeps its gain; once further off,
+# the gain moves until it is within SETTLE_DB, then holds again. Every gain movement is heard
 # (PESQ of a talker sent at the target level fell 3.69 -> 3.49 with the gain following the
-# level estimate's wander), and a couple of dB between talkers is not.
-DEADBAND_DB = 2.0
+# level estimate's wander), and a few dB between talkers is not; and a narrowband talker at
+# unity gain reaches narrowband listeners sample for sample, while any other gain means a
+# second G.711 quantisation (a talker at the target whose first second read 2.4 dB loud was
+# cut 0.5 dB for good and lost 0.10-0.16 PESQ). Three dB is the issue's level tolerance.
+DEADBAND_DB = 3.0
+SETTLE_DB = 1.0
 # The gain holds until this many speech frames (0.5 s) have been heard: the first syllables'
 # level is a poor guess of a talker's, and a gain that swings on them is heard.
 MIN_SPEECH_FRAMES = 25
@@ -51,6 +56,7 @@ class AgcResult:
 
     frames: NDArray[np.float32]  # (k, n) float32
     gains_db: NDArray[np.float64]  # (k,) gain reached at the end of the frame
+    levelling: NDArray[np.bool_]  # (k,) the gain is on its way to within SETTLE_DB
     speech_levels_dbfs: NDArray[np.float64]  # (k,) NaN while no speech was heard
     speech_frames: NDArray[np.int_]  # (k,) speech frames seen, for the level average
 
@@ -61,12 +67,14 @@ def apply_agc(
     speech_levels_dbfs: NDArray[np.float64],
     speech_frames: NDArray[np.int_],
     speech: NDArray[np.bool_],
+    levelling: NDArray[np.bool_],
 ) -> AgcResult:
     """Level `(k, n)` float32 frames (any rate) towards TARGET_LEVEL_DBFS; return the state.
 
     Rows flagged `speech` (the VAD's decision, without hangover) update their speech level
-    and move their gain; the others keep both. The gain ramps linearly, in amplitude, from
-    the old value at the first sample to the new one at the last.
+    and move their gain; the others keep all three. `levelling` rows move until within
+    SETTLE_DB, the others start only beyond DEADBAND_DB. The gain ramps linearly, in
+    amplitude, from the old value at the first sample to the new one at the last.
     """
     frames = np.asarray(frames, dtype=np.float32)
     gains = np.asarray(gains_db, dtype=np.float64)
@@ -83,10 +91,12 @@ def apply_agc(
         TARGET_LEVEL_DBFS + SPEECH_FRAME_BIAS_DB - np.nan_to_num(levels), MIN_GAIN_DB, MAX_GAIN_DB
     )
     error = wanted - gains
-    step = np.where(
-        np.abs(error) > DEADBAND_DB, np.clip(error, -FALL_DB_PER_FRAME, RISE_DB_PER_FRAME), 0.0
-    )
-    new_gains = np.where(speech & (counts >= MIN_SPEECH_FRAMES), gains + step, gains)
+    adapting = speech & (counts >= MIN_SPEECH_FRAMES)
+    moving = adapting & (np.abs(error) > np.where(levelling, SETTLE_DB, DEADBAND_DB))
+    step = np.clip(error, -FALL_DB_PER_FRAME, RISE_DB_PER_FRAME)
+    new_gains = np.where(moving, gains + step, gains)
+    # Still on the way after this step? Rows that did not adapt keep their flag.
+    levelling = np.where(adapting, moving & (np.abs(error - step) > SETTLE_DB), levelling)
     start = 10.0 ** (gains / 20.0)
     end = 10.0 ** (new_gains / 20.0)
     # Most rows keep their gain: their envelope is `start` throughout (start + 0 * ramp),
@@ -99,7 +109,7 @@ def apply_agc(
         rise = (end - start)[ramping, None]
         envelope = (start[ramping, None] + rise * ramp).astype(np.float32)
         levelled[ramping] = frames[ramping] * envelope
-    return AgcResult(levelled, new_gains, levels, counts)
+    return AgcResult(levelled, new_gains, levelling, levels, counts)
 
 
 def level_talkers(
@@ -117,11 +127,13 @@ def level_talkers(
         np.fromiter((s.speech_level_dbfs for s in states), np.float64, count),
         np.fromiter((s.speech_frames for s in states), np.int_, count),
         speech,
+        np.fromiter((s.levelling for s in states), np.bool_, count),
     )
     # Only speech rows change state (see apply_agc): the others are left as they were.
     for row in np.flatnonzero(speech).tolist():
         state = states[row]
         state.gain_db = float(result.gains_db[row])
+        state.levelling = bool(result.levelling[row])
         state.speech_level_dbfs = float(result.speech_levels_dbfs[row])
         state.speech_frames = int(result.speech_frames[row])
     return result.frames

@@ -1,5 +1,5 @@
 """Room-wide detectors (DTMF, voice, AGC, echo) give, bit for bit, what they gave before they
-were made faster (bench/detectors.py REFERENCE_COMMIT)."""
+were made faster, or last changed (bench/detectors.py REFERENCE_COMMITS)."""
 
 from __future__ import annotations
 

