@@ -189,8 +189,8 @@ class Room:
 # made faster (issue #6); vad and agc as of their last change in behaviour (webrtcvad mode 2,
 # the AGC's hysteresis). The committed agc is given the committed vad.
 REFERENCE_COMMITS = {
-    "vad": "HEAD",
-    "agc": "HEAD",
+    "vad": "b98e89de4dba997988fc3c621018baf8ee9dcb4d",
+    "agc": "b98e89de4dba997988fc3c621018baf8ee9dcb4d",
     "dtmf": "87f623eb521eaf230d4b1d333fdc74d395f65f2d",
     "echo": "87f623eb521eaf230d4b1d333fdc74d395f65f2d",
 }

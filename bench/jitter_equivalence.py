@@ -35,7 +35,7 @@ import dsp.plc
 
 # The last commit that changed the playout buffer's output (dsp/jitter.py, dsp/plc.py):
 # speech shortened only 40 ms above the target, concealment of one period fading after 5 ms.
-REFERENCE_COMMIT = "HEAD"
+REFERENCE_COMMIT = "b98e89de4dba997988fc3c621018baf8ee9dcb4d"
 REPO = Path(__file__).resolve().parent.parent
 TICK_S = 0.02
 _RANGE = 2**32
