@@ -35,7 +35,8 @@ FALL_DB_PER_FRAME = 0.5
 # level estimate's wander), and a few dB between talkers is not; and a narrowband talker at
 # unity gain reaches narrowband listeners sample for sample, while any other gain means a
 # second G.711 quantisation (a talker at the target whose first second read 2.4 dB loud was
-# cut 0.5 dB for good and lost 0.10-0.16 PESQ). Three dB is the issue's level tolerance.
+# cut 0.5 dB for good and lost 0.10-0.16 PESQ). Three dB is what bench/quality_talkers.py
+# allows a levelled talker.
 DEADBAND_DB = 3.0
 SETTLE_DB = 1.0
 # The gain holds until this many speech frames (0.5 s) have been heard: the first syllables'
