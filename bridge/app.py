@@ -132,7 +132,7 @@ class Bridge:
         self._udp: dict[tuple[str, int], SipUdpProtocol] = {}
         self._tcp = TcpConnections()
         self._driver = ControllerDriver(
-            reactor, self.controller, self._send_sip, self._rtp.send, self._rtp.sweep
+            reactor, self.controller, self._send_sip, self._rtp.send_many, self._rtp.sweep
         )
         self.clock = MediaClock(reactor, self._driver.tick,
                                 report_interval_s=config.rtp.stats_interval_s)

@@ -105,6 +105,7 @@ log = logging.getLogger(__name__)
 
 # An RTP datagram as the sockets give it: (local port, bytes, source, arrival in seconds).
 ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
+_SENDING = frozenset((Direction.SENDRECV, Direction.SENDONLY))  # directions we send media in
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per peer
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
@@ -946,7 +947,8 @@ class CallController:
         status = call.receive.receive(sequence_number, timestamp, ssrc, len(payload), now)
         if status is ReceiveStatus.DUPLICATE or status is ReceiveStatus.OUT_OF_ORDER_TOO_OLD:
             return
-        self._latch(call, source)
+        if source != call.remote_rtp or call.relatch_count:
+            self._latch(call, source)
         call.last_media_at = now
         order = self._follow_sequence(call, sequence_number, status)
         if payload_type == media.payload_type:
@@ -1053,23 +1055,26 @@ class CallController:
 
     def _tick_room(self, room: Room, now: float) -> None:
         """Mix one room, send each member its packet, and act on what the room says."""
+        by_member, rtp_out = self._by_member, self._rtp_out
         for member_id, packet in room.tick(now).items():
-            call = self._by_member.get(member_id)
-            if call is None or call.send is None or call.remote_rtp is None:
+            call = by_member.get(member_id)
+            if call is None:
+                continue
+            send, destination = call.send, call.remote_rtp
+            if send is None or destination is None:
                 continue
             assert call.media is not None
-            sending = call.media.direction in (Direction.SENDRECV, Direction.SENDONLY)
+            sending = call.media.direction in _SENDING
             if sending and call.digits is not None and now >= call.digits_at:
                 if self._send_digit(call, packet.timestamp_step):
                     continue
             if sending and packet.payload is not None:
-                self._rtp_out.append((
-                    call.local_port,
-                    call.send.packet(packet.payload, packet.timestamp_step),
-                    call.remote_rtp,
+                rtp_out.append((
+                    call.local_port, send.packet(packet.payload, packet.timestamp_step),
+                    destination,
                 ))
             else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
-                call.send.skip(packet.timestamp_step)
+                send.skip(packet.timestamp_step)
         # Actions first: a recording or report that started this tick must be open for
         # this tick's audio (one that ended this tick had its last audio before).
         self._drain_room_actions(room, now)

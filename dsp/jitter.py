@@ -239,7 +239,12 @@ class JitterBuffer:
             self._reset(timestamp)
         read = self._read_ts
         assert read is not None
-        start = self._unwrap(timestamp)
+        if self._rescaled:
+            start = self._unwrap(timestamp)
+        else:  # `_unwrap` without the call (this runs for every packet)
+            start = self._anchor + (
+                (timestamp - self._anchor_raw + _HALF_RANGE) % _RANGE - _HALF_RANGE
+            )
         # Re-anchor on every packet so unwrapping never reaches the 2**31 ambiguity,
         # however long the call.
         self._anchor, self._anchor_raw = start, timestamp
@@ -436,7 +441,10 @@ class JitterBuffer:
         if end > self._complete_to:  # past what is known to be there: ask the flags
             self._settle()  # (for `_patch` and `_future` too)
             self._complete_to = self._first_hole()
-        window = self._span(read, count)
+        index = read % self._capacity
+        # `_span` without the call for the usual frame that does not cross the ring's end.
+        window = slice(index, index + count) if index + count <= self._capacity else (
+            self._span(read, count))
         if end > self._complete_to:
             return self._patch(count, window, self._valid[window])
         if not self._expand_below <= self._delay <= self._compress_above:

@@ -120,6 +120,8 @@ class MemberMedia:
                                    conceal=not self.decoder.conceals)
         self.clock_frame = frame_samples(self.clock_rate_hz, FRAME_MS)  # RTP ticks per frame
         self.own_encoder: StreamEncoder | None = None
+        # G.711: encoded by table, no encoder state, so any packet can be shared.
+        self.stateless = self.codec in _BATCH_CODECS
         self.set_settings(settings)  # settings, share_key, frames_per_packet
         self.own_hold_ticks = 0  # see OWN_ENCODER_HOLD_TICKS
         self.bad_payloads = 0
@@ -141,21 +143,18 @@ class MemberMedia:
 
     def push(
         self, timestamp: int, payload: bytes, *, lost_before: bool, late: bool,
-        arrival_s: float | None = None, decoded: Samples | None = None,
+        arrival_s: float | None = None,
     ) -> None:
         """Decode a payload into the playout buffer; on a loss just before it, rebuild
         the missing audio from the packet's in-band FEC where the codec has it.
         `arrival_s` (when it was received, seconds) lets the buffer follow the link's jitter.
-        `decoded`: the payload already decoded (G.711, see `PayloadBatch`), which has no
-        FEC or concealment of its own and no state, so nothing else is to be done.
+        (G.711, decoded in bulk by `PayloadBatch`, goes to the buffer directly: it has no
+        FEC or concealment of its own and no state.)
 
         A late packet (after a later one) is dropped for stateful codecs: decoding it out of
         order would throw the G.722 predictors or the Opus decoder off for the packets
         after it, and its slot may already hold the FEC rebuild.
         """
-        if decoded is not None:
-            self.jitter.push(timestamp, decoded, arrival_s)
-            return
         if late and self.codec not in _BATCH_CODECS:
             self.late_dropped += 1
             return
@@ -230,8 +229,11 @@ class PayloadBatch:
             items, decoded, strict=True
         ):
             try:
-                media.push(timestamp, payload, lost_before=lost_before, late=late,
-                           arrival_s=arrival_s, decoded=samples)
+                if samples is not None:  # G.711: nothing more to do than place it
+                    media.jitter.push(timestamp, samples, arrival_s)
+                else:
+                    media.push(timestamp, payload, lost_before=lost_before, late=late,
+                               arrival_s=arrival_s)
             except Exception:  # noqa: BLE001 - one packet's fault must not cost the others
                 log.exception("rtp: a %s packet (timestamp %d) dropped", media.codec, timestamp)
 
@@ -323,13 +325,17 @@ def gather_frames(
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     captured: list[tuple[int, Samples]] = []
     tails: list[tuple[int, Samples]] = []  # (row, frame) of talkers quiet this tick
-    for row, member in enumerate(media):
-        samples, heard, energy = popped[row], has_audio[row], energies[row]
+    watched_rows, watched_mic, watched_references = echo.rows, echo.mic_power, echo.references
+    for row, (member, samples, heard, energy) in enumerate(
+        zip(media, popped, has_audio, energies, strict=True)
+    ):
         reference, member.sent_frame = member.sent_frame, None
         if member.echo_mode == "auto":
             # What the line sends, before any cancelling: judged on the canceller's output,
             # the echo would seem gone and the canceller be dropped, and the echo return.
-            echo.observe(row, energy / samples.shape[0], reference)
+            watched_rows.append(row)
+            watched_mic.append(energy / samples.shape[0])
+            watched_references.append(reference)
         if member.echo is not None:
             # Every tick, sound or not: the canceller's reference history must not skip.
             mic = samples if heard else np.zeros_like(samples)
@@ -340,17 +346,18 @@ def gather_frames(
             captured.append((row, samples.copy() if heard else np.zeros_like(samples)))
         if not (heard and energy > floor_energy * samples.shape[0]):
             member.dtmf_state = None
-            if member.talker.selected and is_eligible[row]:
+            talker = member.talker
+            if talker.selected and is_eligible[row]:
                 # A talker's word ends below the floor: keep mixing it while the slot is
                 # held, so the word's last milliseconds (and the resampler's tail of the
                 # frame before) are heard rather than cut off mid-filter.
                 tails.append((row, samples if heard else np.zeros_like(samples)))
             else:
                 member.up_state = None
-            if member.talker.voiced or member.talker.selected:
-                quiet.append(member.talker)
-            if heard and member.talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
-                below_gate.append(member.talker)
+            if talker.voiced or talker.selected:
+                quiet.append(talker)
+            if heard and talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
+                below_gate.append(talker)
             continue
         audible.setdefault(member.sample_rate_hz, []).append((row, samples))
     echo.update(media)
@@ -464,27 +471,17 @@ class EchoWatch:
         self._begin_tick()
 
     def _begin_tick(self) -> None:
+        # This tick's watched members (rows of `gather_frames`), in order: the power of
+        # what came back from each, and the frame we sent each (None: nothing yet).
         self.rows: list[int] = []
         self.mic_power: list[float] = []
-        self.reference_power: list[float] = []
-        self._powers: dict[int, float] = {}  # by id of the sent frame: most share the mix
-
-    def observe(self, row: int, mic_power: float, reference: Samples | None) -> None:
-        self.rows.append(row)
-        self.mic_power.append(mic_power)
-        if reference is None:
-            self.reference_power.append(0.0)
-            return
-        power = self._powers.get(id(reference))
-        if power is None:
-            power = self._powers[id(reference)] = float(reference @ reference) / reference.size
-        self.reference_power.append(power)
+        self.references: list[Samples | None] = []
 
     def update(self, media: list[MemberMedia]) -> None:
         watched = [media[row] for row in self.rows]
         if watched:
             delays, self._states = detect_echo(
-                np.array(self.mic_power), np.array(self.reference_power), self._rows_of(watched)
+                np.array(self.mic_power), self._reference_powers(), self._rows_of(watched)
             )
             shows_echo = ~np.isnan(delays)
             has_canceller = np.fromiter(
@@ -498,6 +495,20 @@ class EchoWatch:
                 )
         self._watched = watched
         self._begin_tick()
+
+    def _reference_powers(self) -> NDArray[np.float64]:
+        """The mean square of each reference, worked out once per distinct frame: most
+        members were sent the same room mix."""
+        by_frame: dict[int, float] = {}
+        powers = np.zeros(len(self.references))
+        for k, reference in enumerate(self.references):
+            if reference is None:
+                continue
+            power = by_frame.get(id(reference))
+            if power is None:
+                power = by_frame[id(reference)] = float(reference @ reference) / reference.size
+            powers[k] = power
+        return powers
 
     def _rows_of(self, watched: list[MemberMedia]) -> NDArray[np.float32]:
         """The detector states of `watched`, in order: last tick's array when they are the
@@ -534,6 +545,9 @@ class RoomEncoder:
         self._room_down_state = downsampler_state()
         self._room_down_state_before = self._room_down_state
         self._off_grid: list[int] = []  # members between their packet edges this tick
+        # codec -> G.711 members hearing the room mix in one-frame packets, this tick
+        self._room_listeners: dict[str, list[int]] = {}
+        self._narrow_total: Samples | None = None  # what they hear
         self._shared: dict[tuple[str, EncoderSettings, str], StreamEncoder] = {}
         self._shared_last_used: dict[tuple[str, EncoderSettings, str], int] = {}
 
@@ -553,6 +567,7 @@ class RoomEncoder:
         the room's 8 kHz filter runs on all the same, so the switch back is seamless.
         """
         self._off_grid = []
+        self._room_listeners = {}
         self._queue_frames(media, heard, total, narrow_total)
         self._tick += 1
         due = [
@@ -560,6 +575,13 @@ class RoomEncoder:
             if self._tick % member.frames_per_packet == 0 and member.pending
         ]
         packets = self._packets(due)
+        for codec_name, member_ids in self._room_listeners.items():
+            # One packet object for all of them: it is immutable, and only the RTP header
+            # the controller puts on it differs.
+            assert self._narrow_total is not None
+            payload = get_codec(codec_name).encode(self._narrow_total[np.newaxis])[0].tobytes()
+            step = media[member_ids[0]].clock_frame
+            packets.update(dict.fromkeys(member_ids, OutgoingPacket(payload, step)))
         for member_id in self._off_grid:
             packets[member_id] = OutgoingPacket(None, media[member_id].clock_frame)
         self._forget_idle_encoders()
@@ -576,17 +598,27 @@ class RoomEncoder:
         )
         if narrow_total is not None and lone_talker is not None:
             narrow_total = lone_talker
+        self._narrow_total = narrow_total
         narrow_silence = np.zeros(frame_samples(NARROWBAND_RATE_HZ, FRAME_MS), np.float32)
         wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
         own_narrow: list[tuple[MemberMedia, Samples]] = []
+        room_listeners = self._room_listeners
         for member_id, member in media.items():
+            kind, frame = heard[member_id]
+            if (kind == "room" and member.stateless and member.frames_per_packet == 1
+                    and not member.pending):
+                # Most of a large room: G.711 at 8 kHz hearing the room mix in a packet
+                # every tick, the same payload as everyone on the codec, with no queue.
+                member.down_state = None  # an own mix next continues from the room's
+                member.sent_frame = narrow_total
+                room_listeners.setdefault(member.codec, []).append(member_id)
+                continue
             if not member.pending and self._tick % member.frames_per_packet:
                 # Packets start on the room's grid, so that members with the same ptime
                 # can share encodes: a newcomer's stream (or one whose ptime changed)
                 # starts at the next grid tick, its RTP clock running on meanwhile.
                 self._off_grid.append(member_id)
                 continue
-            kind, frame = heard[member_id]
             if kind == "own" and member.narrowband:
                 own_narrow.append((member, frame))
                 continue

@@ -1101,6 +1101,10 @@ class Room:
 
     def _expire(self, now: float) -> None:
         for member in list(self._members.values()):
+            if (member.phase is Phase.IN_ROOM and member.hang_up_reason is None
+                    and member.end_confirm_deadline is None and member.capture_until is None
+                    and member.keypad.next_deadline is None):
+                continue  # in the room with nothing due: most members, every tick
             if member.hang_up_reason is not None:
                 if member.prompts.playing:
                     continue

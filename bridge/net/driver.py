@@ -14,7 +14,8 @@ from bridge.controller import CallController, ReceivedRtp
 from bridge.sip.flow import Flow
 
 SipSend = Callable[[bytes, Flow], None]
-RtpSend = Callable[[int, bytes, tuple[str, int]], None]
+# (local port, bytes, destination) of every RTP and RTCP datagram to send now
+RtpSend = Callable[[list[tuple[int, bytes, tuple[str, int]]]], None]
 RtpSweep = Callable[[], list[ReceivedRtp]]  # every RTP datagram waiting
 
 
@@ -61,8 +62,9 @@ class ControllerDriver:
     def flush(self) -> None:
         for data, flow in self._controller.sip_datagrams():
             self._send_sip(data, flow)
-        for port, data, destination in self._controller.rtp_datagrams():
-            self._send_rtp(port, data, destination)
+        datagrams = self._controller.rtp_datagrams()
+        if datagrams:
+            self._send_rtp(datagrams)
         self._arm_timer()
 
     def _arm_timer(self) -> None:

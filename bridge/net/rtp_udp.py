@@ -139,17 +139,21 @@ class RtpPortPool:
                 received.append((port, data, source[:2], _arrival(ancillary)))
         return received
 
-    def send(self, port: int, data: bytes, destination: tuple[str, int]) -> None:
-        pair = self._listening.get(port - port % 2)
-        if pair is None:
-            return
-        if port % 2:
-            pair.rtcp.send(data, destination)
-            return
-        try:
-            pair.rtp.sendto(data, destination)
-        except OSError as exc:  # a full send buffer or an unreachable host: this packet only
-            log.debug("rtp: cannot send to %s:%d: %s", *destination, exc)
+    def send_many(self, datagrams: list[tuple[int, bytes, tuple[str, int]]]) -> None:
+        """Send each (local port, bytes, destination): RTP from the even port's socket,
+        RTCP from the odd one's. One call per tick for every member's packet."""
+        listening = self._listening
+        for port, data, destination in datagrams:
+            pair = listening.get(port & ~1)
+            if pair is None:
+                continue
+            if port & 1:
+                pair.rtcp.send(data, destination)
+                continue
+            try:
+                pair.rtp.sendto(data, destination)
+            except OSError as exc:  # a full send buffer or an unreachable host: this packet only
+                log.debug("rtp: cannot send to %s:%d: %s", *destination, exc)
 
     def close(self) -> None:
         for port in list(self._listening):

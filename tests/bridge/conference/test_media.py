@@ -14,6 +14,7 @@ from bridge.conference.room import DigitHeard, MuteChanged, MuteState, Phase, Ro
 from bridge.config import RoomConfig
 from dsp.codecs import codec_rates, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamDecoder, StreamEncoder
+from dsp.jitter import JitterBuffer
 from dsp.tones import dtmf
 
 Samples = NDArray[np.float32]
@@ -376,11 +377,12 @@ def test_a_batch_decodes_g711_of_many_members_as_each_packet_alone_would() -> No
 
 
 def test_a_packet_that_fails_in_a_batch_is_dropped_alone(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(MemberMedia):
+    class BrokenBuffer(JitterBuffer):
         def push(self, *args: object, **kwargs: object) -> None:
             raise RuntimeError("a bug")
 
-    good, broken = MemberMedia("PCMU", EncoderSettings()), Broken("PCMU", EncoderSettings())
+    good, broken = MemberMedia("PCMU", EncoderSettings()), MemberMedia("PCMU", EncoderSettings())
+    broken.jitter = BrokenBuffer(8000)
     batch = PayloadBatch()
     batch.add(broken, 0, b"\x00" * 160, lost_before=False, late=False, arrival_s=None)
     batch.add(good, 0, b"\x00" * 160, lost_before=False, late=False, arrival_s=None)

@@ -118,7 +118,7 @@ def test_driver_flushes_outputs_and_fires_the_deadline_timer() -> None:
     controller = StubController()
     sent: list[bytes] = []
     driver = ControllerDriver(clock, controller, lambda d, f: sent.append(d),  # type: ignore[arg-type]
-                              lambda p, d, a: None, list)
+                              lambda datagrams: None, list)
     flow = Flow("udp", "127.0.0.1", 5060, "127.0.0.1", 7000)
     clock.advance(10.0)
     driver.sip_received(b"x", flow)
@@ -146,7 +146,7 @@ def test_driver_tick_takes_in_the_swept_rtp_before_mixing() -> None:
     controller = Controller()
     swept = [(40000, b"rtp", ("127.0.0.9", 7000), 1.0), (40002, b"rtp", ("127.0.0.9", 7002), 1.5)]
     driver = ControllerDriver(Clock(), controller, lambda d, f: None,  # type: ignore[arg-type]
-                              lambda p, d, a: None, lambda: swept)
+                              lambda datagrams: None, lambda: swept)
     driver.tick(2.0)
     # The arrival times, not the tick's; all of the sweep before the mix.
     assert controller.received == [("rtp", 1.0), ("rtp", 1.5), ("tick", 2.0)]
@@ -307,10 +307,10 @@ def test_rtp_pool_sends_rtp_and_rtcp_from_their_own_sockets(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
         phone.bind(("127.0.0.1", 0))
         phone.settimeout(5.0)
-        pool.send(port, b"rtp", phone.getsockname())
+        pool.send_many([(port, b"rtp", phone.getsockname())])
         data, source = phone.recvfrom(100)
     assert (data, source) == (b"rtp", ("127.0.0.1", port))
-    pool.send(port + 1, b"rtcp", ("127.0.0.9", 7001))
+    pool.send_many([(port + 1, b"rtcp", ("127.0.0.9", 7001))])
     assert reactor.transports[port + 1].written == [(b"rtcp", ("127.0.0.9", 7001))]
 
 
