@@ -29,12 +29,15 @@ unwraps them against its own read position and converts clock ticks to samples.
 
 from __future__ import annotations
 
+import weakref
+from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.plc import Concealer, compress, expand, pitch_period
+from dsp.plc import HISTORY_FRAMES, Concealer, compress, expand, pitch_period
 
 _HALF_RANGE = 2**31
 _RANGE = 2**32
@@ -191,6 +194,11 @@ class JitterBuffer:
         self._concealed = 0
         self._stretched = 0
         self._compressed = 0
+        # Membership of a `JitterBank`: the ring is a row of the bank's arrays, and while
+        # `_banked` the steady-stream state below lives in the bank (see `_take_back`).
+        self._bank: JitterBank | None = None
+        self._row = -1
+        self._banked = False
 
     # -- timeline ------------------------------------------------------------------------
 
@@ -207,6 +215,8 @@ class JitterBuffer:
         Zero when the packet follows on, fills an earlier hole, or is the first: only a
         gap that has not been played out yet can still be filled (by FEC or concealment).
         """
+        if self._banked:
+            self._take_back()
         if self._read_ts is None:
             return 0
         newest = max(self._highest_end, self._read_ts)
@@ -234,6 +244,8 @@ class JitterBuffer:
         `arrival_s`: when it was received, in seconds on any monotonic clock (the
         controller's `now`); None counts it as on time, and leaves the target alone.
         """
+        if self._banked:
+            self._take_back()
         self._packets += 1
         if self._read_ts is None:
             self._reset(timestamp)
@@ -421,6 +433,8 @@ class JitterBuffer:
         arrived after a stall), the read position jumps forward to the target, dropping
         the oldest audio rather than letting delay grow.
         """
+        if self._banked:
+            self._take_back()
         self.last_pop_concealed = False
         read = self._read_ts
         if read is None:
@@ -619,11 +633,35 @@ class JitterBuffer:
         self._concealer.played(out)
         return out
 
+    # -- bank membership -----------------------------------------------------------------
+
+    def _bankable(self, count: int) -> bool:
+        """Whether the next `count`-sample read is steady (audio there, delay in its band,
+        nothing held, concealed or out of line) and the stream has an arrival history, so
+        the bank can take the buffer over. A known hole ahead keeps it out: the read that
+        meets the hole would hand it straight back."""
+        read = self._read_ts
+        return (
+            read is not None and not self._rescaled and not self._held
+            and not self._concealer.lost and not self.last_pop_concealed
+            and self._transit_now_min is not None
+            and read < self._highest_end <= self._complete_to
+            and self._highest_end - read <= self._max_delay + count
+            and self._expand_below <= self._delay <= self._compress_above
+        )
+
+    def _take_back(self) -> None:
+        """Take the steady-stream state back from the bank, for this buffer's own code."""
+        assert self._bank is not None
+        self._bank.release(self)
+
     # -- state ---------------------------------------------------------------------------
 
     @property
     def buffered_ms(self) -> float:
         """Audio between the read position and the newest sample, in milliseconds."""
+        if self._banked:
+            self._take_back()
         if self._read_ts is None:
             return 0.0
         return max(0, self._highest_end - self._read_ts) * 1000.0 / self.rate_hz
@@ -631,6 +669,8 @@ class JitterBuffer:
     @property
     def delay_ms(self) -> float:
         """Playout delay of the fastest packets of late (lowest over the last 0.5-1 s)."""
+        if self._banked:
+            self._take_back()
         return self._delay * 1000.0 / self.rate_hz
 
     @property
@@ -639,7 +679,328 @@ class JitterBuffer:
         return self._target * 1000.0 / self.rate_hz
 
     def statistics(self) -> JitterStatistics:
+        if self._banked:
+            self._take_back()
         return JitterStatistics(
             self._packets, self._late, self._resyncs, self._underruns, self._drift_drops,
             self._duplicates, self._concealed, self._stretched, self._compressed,
         )
+
+
+# Columns of a JitterBank's state arrays: what a banked buffer's steady stream changes, and
+# the bounds it is checked against (copied when it is banked; they do not move meanwhile).
+(_READ, _HIGHEST, _ANCHOR, _ANCHOR_RAW, _COMPLETE_TO, _UNFLAGGED_FROM, _DELAY,
+ _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _EXPAND_BELOW, _COMPRESS_ABOVE, _MAX_DELAY,
+ _PUSHED, _POPPED) = range(15)
+_INT_FIELDS = 15
+(_TRANSIT_NOW_MIN, _TRANSIT_LAST_MIN, _TRANSIT_WINDOW_END, _INTERVAL_PEAK, _SPIKE,
+ _MAX_TARGET) = range(6)
+_FLOAT_FIELDS = 6
+_BANK_FIRST_ROWS = 64
+_NOT_YET: NDArray[np.float32] = np.zeros(0, np.float32)  # a place in a list being filled
+_Element = TypeVar("_Element", bound=np.generic)
+
+
+def _grown(array: NDArray[_Element], rows: int) -> NDArray[_Element]:
+    """`array` with `rows` rows, the new ones zero."""
+    bigger = np.zeros((rows, *array.shape[1:]), array.dtype)
+    bigger[: array.shape[0]] = array
+    return bigger
+
+
+class JitterBank:
+    """The playout buffers of many members at one rate, pushed and popped together.
+
+    A bridge pushes a packet into and pops a frame out of every member's buffer each
+    tick, and nearly always the buffer is steady: the packet follows on the newest audio
+    and arrives within the jitter already learned, the frame is there, the delay is inside
+    its band. Buffer by buffer in Python that is ~8 us per member and tick (~40 lines of
+    bookkeeping); here the steady case is a few array operations over all members.
+
+    Each buffer's ring is a row of the bank's arrays (`add`). A steady buffer is "banked":
+    its positions, delay and arrival bookkeeping live in the bank's state arrays, and
+    `push_many`/`pop_many` update them for all banked buffers at once. Anything else (a
+    gap, a late, duplicate or jumping packet, a delay spike, the half-second histogram
+    update, a stretch, a drift drop, an underrun) goes to the buffer's own `push`/`pop`,
+    which first takes its state back (`release`), including the frames it played while
+    banked, which its Concealer remembers; the buffer is banked again once a read is steady
+    (`JitterBuffer._bankable`). The output is the same, sample for sample and counter for
+    counter, as pushing and popping each buffer on its own (tests/dsp/test_jitter_bank.py).
+    """
+
+    def __init__(self, rate_hz: int, frame_samples: int, *, capacity_ms: int = 1000) -> None:
+        self.rate_hz = rate_hz
+        self.frame_samples = frame_samples
+        self._capacity = rate_hz * capacity_ms // 1000
+        self._interval = rate_hz * _INTERVAL_MS // 1000
+        self._jump_ahead = -rate_hz * _JUMP_AHEAD_MS / 1000
+        self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
+        self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
+        self._ints: NDArray[np.int64] = np.zeros((0, _INT_FIELDS), np.int64)
+        self._floats: NDArray[np.float64] = np.zeros((0, _FLOAT_FIELDS))
+        self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
+        self._members: list[weakref.ref[JitterBuffer] | None] = []  # by row
+        self._free: list[int] = []
+        # The frames of the last pop_many calls, and where each row's is (-1: not there).
+        self._recent_pops: deque[tuple[tuple[NDArray[np.float32], ...], list[int]]] = deque(
+            maxlen=HISTORY_FRAMES)
+
+    def add(self, buffer: JitterBuffer) -> None:
+        """Move `buffer`'s ring into a row of the bank; the row is the buffer's while it lives.
+
+        The buffer must be at the bank's rate with no clock scaling (G.711, L16), and its
+        ring must hold its largest delay plus the frames its Concealer remembers.
+        """
+        if buffer._bank is not None:
+            raise ValueError("the buffer is in a bank already")
+        if buffer.rate_hz != self.rate_hz or buffer._rescaled or (
+            buffer._capacity != self._capacity
+        ):
+            raise ValueError(f"a bank at {self.rate_hz} Hz takes unscaled buffers at that rate "
+                             f"with {self._capacity} samples of ring")
+        if buffer._max_delay + (HISTORY_FRAMES + 1) * self.frame_samples > self._capacity:
+            raise ValueError("the buffer's ring is too short for its maximum delay")
+        if not self._free:
+            self._grow()
+        row = self._free.pop()
+        self._samples[row] = buffer._samples
+        self._valid[row] = buffer._valid
+        self._banked[row] = False
+        buffer._samples, buffer._valid = self._samples[row], self._valid[row]
+        buffer._bank, buffer._row = self, row
+        self._members[row] = weakref.ref(buffer)
+        weakref.finalize(buffer, self._vacate, row)
+
+    def _vacate(self, row: int) -> None:
+        self._banked[row] = False
+        self._members[row] = None
+        self._free.append(row)
+
+    def _grow(self) -> None:
+        """Double the rows; the live buffers' rings move with them."""
+        old = len(self._members)
+        rows = max(_BANK_FIRST_ROWS, 2 * old)
+        self._samples, self._valid = _grown(self._samples, rows), _grown(self._valid, rows)
+        self._ints, self._floats = _grown(self._ints, rows), _grown(self._floats, rows)
+        self._banked = _grown(self._banked, rows)
+        self._members.extend([None] * (rows - old))
+        self._free.extend(range(rows - 1, old - 1, -1))  # lowest rows first
+        for row, member in enumerate(self._members[:old]):
+            buffer = member() if member is not None else None
+            if buffer is not None:
+                buffer._samples, buffer._valid = self._samples[row], self._valid[row]
+
+    # -- handing state over ------------------------------------------------------------
+
+    def _hold(self, buffer: JitterBuffer) -> None:
+        """Bank a steady buffer: its steady-stream state moves into the bank's arrays."""
+        row = buffer._row
+        assert buffer._read_ts is not None
+        self._ints[row] = (
+            buffer._read_ts, buffer._highest_end, buffer._anchor, buffer._anchor_raw,
+            buffer._complete_to, buffer._unflagged_from, buffer._delay, buffer._delay_now_min,
+            buffer._delay_last_min, buffer._interval_end, buffer._expand_below,
+            buffer._compress_above, buffer._max_delay, 0, 0,
+        )
+        self._floats[row] = (
+            buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
+            buffer._interval_peak, buffer._spike, buffer._max_target,
+        )
+        self._banked[row] = True
+        buffer._banked = True
+
+    def release(self, buffer: JitterBuffer) -> None:
+        """Give a banked buffer its state back, as if it had done the bank's work itself."""
+        row = buffer._row
+        (read, buffer._highest_end, buffer._anchor, buffer._anchor_raw, buffer._complete_to,
+         buffer._unflagged_from, buffer._delay, buffer._delay_now_min, buffer._delay_last_min,
+         buffer._interval_end, _, _, _, pushed, popped) = self._ints[row].tolist()
+        (buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
+         buffer._interval_peak, _, _) = self._floats[row].tolist()
+        buffer._read_ts = read
+        buffer._packets += pushed
+        if pushed:
+            buffer._consecutive_late = 0
+        self._replay(buffer, read, min(popped, HISTORY_FRAMES))
+        self._banked[row] = False
+        buffer._banked = False
+
+    def _replay(self, buffer: JitterBuffer, read: int, frames: int) -> None:
+        """Hand the buffer's Concealer the last `frames` frames it played while banked,
+        oldest first: the very arrays `pop_many` returned (a caller may have changed them
+        in place, as it may a frame from `JitterBuffer.pop`), or, for frames popped in
+        calls no longer kept, copies from the ring, where they still are (nothing is
+        written more than the maximum delay ahead of the read position)."""
+        row, frame = buffer._row, self.frame_samples
+        kept = [
+            popped[at] for popped, where in self._recent_pops
+            if row < len(where) and (at := where[row]) >= 0
+        ][-frames:] if frames else []
+        buffer._concealer.played_many(
+            buffer._samples[buffer._span(read - back * frame, frame)].copy()
+            for back in range(frames, len(kept), -1)
+        )
+        buffer._concealer.played_many(kept)
+
+    # -- the steady stream, all buffers at once ----------------------------------------
+
+    def _flat(self, rows: NDArray[np.intp], start: NDArray[np.int64], count: int
+              ) -> NDArray[np.int64]:
+        """Indices into the flattened rings of `count` positions from `start` in each row."""
+        capacity = self._capacity
+        offset = start % capacity
+        flat = (rows * capacity + offset)[:, None] + np.arange(count)
+        wrapping = np.flatnonzero(offset > capacity - count)  # rarely any: one in 50 frames
+        if wrapping.size:
+            flat[wrapping] -= capacity * (offset[wrapping, None] + np.arange(count) >= capacity)
+        return flat
+
+    def _rows(self, buffers: list[JitterBuffer]) -> NDArray[np.intp]:
+        return np.fromiter((buffer._row for buffer in buffers), np.intp, len(buffers))
+
+    def push_many(
+        self, buffers: list[JitterBuffer], timestamps: list[int],
+        frames: NDArray[np.float32], arrivals: list[float],
+    ) -> None:
+        """`buffers[k].push(timestamps[k], frames[k], arrivals[k])` for every k, in order.
+
+        Every buffer must be in this bank; one may appear more than once (its packets
+        are placed in the order given).
+        """
+        count = len(buffers)
+        if not count:
+            return
+        length = frames.shape[1]
+        rows = self._rows(buffers)
+        fast = self._banked[rows]
+        ordered = np.sort(rows)
+        if np.any(ordered[1:] == ordered[:-1]):  # only a buffer's first packet can be fast
+            first = np.zeros(count, np.bool_)
+            first[np.unique(rows, return_index=True)[1]] = True
+            fast &= first
+        ints, floats = self._ints[rows], self._floats[rows]
+        stamps = np.array(timestamps, np.int64)
+        arrival = np.array(arrivals, np.float64)
+        start = ints[:, _ANCHOR] + (
+            (stamps - ints[:, _ANCHOR_RAW] + _HALF_RANGE) % _RANGE - _HALF_RANGE
+        )
+        end = start + length
+        read = ints[:, _READ]
+        transit = arrival * self.rate_hz - start
+        now_min, last_min = floats[:, _TRANSIT_NOW_MIN], floats[:, _TRANSIT_LAST_MIN]
+        relative = transit - np.minimum(last_min, now_min)
+        within = relative <= floats[:, _MAX_TARGET]
+        peak = floats[:, _INTERVAL_PEAK]
+        peak = np.where(within & (relative > peak), relative, peak)
+        rolls = start >= ints[:, _INTERVAL_END]
+        fast &= (
+            (start == ints[:, _HIGHEST])  # follows on: no gap, duplicate or overlap
+            & (start >= read)  # not late
+            & (end - read <= np.minimum(ints[:, _MAX_DELAY] + length, self._capacity))
+            & (relative >= self._jump_ahead)  # no timestamp jump
+            & ~(within & (relative > floats[:, _SPIKE]))  # no delay spike to retarget on
+            & ~(rolls & (peak >= 0))  # no histogram update at an interval's end
+        )
+        steady = np.flatnonzero(fast)
+        if steady.size:
+            self._push_steady(rows[steady], ints[steady], floats[steady], frames[steady],
+                              stamps[steady], arrival[steady], start[steady], transit[steady],
+                              relative[steady], peak[steady], rolls[steady])
+        for k in np.flatnonzero(~fast).tolist():
+            buffers[k].push(timestamps[k], frames[k], arrivals[k])
+
+    def _push_steady(
+        self, rows: NDArray[np.intp], ints: NDArray[np.int64], floats: NDArray[np.float64],
+        frames: NDArray[np.float32], stamps: NDArray[np.int64], arrival: NDArray[np.float64],
+        start: NDArray[np.int64], transit: NDArray[np.float64],
+        relative: NDArray[np.float64], peak: NDArray[np.float64], rolls: NDArray[np.bool_],
+    ) -> None:
+        """`JitterBuffer.push` for packets that follow on, all checks passed: the ring
+        write (`_write` at the highest end), `_relative_delay` and `_note_delay`."""
+        length = frames.shape[1]
+        end = start + length
+        # Flat indices into the rings: a third of the cost of indexing rows and columns.
+        self._samples.reshape(-1)[self._flat(rows, start, length)] = frames
+        complete = ints[:, _COMPLETE_TO]
+        ints[:, _COMPLETE_TO] = np.where((start <= complete) & (complete < end), end, complete)
+        ints[:, _HIGHEST] = end
+        ints[:, _ANCHOR] = start
+        ints[:, _ANCHOR_RAW] = stamps
+        window_over = arrival >= floats[:, _TRANSIT_WINDOW_END]
+        now_min = floats[:, _TRANSIT_NOW_MIN]
+        floats[:, _TRANSIT_LAST_MIN] = np.where(window_over, now_min,
+                                                floats[:, _TRANSIT_LAST_MIN])
+        floats[:, _TRANSIT_NOW_MIN] = np.where(window_over, transit,
+                                               np.minimum(now_min, transit))
+        floats[:, _TRANSIT_WINDOW_END] = np.where(window_over, arrival + _TRANSIT_WINDOW_S,
+                                                  floats[:, _TRANSIT_WINDOW_END])
+        floats[:, _INTERVAL_PEAK] = peak
+        delay = start - ints[:, _READ] + np.maximum(relative, 0.0).astype(np.int64)
+        delay_now_min = ints[:, _DELAY_NOW_MIN]
+        ints[:, _INTERVAL_END] = np.where(rolls, start + self._interval, ints[:, _INTERVAL_END])
+        ints[:, _DELAY_LAST_MIN] = np.where(rolls, delay_now_min, ints[:, _DELAY_LAST_MIN])
+        ints[:, _DELAY_NOW_MIN] = np.where(rolls, delay, np.minimum(delay_now_min, delay))
+        ints[:, _DELAY] = np.minimum(ints[:, _DELAY_LAST_MIN], ints[:, _DELAY_NOW_MIN])
+        ints[:, _PUSHED] += 1
+        self._ints[rows] = ints
+        self._floats[rows] = floats
+
+    def pop_many(
+        self, buffers: list[JitterBuffer], count: int
+    ) -> tuple[list[NDArray[np.float32]], list[bool]]:
+        """`buffers[k].pop(count)` for every k: the frames, and whether each holds audio.
+        Every buffer must be in this bank, each once. A bank is meant to be popped once
+        per tick for all its buffers (a room): then the Concealers see exactly the arrays
+        returned, also when the caller changes them in place (see `_replay`)."""
+        total = len(buffers)
+        frames: list[NDArray[np.float32]] = []
+        heard = [True] * total
+        if not total:
+            return frames, heard
+        rows = self._rows(buffers)
+        fast = self._banked[rows]
+        if count != self.frame_samples:
+            fast[:] = False
+        ints = self._ints[rows]
+        read, highest, delay = ints[:, _READ], ints[:, _HIGHEST], ints[:, _DELAY]
+        fast &= (
+            (read < highest)  # audio buffered
+            & (highest - read <= ints[:, _MAX_DELAY] + count)  # no drift drop
+            & (read + count <= ints[:, _COMPLETE_TO])  # no hole
+            & (ints[:, _EXPAND_BELOW] <= delay) & (delay <= ints[:, _COMPRESS_ABOVE])
+        )
+        steady = np.flatnonzero(fast)
+        if steady.size == total:
+            frames = list(self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count))
+        else:
+            frames = [_NOT_YET] * total
+            if steady.size:
+                popped = self._pop_steady(rows[steady], read[steady],
+                                          ints[steady, _UNFLAGGED_FROM], count)
+                for k, frame in zip(steady.tolist(), popped, strict=True):
+                    frames[k] = frame
+            for k in np.flatnonzero(~fast).tolist():
+                buffer = buffers[k]
+                frames[k], heard[k] = buffer.pop(count)
+                if count == self.frame_samples and buffer._bankable(count):
+                    self._hold(buffer)
+        if steady.size:
+            where = np.full(len(self._members), -1, np.intp)
+            where[rows[steady]] = steady
+            # The arrays as returned, whatever the caller then does with the list.
+            self._recent_pops.append((tuple(frames), where.tolist()))
+        return frames, heard
+
+    def _pop_steady(
+        self, rows: NDArray[np.intp], read: NDArray[np.int64],
+        unflagged_from: NDArray[np.int64], count: int,
+    ) -> NDArray[np.float32]:
+        """`JitterBuffer.pop` where the frame is there and the delay inside its band."""
+        flat = self._flat(rows, read, count)
+        out: NDArray[np.float32] = np.take(self._samples, flat)
+        flagged = read < unflagged_from
+        if flagged.any():
+            self._valid.reshape(-1)[flat[flagged]] = False
+        self._ints[rows, _READ] = read + count
+        self._ints[rows, _POPPED] += 1
+        return out

@@ -28,6 +28,7 @@ operation works on whole arrays: no per-sample Python loops.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -55,6 +56,9 @@ _RESUME_AFTER_MAX_MS = 120.0
 # History kept: what the pitch search reads (the correlation window plus the longest lag),
 # which also holds the repeated period and the quarter before it.
 _HISTORY_MS = CORRELATION_WINDOW_MS + PITCH_MAX_MS
+# Frames played that a Concealer remembers (`recent`): enough for _HISTORY_MS in 10 ms or
+# longer frames, and for the time-stretcher's pitch search ahead of a frame.
+HISTORY_FRAMES = 16
 
 
 def _ms(rate_hz: int, ms: float) -> int:
@@ -136,7 +140,7 @@ class Concealer:
     def __init__(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
         self.lost = 0  # samples concealed since the last real audio
-        self._history: deque[Samples] = deque(maxlen=16)
+        self._history: deque[Samples] = deque(maxlen=HISTORY_FRAMES)
         self._history_len = _ms(rate_hz, _HISTORY_MS)
         self._fade_end = _ms(rate_hz, FADE_END_MS)
         self._full_level = _ms(rate_hz, _FULL_LEVEL_MS)
@@ -157,6 +161,10 @@ class Concealer:
     def played(self, frame: Samples) -> None:
         """Remember a frame that was played; the concealer keeps the reference."""
         self._history.append(frame)
+
+    def played_many(self, frames: Iterable[Samples]) -> None:
+        """`played` for each of `frames`, oldest first."""
+        self._history.extend(frames)
 
     def recent(self) -> list[Samples]:
         """The frames played last, oldest first."""

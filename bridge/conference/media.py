@@ -39,7 +39,7 @@ from dsp.echo import (
     echo_detector_state,
 )
 from dsp.frame import frame_samples
-from dsp.jitter import JitterBuffer
+from dsp.jitter import JitterBank, JitterBuffer
 from dsp.resample import (
     downsample_16k_to_8k,
     downsampler_state,
@@ -70,6 +70,7 @@ OWN_ENCODER_HOLD_TICKS = 100
 _SHARED_ENCODER_IDLE_TICKS = 50
 
 Samples = NDArray[np.float32]
+_NO_FRAME: Samples = np.zeros(0, np.float32)  # a place in a list being filled
 
 
 class OutgoingPacket(NamedTuple):
@@ -109,7 +110,12 @@ def _sharing_key(codec: str, settings: EncoderSettings) -> _SharingKey:
 class MemberMedia:
     """One member's codec state: decoder and playout in, frames waiting for a packet out."""
 
-    def __init__(self, codec: str, settings: EncoderSettings) -> None:
+    def __init__(
+        self, codec: str, settings: EncoderSettings, *, jitter_bank: JitterBank | None = None
+    ) -> None:
+        """`jitter_bank`: the room's bank of narrowband playout buffers, which a G.711
+        member's buffer joins (pushed and popped with the others: `PayloadBatch`,
+        `gather_frames`)."""
         self.codec = codec.upper()
         self.sample_rate_hz, self.clock_rate_hz = codec_rates(self.codec)
         self.narrowband = self.sample_rate_hz == NARROWBAND_RATE_HZ
@@ -119,6 +125,10 @@ class MemberMedia:
         self.jitter = JitterBuffer(self.sample_rate_hz, clock_rate_hz=self.clock_rate_hz,
                                    conceal=not self.decoder.conceals)
         self.clock_frame = frame_samples(self.clock_rate_hz, FRAME_MS)  # RTP ticks per frame
+        self.jitter_bank: JitterBank | None = None
+        if jitter_bank is not None and self.codec in _BATCH_CODECS:
+            jitter_bank.add(self.jitter)
+            self.jitter_bank = jitter_bank
         self.own_encoder: StreamEncoder | None = None
         # G.711: encoded by table, no encoder state, so any packet can be shared.
         self.stateless = self.codec in _BATCH_CODECS
@@ -222,12 +232,26 @@ class PayloadBatch:
 
     def push(self) -> None:
         """Decode and place every payload added since the last push. A packet that fails
-        is logged and dropped; the others are placed all the same."""
+        is logged and dropped; the others are placed all the same. G.711 frames of
+        members in a `JitterBank` go in together (`JitterBank.push_many`), each member's
+        packets still in the order they came."""
         items, self._items = self._items, []
         decoded = _decode_g711(items)
+        banked: dict[JitterBank, _BankedPackets] = {}
+        waiting: set[MemberMedia] = set()  # members with packets in `banked`
         for (media, timestamp, payload, lost_before, late, arrival_s), samples in zip(
             items, decoded, strict=True
         ):
+            bank = media.jitter_bank
+            if (bank is not None and samples is not None and arrival_s is not None
+                    and samples.shape[0] == bank.frame_samples):
+                banked.setdefault(bank, _BankedPackets()).add(
+                    media.jitter, timestamp, samples, arrival_s)
+                waiting.add(media)
+                continue
+            if media in waiting:  # its earlier packets go first
+                _push_banked(banked)
+                banked, waiting = {}, set()
             try:
                 if samples is not None:  # G.711: nothing more to do than place it
                     media.jitter.push(timestamp, samples, arrival_s)
@@ -236,6 +260,32 @@ class PayloadBatch:
                                arrival_s=arrival_s)
             except Exception:  # noqa: BLE001 - one packet's fault must not cost the others
                 log.exception("rtp: a %s packet (timestamp %d) dropped", media.codec, timestamp)
+        _push_banked(banked)
+
+
+@dataclass(slots=True)
+class _BankedPackets:
+    """A sweep's frames for one `JitterBank`, in the order they came."""
+
+    buffers: list[JitterBuffer] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    frames: list[Samples] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+
+    def add(self, buffer: JitterBuffer, timestamp: int, frame: Samples, arrival_s: float) -> None:
+        self.buffers.append(buffer)
+        self.timestamps.append(timestamp)
+        self.frames.append(frame)
+        self.arrivals.append(arrival_s)
+
+
+def _push_banked(banked: dict[JitterBank, _BankedPackets]) -> None:
+    for bank, packets in banked.items():
+        try:
+            bank.push_many(packets.buffers, packets.timestamps, _rows(packets.frames),
+                           packets.arrivals)
+        except Exception:  # noqa: BLE001 - the media clock must go on for every room
+            log.exception("rtp: %d G.711 packets dropped", len(packets.buffers))
 
 
 def _decode_g711(
@@ -309,15 +359,11 @@ def gather_frames(
     is_eligible: list[bool] = eligible.tolist()
     is_captured: list[bool] = capture.tolist() if capture is not None else [False] * count
     changes: list[tuple[int, bool]] = []
-    popped: list[Samples] = []
-    has_audio: list[bool] = []
     for row, member in enumerate(media):
         if member.talker.selected and not is_eligible[row]:
             member.talker.selected = False  # muted, on hold: the slot goes at once
             changes.append((row, False))
-        samples, heard = member.jitter.pop(member.frame_samples)
-        popped.append(samples)
-        has_audio.append(heard)
+    popped, has_audio = _pop_frames(media)
     energies = _energies(popped, has_audio)
     floor_energy = floor_rms * floor_rms
     audible: dict[int, list[tuple[int, Samples]]] = {}  # sample rate -> (row, frame)
@@ -437,6 +483,25 @@ def gather_frames(
             media[row].up_state = states[k]
             narrow_aligned[row] = aligned[k]
     return GatheredFrames(frames, talking, digits, changes, captured, narrow_aligned)
+
+
+def _pop_frames(media: list[MemberMedia]) -> tuple[list[Samples], list[bool]]:
+    """One frame from every member's playout buffer, and whether it holds audio: members
+    in a `JitterBank` together (one `pop_many` per bank), the others one by one."""
+    popped: list[Samples] = [_NO_FRAME] * len(media)
+    has_audio = [False] * len(media)
+    banked: dict[JitterBank, list[int]] = {}
+    for row, member in enumerate(media):
+        bank = member.jitter_bank
+        if bank is not None and member.frame_samples == bank.frame_samples:
+            banked.setdefault(bank, []).append(row)
+        else:
+            popped[row], has_audio[row] = member.jitter.pop(member.frame_samples)
+    for bank, rows in banked.items():
+        frames, heard = bank.pop_many([media[row].jitter for row in rows], bank.frame_samples)
+        for row, frame, audio in zip(rows, frames, heard, strict=True):
+            popped[row], has_audio[row] = frame, audio
+    return popped, has_audio
 
 
 def _energies(frames: list[Samples], has_audio: list[bool]) -> list[float]:

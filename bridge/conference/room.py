@@ -34,6 +34,7 @@ from bridge.conference.keypad import (
 )
 from bridge.conference.media import (
     FRAME_MS,
+    NARROWBAND_RATE_HZ,
     ROOM_RATE_HZ,
     EchoWatch,
     GatheredFrames,
@@ -49,6 +50,7 @@ from bridge.conference.prompts import Clip, PromptLibrary, PromptPlayer
 from bridge.config import EchoMode, RoomConfig
 from dsp.codecs.base import EncoderSettings
 from dsp.frame import frame_samples
+from dsp.jitter import JitterBank
 from dsp.level import peak_dbfs
 from dsp.mixer import MixResult, limit, mix_minus
 from dsp.resample import resample
@@ -313,6 +315,9 @@ class Room:
         self.config = config
         self._prompts = prompts
         self._samples = frame_samples(ROOM_RATE_HZ, FRAME_MS)
+        # The G.711 members' playout buffers, pushed and popped together.
+        self._jitter_bank = JitterBank(NARROWBAND_RATE_HZ,
+                                       frame_samples(NARROWBAND_RATE_HZ, FRAME_MS))
         self._silence = np.zeros(self._samples, dtype=np.float32)
         self._members: dict[int, Member] = {}
         self._actions: list[RoomAction] = []
@@ -399,7 +404,8 @@ class Room:
         member = Member(
             member_id=member_id,
             label=label,
-            media=MemberMedia(codec_name, settings or EncoderSettings()),
+            media=MemberMedia(codec_name, settings or EncoderSettings(),
+                              jitter_bank=self._jitter_bank),
             # A person is at PIN entry until admitted, even without a PIN.
             phase=Phase.IN_ROOM if gateway else Phase.PIN_ENTRY,
             joined_at=now,
@@ -484,7 +490,7 @@ class Room:
         if member.media.codec != codec_name.upper():
             # Their voice, level and echo setting do not change with the codec.
             talker, echo_mode = member.media.talker, member.media.echo_mode
-            member.media = MemberMedia(codec_name, settings)
+            member.media = MemberMedia(codec_name, settings, jitter_bank=self._jitter_bank)
             member.media.talker = talker
             member.media.set_echo_mode(echo_mode)
         elif member.media.settings != settings:

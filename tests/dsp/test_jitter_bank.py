@@ -1,0 +1,190 @@
+"""A JitterBank plays what its buffers would play on their own, to the bit.
+
+Many random streams (bench/jitter_equivalence.py's: bursty loss, jitter and stalls,
+reordering, duplicates, timestamp jumps, clock skew, FEC rebuilds, odd pop lengths, report
+drains, callers that scale frames in place) go through one bank, pushed and popped together
+tick by tick, and the same streams through separate buffers; every frame and, now and then,
+everything each buffer says must match. Reading a buffer's state takes it out of the bank,
+so it is read only every so often: between reads the bank's own paths do the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.jitter_equivalence import observed, packets, random_scenario, steps
+from dsp.jitter import JitterBank, JitterBuffer
+
+RATE_HZ = 8000
+FRAME = 160
+STREAMS = 12
+SECONDS = 20.0
+
+
+def _streams(seed: int) -> list[tuple[Any, Iterator[tuple[str, tuple[Any, ...]]], int]]:
+    """(scenario, its steps, prefill) per stream, all at 8 kHz on an 8 kHz clock."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(STREAMS):
+        scenario = dataclasses.replace(
+            random_scenario(rng), rate_hz=RATE_HZ, clock_rate_hz=RATE_HZ, pop_samples=FRAME)
+        stream = packets(scenario, rng, SECONDS)
+        out.append((scenario, steps(scenario, stream), int(rng.choice([0, 20, 40, 60]))))
+    return out
+
+
+def _next_tick(
+    calls: Iterator[tuple[str, tuple[Any, ...]]],
+) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """One stream's calls up to and including its pop; None when the stream is over."""
+    tick = []
+    for call, arguments in calls:
+        tick.append((call, arguments))
+        if call == "pop":
+            return tick
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bank_plays_what_separate_buffers_play(seed: int) -> None:
+    streams = _streams(seed)
+    bank = JitterBank(RATE_HZ, FRAME)
+    alone, banked = [], []
+    for scenario, _, prefill in streams:
+        settings = dict(conceal=scenario.conceal, prefill_ms=prefill)
+        alone.append(JitterBuffer(RATE_HZ, **settings))
+        banked.append(JitterBuffer(RATE_HZ, **settings))
+        bank.add(banked[-1])
+    rng = np.random.default_rng(seed + 100)
+    live = list(range(STREAMS))
+    ended: set[int] = set()  # streams whose buffers both failed alike
+    steady_pops = 0
+    tick = 0
+    while live:
+        ticks = {k: _next_tick(streams[k][1]) for k in live}
+        live = [k for k in live if ticks[k] is not None]
+        pushes: list[tuple[int, int, np.ndarray, float]] = []
+        together: list[int] = []  # popped through the bank this tick
+        for k in live:
+            calls = ticks[k]
+            assert calls is not None
+            for call, arguments in calls:
+                if call == "push":
+                    timestamp, samples, arrival = arguments
+                    alone[k].push(timestamp, samples.copy(), arrival)
+                    if arrival is None:  # the bank's callers always know the arrival
+                        _flush(bank, banked, pushes)
+                        banked[k].push(timestamp, samples.copy(), arrival)
+                    else:
+                        pushes.append((k, timestamp, samples, arrival))
+                elif call == "fec":
+                    _flush(bank, banked, pushes)
+                    timestamp, audio, granule = arguments
+                    gap = alone[k].gap_before(timestamp)
+                    assert banked[k].gap_before(timestamp) == gap
+                    gap = min(gap, audio.shape[0])
+                    gap -= gap % granule
+                    if gap:
+                        alone[k].push_before(timestamp, audio[-gap:].copy())
+                        banked[k].push_before(timestamp, audio[-gap:].copy())
+                elif call == "pop":
+                    count, mutate = arguments
+                    if count == FRAME:
+                        together.append(k)
+                    else:  # an odd length: on its own
+                        _flush(bank, banked, pushes)
+                        try:
+                            expected = alone[k].pop(count)
+                        except AssertionError:  # plc.expand on a frame of a sample or two
+                            with pytest.raises(AssertionError):
+                                banked[k].pop(count)
+                            ended.add(k)
+                            break
+                        _check_frame(expected, banked[k].pop(count), mutate)
+                else:  # a drain: pop what is buffered, 20 ms at a time
+                    _flush(bank, banked, pushes)
+                    for _ in range(50):
+                        if alone[k].buffered_ms < 20:
+                            break
+                        _check_frame(alone[k].pop(FRAME), banked[k].pop(FRAME), False)
+        _flush(bank, banked, pushes)
+        live = [k for k in live if k not in ended]
+        together = [k for k in together if k not in ended]
+        steady_pops += int(np.count_nonzero(bank._banked[[banked[k]._row for k in together]]))
+        frames, heard = bank.pop_many([banked[k] for k in together], FRAME)
+        for k, frame, audio in zip(together, frames, heard, strict=True):
+            mutate = dict(ticks[k])["pop"][1]  # type: ignore[arg-type]
+            _check_frame(alone[k].pop(FRAME), (frame, audio), mutate)
+        if rng.random() < 0.03:
+            for k in live:
+                assert observed(alone[k]) == observed(banked[k]), (seed, k, tick)
+        tick += 1
+    for k in set(range(STREAMS)) - ended:
+        assert observed(alone[k]) == observed(banked[k]), (seed, k, "end")
+    # These streams are harsh (loss, stalls, jumps, odd pops, no arrival times), and each
+    # state check takes every buffer out of the bank: 10-30 % of pops stay on its path.
+    assert steady_pops > 500
+
+
+def _flush(bank: JitterBank, banked: list[JitterBuffer],
+           pushes: list[tuple[int, int, np.ndarray, float]]) -> None:
+    """Push what is waiting, grouped by packet length as a sweep's decoder gives it."""
+    lengths = sorted({samples.shape[0] for _, _, samples, _ in pushes})
+    for length in lengths:
+        same = [p for p in pushes if p[2].shape[0] == length]
+        bank.push_many([banked[k] for k, _, _, _ in same], [t for _, t, _, _ in same],
+                       np.stack([s for _, _, s, _ in same]), [a for _, _, _, a in same])
+    pushes.clear()
+
+
+def _check_frame(expected: tuple[np.ndarray, bool], got: tuple[np.ndarray, bool],
+                 mutate: bool) -> None:
+    assert got[1] == expected[1]
+    assert got[0].dtype == expected[0].dtype
+    np.testing.assert_array_equal(got[0], expected[0])
+    if mutate:  # a caller working in place: the concealment that follows must see it
+        expected[0][:] *= np.float32(0.5)
+        got[0][:] *= np.float32(0.5)
+
+
+def test_rows_are_reused_and_rings_move_when_the_bank_grows() -> None:
+    bank = JitterBank(RATE_HZ, FRAME)
+    buffers = [JitterBuffer(RATE_HZ) for _ in range(3)]
+    for buffer in buffers:
+        bank.add(buffer)
+    frame = np.full(FRAME, 0.25, np.float32)
+    for k, buffer in enumerate(buffers):
+        buffer.push(1000 * k, frame * (k + 1), 0.0)
+    more = [JitterBuffer(RATE_HZ) for _ in range(200)]  # past the first allocation
+    for buffer in more:
+        bank.add(buffer)
+    for k, buffer in enumerate(buffers):  # what was pushed before the move is still there
+        for _ in range(10):
+            out, audio = buffer.pop(FRAME)
+            if audio:
+                break
+        assert audio and np.all(out == np.float32(0.25 * (k + 1)))
+    row = more[5]._row
+    del more
+    gc.collect()
+    reused = JitterBuffer(RATE_HZ)
+    bank.add(reused)
+    assert reused._row <= row  # a freed row is taken before the bank grows again
+
+
+def test_refuses_buffers_it_cannot_hold() -> None:
+    bank = JitterBank(RATE_HZ, FRAME)
+    with pytest.raises(ValueError):
+        bank.add(JitterBuffer(16000))
+    with pytest.raises(ValueError):
+        bank.add(JitterBuffer(RATE_HZ, clock_rate_hz=48000))
+    buffer = JitterBuffer(RATE_HZ)
+    bank.add(buffer)
+    with pytest.raises(ValueError):
+        bank.add(buffer)
