@@ -688,11 +688,12 @@ class JitterBuffer:
 
 
 # Columns of a JitterBank's state arrays: what a banked buffer's steady stream changes, and
-# the bounds it is checked against (copied when it is banked; they do not move meanwhile).
+# the bounds it is checked against (copied when it is banked; a spike moves the target).
 (_READ, _HIGHEST, _ANCHOR, _ANCHOR_RAW, _COMPLETE_TO, _UNFLAGGED_FROM, _DELAY,
  _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _EXPAND_BELOW, _COMPRESS_ABOVE, _MAX_DELAY,
- _PUSHED, _POPPED) = range(15)
-_INT_FIELDS = 15
+ _PUSHED, _POPPED, _TARGET, _EXPAND_SPEECH_BELOW, _COMPRESS_SPEECH_ABOVE, _MIN_TARGET,
+ ) = range(19)
+_INT_FIELDS = 19
 (_TRANSIT_NOW_MIN, _TRANSIT_LAST_MIN, _TRANSIT_WINDOW_END, _INTERVAL_PEAK, _SPIKE,
  _MAX_TARGET) = range(6)
 _FLOAT_FIELDS = 6
@@ -734,6 +735,12 @@ class JitterBank:
         self._capacity = rate_hz * capacity_ms // 1000
         self._interval = rate_hz * _INTERVAL_MS // 1000
         self._jump_ahead = -rate_hz * _JUMP_AHEAD_MS / 1000
+        # As JitterBuffer works them out from the rate, for `_retarget`.
+        self._margin = rate_hz * _MARGIN_MS // 1000
+        self._expand_offset = rate_hz * _EXPAND_BELOW_MS // 1000
+        self._expand_speech_offset = rate_hz * _EXPAND_SPEECH_OFFSET_MS // 1000
+        self._compress_offset = rate_hz * _COMPRESS_ABOVE_MS // 1000
+        self._compress_speech_offset = rate_hz * _COMPRESS_SPEECH_ABOVE_MS // 1000
         self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
         self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
         self._ints: NDArray[np.int64] = np.zeros((0, _INT_FIELDS), np.int64)
@@ -800,7 +807,8 @@ class JitterBank:
             buffer._read_ts, buffer._highest_end, buffer._anchor, buffer._anchor_raw,
             buffer._complete_to, buffer._unflagged_from, buffer._delay, buffer._delay_now_min,
             buffer._delay_last_min, buffer._interval_end, buffer._expand_below,
-            buffer._compress_above, buffer._max_delay, 0, 0,
+            buffer._compress_above, buffer._max_delay, 0, 0, buffer._target,
+            buffer._expand_speech_below, buffer._compress_speech_above, buffer._min_target,
         )
         self._floats[row] = (
             buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
@@ -814,9 +822,11 @@ class JitterBank:
         row = buffer._row
         (read, buffer._highest_end, buffer._anchor, buffer._anchor_raw, buffer._complete_to,
          buffer._unflagged_from, buffer._delay, buffer._delay_now_min, buffer._delay_last_min,
-         buffer._interval_end, _, _, _, pushed, popped) = self._ints[row].tolist()
+         buffer._interval_end, buffer._expand_below, buffer._compress_above, _, pushed, popped,
+         buffer._target, buffer._expand_speech_below, buffer._compress_speech_above,
+         _) = self._ints[row].tolist()
         (buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
-         buffer._interval_peak, _, _) = self._floats[row].tolist()
+         buffer._interval_peak, buffer._spike, _) = self._floats[row].tolist()
         buffer._read_ts = read
         buffer._packets += pushed
         if pushed:
@@ -898,14 +908,14 @@ class JitterBank:
             & (start >= read)  # not late
             & (end - read <= np.minimum(ints[:, _MAX_DELAY] + length, self._capacity))
             & (relative >= self._jump_ahead)  # no timestamp jump
-            & ~(within & (relative > floats[:, _SPIKE]))  # no delay spike to retarget on
             & ~(rolls & (peak >= 0))  # no histogram update at an interval's end
         )
         steady = np.flatnonzero(fast)
         if steady.size:
             self._push_steady(rows[steady], ints[steady], floats[steady], frames[steady],
                               stamps[steady], arrival[steady], start[steady], transit[steady],
-                              relative[steady], peak[steady], rolls[steady])
+                              relative[steady], peak[steady], rolls[steady],
+                              (within & (relative > floats[:, _SPIKE]))[steady])
         for k in np.flatnonzero(~fast).tolist():
             buffers[k].push(timestamps[k], frames[k], arrivals[k])
 
@@ -914,9 +924,13 @@ class JitterBank:
         frames: NDArray[np.float32], stamps: NDArray[np.int64], arrival: NDArray[np.float64],
         start: NDArray[np.int64], transit: NDArray[np.float64],
         relative: NDArray[np.float64], peak: NDArray[np.float64], rolls: NDArray[np.bool_],
+        spikes: NDArray[np.bool_],
     ) -> None:
         """`JitterBuffer.push` for packets that follow on, all checks passed: the ring
-        write (`_write` at the highest end), `_relative_delay` and `_note_delay`."""
+        write (`_write` at the highest end), `_relative_delay` (a spike retargets:
+        `_set_target`) and `_note_delay`."""
+        if spikes.any():
+            self._retarget(ints, floats, np.flatnonzero(spikes), relative)
         length = frames.shape[1]
         end = start + length
         # Flat indices into the rings: a third of the cost of indexing rows and columns.
@@ -944,6 +958,22 @@ class JitterBank:
         ints[:, _PUSHED] += 1
         self._ints[rows] = ints
         self._floats[rows] = floats
+
+    def _retarget(self, ints: NDArray[np.int64], floats: NDArray[np.float64],
+                  spiking: NDArray[np.intp], relative: NDArray[np.float64]) -> None:
+        """The spike and `JitterBuffer._set_target` for the rows `spiking`."""
+        spike = relative[spiking]
+        floats[spiking, _SPIKE] = spike
+        target = np.minimum(
+            np.maximum(spike.astype(np.int64) + self._margin, ints[spiking, _MIN_TARGET]),
+            floats[spiking, _MAX_TARGET].astype(np.int64),
+        )
+        ints[spiking, _TARGET] = target
+        ints[spiking, _EXPAND_BELOW] = target - self._expand_offset
+        ints[spiking, _EXPAND_SPEECH_BELOW] = np.maximum(
+            (target * _EXPAND_SPEECH_SHARE).astype(np.int64), target - self._expand_speech_offset)
+        ints[spiking, _COMPRESS_ABOVE] = target + self._compress_offset
+        ints[spiking, _COMPRESS_SPEECH_ABOVE] = target + self._compress_speech_offset
 
     def pop_many(
         self, buffers: list[JitterBuffer], count: int
