@@ -719,14 +719,15 @@ class JitterBank:
     bookkeeping); here the steady case is a few array operations over all members.
 
     Each buffer's ring is a row of the bank's arrays (`add`). A steady buffer is "banked":
-    its positions, delay and arrival bookkeeping live in the bank's state arrays, and
-    `push_many`/`pop_many` update them for all banked buffers at once. Anything else (a
-    gap, a late, duplicate or jumping packet, a delay spike, the half-second histogram
-    update, a stretch, a drift drop, an underrun) goes to the buffer's own `push`/`pop`,
-    which first takes its state back (`release`), including the frames it played while
-    banked, which its Concealer remembers; the buffer is banked again once a read is steady
-    (`JitterBuffer._bankable`). The output is the same, sample for sample and counter for
-    counter, as pushing and popping each buffer on its own (tests/dsp/test_jitter_bank.py).
+    its positions, delay and arrival bookkeeping (a delay spike's new target too) live in
+    the bank's state arrays, and `push_many`/`pop_many` update them for all banked buffers
+    at once. Anything else (a gap, a late, duplicate or jumping packet, the half-second
+    histogram update, a stretch, a drift drop, an underrun) goes to the buffer's own
+    `push`/`pop`, which first takes its state back (`release`), including the frames it
+    played while banked, which its Concealer remembers; the buffer is banked again once a
+    read is steady (`JitterBuffer._bankable`). The output is the same, sample for sample
+    and counter for counter, as pushing and popping each buffer on its own
+    (tests/dsp/test_jitter_bank.py).
     """
 
     def __init__(self, rate_hz: int, frame_samples: int, *, capacity_ms: int = 1000) -> None:
