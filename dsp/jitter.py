@@ -404,6 +404,10 @@ class JitterBuffer:
         if self._spike or self._learned:
             target = int(relative) + self._margin
             self._target = min(max(target, self._min_target), self._max_target)
+        self._set_bands()
+
+    def _set_bands(self) -> None:
+        """The delay bands around the target, where stretching starts."""
         self._expand_below = self._target - self._expand_offset
         self._expand_speech_below = max(
             int(self._target * _EXPAND_SPEECH_SHARE), self._target - self._expand_speech_offset
@@ -688,12 +692,12 @@ class JitterBuffer:
 
 
 # Columns of a JitterBank's state arrays: what a banked buffer's steady stream changes, and
-# the bounds it is checked against (copied when it is banked; a spike moves the target).
+# the bounds it is checked against (copied when it is banked; a spike moves the target,
+# and the delay bands follow from the target as in JitterBuffer._set_bands).
 (_READ, _HIGHEST, _ANCHOR, _ANCHOR_RAW, _COMPLETE_TO, _UNFLAGGED_FROM, _DELAY,
- _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _EXPAND_BELOW, _COMPRESS_ABOVE, _MAX_DELAY,
- _PUSHED, _POPPED, _TARGET, _EXPAND_SPEECH_BELOW, _COMPRESS_SPEECH_ABOVE, _MIN_TARGET,
- ) = range(19)
-_INT_FIELDS = 19
+ _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _TARGET, _MIN_TARGET, _MAX_DELAY,
+ _PUSHED, _POPPED) = range(15)
+_INT_FIELDS = 15
 (_TRANSIT_NOW_MIN, _TRANSIT_LAST_MIN, _TRANSIT_WINDOW_END, _INTERVAL_PEAK, _SPIKE,
  _MAX_TARGET) = range(6)
 _FLOAT_FIELDS = 6
@@ -736,12 +740,11 @@ class JitterBank:
         self._capacity = rate_hz * capacity_ms // 1000
         self._interval = rate_hz * _INTERVAL_MS // 1000
         self._jump_ahead = -rate_hz * _JUMP_AHEAD_MS / 1000
-        # As JitterBuffer works them out from the rate, for `_retarget`.
+        # As JitterBuffer works them out from the rate: the target's margin, and the delay
+        # band around the target that a steady read stays in.
         self._margin = rate_hz * _MARGIN_MS // 1000
         self._expand_offset = rate_hz * _EXPAND_BELOW_MS // 1000
-        self._expand_speech_offset = rate_hz * _EXPAND_SPEECH_OFFSET_MS // 1000
         self._compress_offset = rate_hz * _COMPRESS_ABOVE_MS // 1000
-        self._compress_speech_offset = rate_hz * _COMPRESS_SPEECH_ABOVE_MS // 1000
         self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
         self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
         self._ints: NDArray[np.int64] = np.zeros((0, _INT_FIELDS), np.int64)
@@ -807,9 +810,8 @@ class JitterBank:
         self._ints[row] = (
             buffer._read_ts, buffer._highest_end, buffer._anchor, buffer._anchor_raw,
             buffer._complete_to, buffer._unflagged_from, buffer._delay, buffer._delay_now_min,
-            buffer._delay_last_min, buffer._interval_end, buffer._expand_below,
-            buffer._compress_above, buffer._max_delay, 0, 0, buffer._target,
-            buffer._expand_speech_below, buffer._compress_speech_above, buffer._min_target,
+            buffer._delay_last_min, buffer._interval_end, buffer._target, buffer._min_target,
+            buffer._max_delay, 0, 0,
         )
         self._floats[row] = (
             buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
@@ -823,12 +825,11 @@ class JitterBank:
         row = buffer._row
         (read, buffer._highest_end, buffer._anchor, buffer._anchor_raw, buffer._complete_to,
          buffer._unflagged_from, buffer._delay, buffer._delay_now_min, buffer._delay_last_min,
-         buffer._interval_end, buffer._expand_below, buffer._compress_above, _, pushed, popped,
-         buffer._target, buffer._expand_speech_below, buffer._compress_speech_above,
-         _) = self._ints[row].tolist()
+         buffer._interval_end, buffer._target, _, _, pushed, popped) = self._ints[row].tolist()
         (buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
          buffer._interval_peak, buffer._spike, _) = self._floats[row].tolist()
         buffer._read_ts = read
+        buffer._set_bands()
         buffer._packets += pushed
         if pushed:
             buffer._consecutive_late = 0
@@ -962,19 +963,14 @@ class JitterBank:
 
     def _retarget(self, ints: NDArray[np.int64], floats: NDArray[np.float64],
                   spiking: NDArray[np.intp], relative: NDArray[np.float64]) -> None:
-        """The spike and `JitterBuffer._set_target` for the rows `spiking`."""
+        """The spike and `JitterBuffer._set_target`'s target for the rows `spiking` (its
+        bands are worked out from the target where needed)."""
         spike = relative[spiking]
         floats[spiking, _SPIKE] = spike
-        target = np.minimum(
+        ints[spiking, _TARGET] = np.minimum(
             np.maximum(spike.astype(np.int64) + self._margin, ints[spiking, _MIN_TARGET]),
             floats[spiking, _MAX_TARGET].astype(np.int64),
         )
-        ints[spiking, _TARGET] = target
-        ints[spiking, _EXPAND_BELOW] = target - self._expand_offset
-        ints[spiking, _EXPAND_SPEECH_BELOW] = np.maximum(
-            (target * _EXPAND_SPEECH_SHARE).astype(np.int64), target - self._expand_speech_offset)
-        ints[spiking, _COMPRESS_ABOVE] = target + self._compress_offset
-        ints[spiking, _COMPRESS_SPEECH_ABOVE] = target + self._compress_speech_offset
 
     def pop_many(
         self, buffers: list[JitterBuffer], count: int
@@ -994,11 +990,13 @@ class JitterBank:
             fast[:] = False
         ints = self._ints[rows]
         read, highest, delay = ints[:, _READ], ints[:, _HIGHEST], ints[:, _DELAY]
+        target = ints[:, _TARGET]
         fast &= (
             (read < highest)  # audio buffered
             & (highest - read <= ints[:, _MAX_DELAY] + count)  # no drift drop
             & (read + count <= ints[:, _COMPLETE_TO])  # no hole
-            & (ints[:, _EXPAND_BELOW] <= delay) & (delay <= ints[:, _COMPRESS_ABOVE])
+            & (target - self._expand_offset <= delay)  # no stretch: inside the band
+            & (delay <= target + self._compress_offset)
         )
         steady = np.flatnonzero(fast)
         if steady.size == total:
