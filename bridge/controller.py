@@ -50,7 +50,7 @@ from bridge.conference.room import (
 )
 from bridge.config import Config, GatewayConfig, RtpLegConfig
 from bridge.dialplan import Dialplan
-from bridge.rtp.packet import RtpParseError, parse_fields
+from bridge.rtp.packet import RTP_HEADER, RtpParseError, parse_fields, parse_plain_many
 from bridge.rtp.rtcp import (
     ReportBlock,
     RtcpParseError,
@@ -60,7 +60,7 @@ from bridge.rtp.rtcp import (
     parse_rtcp,
 )
 from bridge.rtp.sender import SendStream
-from bridge.rtp.stream import ReceiveStatus, ReceiveStream
+from bridge.rtp.stream import ReceiveBank, ReceiveStatus, ReceiveStream
 from bridge.rtp.telephone_event import DigitSender, DigitStarted, TelephoneEventReceiver
 from bridge.sip.auth import AccountSecrets, Authenticator, Challenge, ClientCredentials
 from bridge.sip.core import SipCore
@@ -112,6 +112,10 @@ TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a mi
 # Packets in a row from a new source address before RTP re-latches to it: a NAT
 # rebinding moves the stream for good, a stray or spoofed packet does not.
 RELATCH_PACKETS = 5
+# 20 ms of G.711 (160 bytes) behind a plain header: what nearly every phone in a big room
+# sends, and what `_receive_steady` takes together.
+_STEADY_PAYLOAD_BYTES = 160
+_STEADY_PACKET_BYTES = RTP_HEADER.size + _STEADY_PAYLOAD_BYTES
 # RFC 4733 event codes carried in SIP INFO bodies (application/dtmf-relay "Signal=").
 _INFO_SIGNALS = {str(d): str(d) for d in range(10)} | {"*": "*", "#": "#", "10": "*", "11": "#"}
 _INFO_SIGNALS |= {c: c for c in "ABCD"}
@@ -289,6 +293,7 @@ class CallController:
         self._calls: dict[CallRef, Call] = {}
         self._by_port: dict[int, Call] = {}
         self._by_member: dict[int, Call] = {}
+        self._receive_bank = ReceiveBank()
         self._next_member_id = 1
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
         self._next_timeout_check = 0.0
@@ -516,7 +521,7 @@ class CallController:
             log.warning("%s: the far end changed the stream; digits not sent", call.log_prefix)
             call.digits = None
         if previous is None or previous.clock_rate_hz != negotiated.clock_rate_hz:
-            call.receive = ReceiveStream(negotiated.clock_rate_hz)
+            call.receive = ReceiveStream(negotiated.clock_rate_hz, bank=self._receive_bank)
             call.highest_seq = None
         if previous is None or previous.payload_type != negotiated.payload_type:
             call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng)
@@ -913,11 +918,13 @@ class CallController:
         self.receive_rtp_many([(local_port, data, source, now)])
 
     def receive_rtp_many(self, datagrams: Iterable[ReceivedRtp]) -> None:
-        """RTP datagrams (local port, bytes, source, arrival), oldest first per port: each
-        checked and counted in turn, then their audio decoded and placed together
-        (`PayloadBatch`). A datagram that fails is logged and dropped, never the others."""
+        """RTP datagrams (local port, bytes, source, arrival), oldest first per port: those
+        that follow on from their call's last packet checked and counted together
+        (`_receive_steady`), the others in turn; then their audio decoded and placed
+        together (`PayloadBatch`). A datagram that fails is logged and dropped, never the
+        others."""
         batch = PayloadBatch()
-        for local_port, data, source, now in datagrams:
+        for local_port, data, source, now in self._receive_steady(list(datagrams), batch):
             try:
                 self._receive_rtp(local_port, data, source, now, batch)
             except Exception:  # noqa: BLE001 - one packet's fault must not stop the clock
@@ -928,6 +935,88 @@ class CallController:
             batch.push()
         except Exception:  # noqa: BLE001 - the media clock must go on for every room
             log.exception("rtp: a sweep's audio dropped")
+
+    def _receive_steady(
+        self, datagrams: list[ReceivedRtp], batch: PayloadBatch
+    ) -> list[ReceivedRtp]:
+        """Take the sweep's packets that are the next of their call's stream, in a few
+        array operations for all of them (`ReceiveBank.accept_many`), and queue their audio;
+        return the others for `_receive_rtp`, each port's in order.
+
+        Nearly every packet of a phone in a big room is such a packet: G.711 at 20 ms, a
+        plain header with the call's payload type, from the latched address, the next
+        sequence number from the trusted source. `_receive_rtp` would accept it and play
+        it next in line; here it is counted and queued as it would be, without ~15 us of
+        per-packet Python. Only a port's first packet of the sweep is looked at: the next
+        depends on it.
+        """
+        by_port = self._by_port
+        taken: set[int] = set()
+        rest: list[ReceivedRtp] = []
+        steady: list[ReceivedRtp] = []
+        calls: list[Call] = []
+        streams: list[ReceiveStream] = []
+        payload_types: list[int] = []
+        highest: list[int] = []
+        for datagram in datagrams:
+            port, data, source, _ = datagram
+            call = by_port.get(port)
+            if (call is None or port in taken or len(data) != _STEADY_PACKET_BYTES
+                    or call.media is None or call.receive is None or call.highest_seq is None
+                    or source != call.remote_rtp or call.relatch_count):
+                rest.append(datagram)
+            else:
+                steady.append(datagram)
+                calls.append(call)
+                streams.append(call.receive)
+                payload_types.append(call.media.payload_type)
+                highest.append(call.highest_seq)
+            taken.add(port)
+        if not steady:
+            return rest
+        try:
+            accepted = self._accept_steady(steady, calls, streams, payload_types, highest, batch)
+        except Exception:  # noqa: BLE001 - the media clock must go on for every room
+            log.exception("rtp: %d packets could not be taken together; one by one", len(steady))
+            return datagrams
+        return [steady[k] for k in np.flatnonzero(~accepted).tolist()] + rest
+
+    def _accept_steady(
+        self, steady: list[ReceivedRtp], calls: list[Call], streams: list[ReceiveStream],
+        payload_types: list[int], highest: list[int], batch: PayloadBatch,
+    ) -> NDArray[np.bool_]:
+        """`_receive_steady`'s checks, counts and queueing; which of `steady` it took."""
+        count = len(steady)
+        headers = parse_plain_many(b"".join([datagram[1] for datagram in steady]),
+                                   _STEADY_PACKET_BYTES)
+        sequence_numbers = headers.sequence_number
+        arrivals = np.fromiter((datagram[3] for datagram in steady), np.float64, count)
+        eligible = (
+            headers.plain
+            & (headers.payload_type == np.array(payload_types, np.int64))
+            & (((sequence_numbers - np.array(highest, np.int64)) & 0xFFFF) == 1)
+        )
+        accepted = self._receive_bank.accept_many(
+            streams, sequence_numbers, headers.timestamp, headers.ssrc,
+            np.full(count, _STEADY_PAYLOAD_BYTES, np.int64), arrivals, eligible)
+        taken = np.flatnonzero(accepted).tolist()
+        by_room: dict[Room, list[int]] = {}
+        seqs, stamps = sequence_numbers.tolist(), headers.timestamp.tolist()
+        times = arrivals.tolist()
+        for k in taken:  # what `_receive_rtp` sets for a packet next in line
+            call = calls[k]
+            call.last_media_at = times[k]
+            call.highest_seq = seqs[k]
+            room_rows = by_room.get(call.room)
+            if room_rows is None:
+                by_room[call.room] = [k]
+            else:
+                room_rows.append(k)
+        for room, rows in by_room.items():
+            room.queue_frames(
+                batch, [calls[k].member_id for k in rows], [stamps[k] for k in rows],
+                headers.payload[rows], [times[k] for k in rows])
+        return accepted
 
     def _receive_rtp(
         self, local_port: int, data: bytes, source: tuple[str, int], now: float,

@@ -210,6 +210,10 @@ class MemberMedia:
         return self.own_encoder.encode(frame)
 
 
+# A payload to place: (member, RTP timestamp, payload, lost just before, late, arrival)
+_Payload = tuple[MemberMedia, int, bytes, bool, bool, float | None]
+
+
 class PayloadBatch:
     """The audio payloads of one sweep of the sockets, decoded together before they go
     into the playout buffers, in the order they came.
@@ -222,7 +226,11 @@ class PayloadBatch:
 
     def __init__(self) -> None:
         # (member, RTP timestamp, payload, lost just before, late, arrival time)
-        self._items: list[tuple[MemberMedia, int, bytes, bool, bool, float | None]] = []
+        self._items: list[_Payload] = []
+        # (members, RTP timestamps, payloads as rows, arrival times) from `add_frames`
+        self._frames: list[
+            tuple[list[MemberMedia | None], list[int], NDArray[np.uint8], list[float]]
+        ] = []
 
     def add(
         self, media: MemberMedia, timestamp: int, payload: bytes, *, lost_before: bool,
@@ -230,12 +238,27 @@ class PayloadBatch:
     ) -> None:
         self._items.append((media, timestamp, payload, lost_before, late, arrival_s))
 
+    def add_frames(
+        self, medias: list[MemberMedia | None], timestamps: list[int],
+        payloads: NDArray[np.uint8], arrivals: list[float],
+    ) -> None:
+        """`add` for packets that each follow on from their member's last one, nothing lost
+        before and not late, their G.711 payloads the rows of `payloads`; a member of
+        None is skipped. They are placed before the packets given to `add`, so a member
+        here must have none there that came before."""
+        self._frames.append((medias, timestamps, payloads, arrivals))
+
     def push(self) -> None:
         """Decode and place every payload added since the last push. A packet that fails
         is logged and dropped; the others are placed all the same. G.711 frames of
         members in a `JitterBank` go in together (`JitterBank.push_many`), each member's
         packets still in the order they came."""
-        items, self._items = self._items, []
+        frames, self._frames = self._frames, []
+        items: list[_Payload] = []
+        for block in frames:
+            items.extend(_push_frames(*block))
+        items.extend(self._items)
+        self._items = []
         decoded = _decode_g711(items)
         banked: dict[JitterBank, _BankedPackets] = {}
         waiting: set[MemberMedia] = set()  # members with packets in `banked`
@@ -279,6 +302,42 @@ class _BankedPackets:
         self.arrivals.append(arrival_s)
 
 
+def _push_frames(
+    medias: list[MemberMedia | None], timestamps: list[int], payloads: NDArray[np.uint8],
+    arrivals: list[float],
+) -> list[_Payload]:
+    """`PayloadBatch.add_frames`' packets of members in a `JitterBank` decoded and placed,
+    one lookup and one `push_many` per bank and law; the others returned to be placed
+    as `PayloadBatch.add` packets."""
+    groups: dict[tuple[JitterBank, str], list[int]] = {}
+    others: list[_Payload] = []
+    for k, media in enumerate(medias):
+        if media is None:
+            continue
+        bank = media.jitter_bank
+        if bank is None or payloads.shape[1] != bank.frame_samples:
+            others.append((media, timestamps[k], payloads[k].tobytes(), False, False,
+                           arrivals[k]))
+            continue
+        key = (bank, media.codec)
+        rows = groups.get(key)
+        if rows is None:
+            groups[key] = [k]
+        else:
+            rows.append(k)
+    for (bank, law), rows in groups.items():
+        every = len(rows) == len(medias)
+        buffers = [media.jitter for k in rows if (media := medias[k]) is not None]
+        try:
+            bank.push_many(
+                buffers, timestamps if every else [timestamps[k] for k in rows],
+                get_codec(law).decode_many(payloads if every else payloads[rows]),
+                arrivals if every else [arrivals[k] for k in rows])
+        except Exception:  # noqa: BLE001 - the media clock must go on for every room
+            log.exception("rtp: %d G.711 packets dropped", len(rows))
+    return others
+
+
 def _push_banked(banked: dict[JitterBank, _BankedPackets]) -> None:
     for bank, packets in banked.items():
         try:
@@ -288,9 +347,7 @@ def _push_banked(banked: dict[JitterBank, _BankedPackets]) -> None:
             log.exception("rtp: %d G.711 packets dropped", len(packets.buffers))
 
 
-def _decode_g711(
-    items: list[tuple[MemberMedia, int, bytes, bool, bool, float | None]],
-) -> list[Samples | None]:
+def _decode_g711(items: list[_Payload]) -> list[Samples | None]:
     """The G.711 payloads among `items` decoded, one lookup per law; None for the rest."""
     by_law: dict[str, list[int]] = {}
     for k, item in enumerate(items):

@@ -582,6 +582,16 @@ class Room:
         batch.add(member.media, timestamp, payload, lost_before=lost_before, late=late,
                   arrival_s=arrival_s)
 
+    def queue_frames(
+        self, batch: PayloadBatch, member_ids: list[int], timestamps: list[int],
+        payloads: NDArray[np.uint8], arrivals: list[float],
+    ) -> None:
+        """`queue_audio` for packets that each follow on from their member's last one (not
+        late, nothing lost before), their payloads the rows of `payloads`."""
+        members = self._members
+        batch.add_frames([member.media if (member := members.get(member_id)) else None
+                          for member_id in member_ids], timestamps, payloads, arrivals)
+
     def press(self, member_id: int, digit: str, now: float, source: str = "signalled") -> None:
         """A keypad digit from a member: signalled (RFC 4733 event, SIP INFO) or heard
         in-band. A press that arrives both ways counts once: the same digit from the other

@@ -10,6 +10,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 RTP_VERSION = 2
 RTP_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence number, timestamp, SSRC
 _EXTENSION_HEADER = struct.Struct("!HH")  # profile-defined bits, length in 32-bit words
@@ -151,6 +154,42 @@ def parse_fields(data: bytes) -> RtpFields:
     packet = RtpPacket.parse(data)
     return (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp,
             packet.ssrc, packet.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainHeaders:
+    """The header fields of packets of one size read together, one array per field."""
+
+    plain: NDArray[np.bool_]  # a plain 12-byte header: `parse_fields` reads it the same
+    payload_type: NDArray[np.int64]
+    sequence_number: NDArray[np.int64]
+    timestamp: NDArray[np.int64]
+    ssrc: NDArray[np.int64]
+    payload: NDArray[np.uint8]  # (packets, packet size - 12): the bytes after the header
+
+
+def parse_plain_many(data: bytes, packet_size: int) -> PlainHeaders:
+    """Read `data`, packets of `packet_size` bytes one after another, as plain RTP packets.
+
+    A sweep's packets from phones are nearly all plain and of one size (G.711 at 20 ms:
+    172 bytes); reading them as one array costs less than one `parse_fields` each. Where
+    `plain` is False the other fields mean nothing: that packet needs `parse_fields`.
+    """
+    if packet_size < RTP_HEADER.size or len(data) % packet_size:
+        raise ValueError(f"{len(data)} bytes are not packets of {packet_size}")
+    layout = np.dtype([("first", "u1"), ("second", "u1"), ("sequence_number", ">u2"),
+                       ("timestamp", ">u4"), ("ssrc", ">u4"),
+                       ("payload", "u1", (packet_size - RTP_HEADER.size,))])
+    packets = np.frombuffer(data, layout)
+    second = packets["second"]
+    return PlainHeaders(
+        plain=packets["first"] == _PLAIN_FIRST_OCTET,
+        payload_type=(second & 0x7F).astype(np.int64),
+        sequence_number=packets["sequence_number"].astype(np.int64),
+        timestamp=packets["timestamp"].astype(np.int64),
+        ssrc=packets["ssrc"].astype(np.int64),
+        payload=packets["payload"],
+    )
 
 
 def is_rtcp(data: bytes) -> bool:

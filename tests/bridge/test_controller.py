@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from bridge.config import Config, parse_config
 from bridge.controller import CallController, NoMediaPorts
 from bridge.rtp.packet import RtpPacket
 from bridge.rtp.rtcp import ReportBlock, RtcpReceiverReport
+from bridge.rtp.stream import ReceiveBank
 from bridge.sip.flow import Flow
 from bridge.sip.message import Request, Response
 from bridge.sip.parser import parse_message
@@ -539,7 +541,13 @@ def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lo
         seen.append((lost_before, late))
         arrivals.append(arrival_s)
 
+    def queue_frames(batch: object, members: list[int], stamps: list[int], payloads: object,
+                     times: list[float]) -> None:  # packets next in line: nothing lost, not late
+        seen.extend([(False, False)] * len(members))
+        arrivals.extend(times)
+
     monkeypatch.setattr(room, "queue_audio", queue_audio)
+    monkeypatch.setattr(room, "queue_frames", queue_frames)
     source = (phone.host, phone.rtp_port)
     for _ in range(3):
         rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
@@ -562,3 +570,84 @@ def test_the_callers_maxaveragebitrate_holds_even_below_our_minimum() -> None:
     assert rig.call(phone, body=offer).status == 200
     media = rig.controller._by_member[1].room.member(1).media  # noqa: SLF001
     assert media.settings.bitrate_bps == 6000
+
+
+def _faulty_sweeps(rig: Rig, phones: list[Phone], ports: list[int], seed: int,
+                   ticks: int) -> list[tuple[int, bytes, tuple[str, int]]]:
+    """Drive the phones' RTP through `rig` with loss, duplicates, reordering, new sources,
+    key presses, odd sizes and address changes; return everything the bridge sent."""
+    rng = random.Random(seed)
+    ssrcs = [0x1234] * len(phones)
+    sent = []
+    for tick in range(ticks):
+        per_phone: list[list[tuple[int, bytes, tuple[str, int], float]]] = []
+        for k, (phone, port) in enumerate(zip(phones, ports, strict=True)):
+            roll = rng.random()
+            payload = PCMU.encode(tone(300 + 150 * k, tick)[np.newaxis])[0].tobytes()
+            if roll < 0.02:
+                ssrcs[k] = rng.randrange(2**32)
+            if roll < 0.03:
+                payload = payload[:80]
+            source = (phone.host, phone.rtp_port) if rng.random() < 0.97 else ("203.0.113.5", 9)
+            arrival = rig.now + rng.random() * 0.03
+            packets = []
+            if roll > 0.05:  # else lost
+                packets.append(bytes(RtpPacket(0, phone.seq & 0xFFFF, phone.ts, ssrcs[k],
+                                               payload)))
+            if 0.05 < roll < 0.08:
+                packets.append(packets[-1])  # duplicated
+            if 0.08 < roll < 0.10:  # a key press, or a codec we did not agree on
+                phone.seq += 1
+                packets.append(bytes(RtpPacket(101 if roll < 0.09 else 18, phone.seq & 0xFFFF,
+                                               phone.ts, ssrcs[k], telephone_event(5, False, 160))))
+            if 0.10 < roll < 0.12:  # the next one too, swapped
+                phone.seq += 1
+                phone.ts += FRAME
+                packets.insert(0, bytes(RtpPacket(0, phone.seq & 0xFFFF, phone.ts, ssrcs[k],
+                                                  payload)))
+            phone.seq += 1
+            phone.ts += FRAME
+            per_phone.append([(port, data, source, arrival) for data in packets])
+        sweep = []
+        while any(per_phone):  # the phones' packets interleaved, each phone's in order
+            queue = rng.choice([q for q in per_phone if q])
+            sweep.append(queue.pop(0))
+        rig.controller.receive_rtp_many(sweep)
+        sent.extend(rig.tick())
+    return sent
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_sweep_taken_together_sends_and_counts_what_one_by_one_would(
+    seed: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def run() -> tuple[list[tuple[int, bytes, tuple[str, int]]], list[object]]:
+        rig = Rig()
+        phones = [Phone(k + 1, 7000 + 2 * k) for k in range(5)]
+        ports = [rig.local_port(rig.call(phone)) for phone in phones]
+        sent = _faulty_sweeps(rig, phones, ports, seed, 300)
+        calls = [rig.controller._by_port[port] for port in ports]  # noqa: SLF001
+        counted = [
+            (call.receive.statistics() if call.receive else None, call.highest_seq,
+             call.last_media_at, call.remote_rtp,
+             call.room.member(call.member_id).media.jitter.statistics())
+            for call in calls
+        ]
+        return sent, counted
+
+    accept_many = ReceiveBank.accept_many
+    taken: list[int] = []
+
+    def counted_accept_many(self: ReceiveBank, *args: Any) -> np.ndarray:
+        accepted = accept_many(self, *args)
+        taken.append(int(accepted.sum()))
+        return accepted
+
+    monkeypatch.setattr(ReceiveBank, "accept_many", counted_accept_many)
+    together = run()
+    assert sum(taken) > 0.7 * 5 * 300  # most packets were taken together
+    monkeypatch.setattr(ReceiveBank, "accept_many",  # none taken: each goes one by one
+                        lambda self, streams, *_: np.zeros(len(streams), np.bool_))
+    alone = run()
+    assert together[1] == alone[1]
+    assert together[0] == alone[0]
