@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from dsp.plc import HISTORY_FRAMES, Concealer, compress, expand, pitch_period
@@ -387,7 +388,8 @@ class JitterBuffer:
         self._delay = last_min if last_min < now_min else now_min
 
     def _learn(self, peak: float) -> None:
-        """Put an interval's largest relative delay in the histogram; retarget."""
+        """Put an interval's largest relative delay in the histogram; retarget (a bank
+        does this for its banked buffers: `JitterBank._learn`)."""
         histogram = self._histogram
         histogram *= _FORGET
         histogram[min(int(peak / self._bin), histogram.shape[0] - 1)] += 1.0 - _FORGET
@@ -696,8 +698,8 @@ class JitterBuffer:
 # and the delay bands follow from the target as in JitterBuffer._set_bands).
 (_READ, _HIGHEST, _ANCHOR, _ANCHOR_RAW, _COMPLETE_TO, _UNFLAGGED_FROM, _DELAY,
  _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _TARGET, _MIN_TARGET, _MAX_DELAY,
- _PUSHED, _POPPED) = range(15)
-_INT_FIELDS = 15
+ _LEARNED, _PUSHED, _POPPED) = range(16)
+_INT_FIELDS = 16
 (_TRANSIT_NOW_MIN, _TRANSIT_LAST_MIN, _TRANSIT_WINDOW_END, _INTERVAL_PEAK, _SPIKE,
  _MAX_TARGET) = range(6)
 _FLOAT_FIELDS = 6
@@ -722,11 +724,12 @@ class JitterBank:
     its band. Buffer by buffer in Python that is ~8 us per member and tick (~40 lines of
     bookkeeping); here the steady case is a few array operations over all members.
 
-    Each buffer's ring is a row of the bank's arrays (`add`). A steady buffer is "banked":
-    its positions, delay and arrival bookkeeping (a delay spike's new target too) live in
-    the bank's state arrays, and `push_many`/`pop_many` update them for all banked buffers
-    at once. Anything else (a gap, a late, duplicate or jumping packet, the half-second
-    histogram update, a stretch, a drift drop, an underrun) goes to the buffer's own
+    Each buffer's ring and delay histogram are rows of the bank's arrays (`add`). A steady
+    buffer is "banked": its positions, delay and arrival bookkeeping (a delay spike's new
+    target, the half-second histogram update too) live in the bank's state arrays, and
+    `push_many`/`pop_many` update them for all banked buffers at once. Anything else (a
+    gap, a late, duplicate or jumping packet, a stretch, a drift drop, an underrun) goes
+    to the buffer's own
     `push`/`pop`, which first takes its state back (`release`), including the frames it
     played while banked, which its Concealer remembers; the buffer is banked again once a
     read is steady (`JitterBuffer._bankable`). The output is the same, sample for sample
@@ -745,8 +748,14 @@ class JitterBank:
         self._margin = rate_hz * _MARGIN_MS // 1000
         self._expand_offset = rate_hz * _EXPAND_BELOW_MS // 1000
         self._compress_offset = rate_hz * _COMPRESS_ABOVE_MS // 1000
+        self._bin = rate_hz * _BIN_MS / 1000
+        self._spike_decay = rate_hz * _SPIKE_DECAY_MS / 1000
         self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
         self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
+        # Each row's frame-long windows of the ring, for reading and writing whole frames
+        # by (row, position) (a sixth of the cost of indexing single samples).
+        self._windows = sliding_window_view(self._samples, frame_samples, axis=1, writeable=True)
+        self._histograms: NDArray[np.float64] = np.zeros((0, 0))  # width: the first buffer's
         self._ints: NDArray[np.int64] = np.zeros((0, _INT_FIELDS), np.int64)
         self._floats: NDArray[np.float64] = np.zeros((0, _FLOAT_FIELDS))
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
@@ -757,10 +766,12 @@ class JitterBank:
             maxlen=HISTORY_FRAMES)
 
     def add(self, buffer: JitterBuffer) -> None:
-        """Move `buffer`'s ring into a row of the bank; the row is the buffer's while it lives.
+        """Move `buffer`'s ring and histogram into a row of the bank; the row is the
+        buffer's while it lives.
 
-        The buffer must be at the bank's rate with no clock scaling (G.711, L16), and its
-        ring must hold its largest delay plus the frames its Concealer remembers.
+        The buffer must be at the bank's rate with no clock scaling (G.711, L16), its ring
+        must hold its largest delay plus the frames its Concealer remembers, and its
+        largest target must be the other buffers' (the histograms' width).
         """
         if buffer._bank is not None:
             raise ValueError("the buffer is in a bank already")
@@ -771,13 +782,20 @@ class JitterBank:
                              f"with {self._capacity} samples of ring")
         if buffer._max_delay + (HISTORY_FRAMES + 1) * self.frame_samples > self._capacity:
             raise ValueError("the buffer's ring is too short for its maximum delay")
+        bins = buffer._histogram.shape[0]
+        if bins != self._histograms.shape[1]:
+            if any(member is not None for member in self._members):
+                raise ValueError("a bank's buffers share their largest target")
+            self._histograms = np.zeros((len(self._members), bins))
         if not self._free:
             self._grow()
         row = self._free.pop()
         self._samples[row] = buffer._samples
         self._valid[row] = buffer._valid
+        self._histograms[row] = buffer._histogram
         self._banked[row] = False
         buffer._samples, buffer._valid = self._samples[row], self._valid[row]
+        buffer._histogram = self._histograms[row]
         buffer._bank, buffer._row = self, row
         self._members[row] = weakref.ref(buffer)
         weakref.finalize(buffer, self._vacate, row)
@@ -792,6 +810,9 @@ class JitterBank:
         old = len(self._members)
         rows = max(_BANK_FIRST_ROWS, 2 * old)
         self._samples, self._valid = _grown(self._samples, rows), _grown(self._valid, rows)
+        self._windows = sliding_window_view(self._samples, self.frame_samples, axis=1,
+                                            writeable=True)
+        self._histograms = _grown(self._histograms, rows)
         self._ints, self._floats = _grown(self._ints, rows), _grown(self._floats, rows)
         self._banked = _grown(self._banked, rows)
         self._members.extend([None] * (rows - old))
@@ -800,6 +821,7 @@ class JitterBank:
             buffer = member() if member is not None else None
             if buffer is not None:
                 buffer._samples, buffer._valid = self._samples[row], self._valid[row]
+                buffer._histogram = self._histograms[row]
 
     # -- handing state over ------------------------------------------------------------
 
@@ -811,7 +833,7 @@ class JitterBank:
             buffer._read_ts, buffer._highest_end, buffer._anchor, buffer._anchor_raw,
             buffer._complete_to, buffer._unflagged_from, buffer._delay, buffer._delay_now_min,
             buffer._delay_last_min, buffer._interval_end, buffer._target, buffer._min_target,
-            buffer._max_delay, 0, 0,
+            buffer._max_delay, buffer._learned, 0, 0,
         )
         self._floats[row] = (
             buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
@@ -825,10 +847,12 @@ class JitterBank:
         row = buffer._row
         (read, buffer._highest_end, buffer._anchor, buffer._anchor_raw, buffer._complete_to,
          buffer._unflagged_from, buffer._delay, buffer._delay_now_min, buffer._delay_last_min,
-         buffer._interval_end, buffer._target, _, _, pushed, popped) = self._ints[row].tolist()
+         buffer._interval_end, buffer._target, _, _, learned, pushed, popped,
+         ) = self._ints[row].tolist()
         (buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
          buffer._interval_peak, buffer._spike, _) = self._floats[row].tolist()
         buffer._read_ts = read
+        buffer._learned = bool(learned)
         buffer._set_bands()
         buffer._packets += pushed
         if pushed:
@@ -855,6 +879,37 @@ class JitterBank:
         buffer._concealer.played_many(kept)
 
     # -- the steady stream, all buffers at once ----------------------------------------
+
+    def _read(self, rows: NDArray[np.intp], start: NDArray[np.int64]) -> NDArray[np.float32]:
+        """A frame from `start` in each row's ring."""
+        offset = start % self._capacity
+        wrapping = offset > self._capacity - self.frame_samples  # one in 50 frames
+        if not wrapping.any():
+            frames: NDArray[np.float32] = self._windows[rows, offset]
+            return frames
+        frames = np.empty((rows.shape[0], self.frame_samples), np.float32)
+        whole = ~wrapping
+        frames[whole] = self._windows[rows[whole], offset[whole]]
+        frames[wrapping] = np.take(
+            self._samples, self._flat(rows[wrapping], start[wrapping], self.frame_samples))
+        return frames
+
+    def _write(self, rows: NDArray[np.intp], start: NDArray[np.int64],
+               frames: NDArray[np.float32]) -> None:
+        """Write a frame (any length) at `start` into each row's ring (each row once)."""
+        length = frames.shape[1]
+        if length != self.frame_samples:
+            self._samples.reshape(-1)[self._flat(rows, start, length)] = frames
+            return
+        offset = start % self._capacity
+        wrapping = offset > self._capacity - length
+        if not wrapping.any():
+            self._windows[rows, offset] = frames
+            return
+        whole = ~wrapping
+        self._windows[rows[whole], offset[whole]] = frames[whole]
+        self._samples.reshape(-1)[
+            self._flat(rows[wrapping], start[wrapping], self.frame_samples)] = frames[wrapping]
 
     def _flat(self, rows: NDArray[np.intp], start: NDArray[np.int64], count: int
               ) -> NDArray[np.int64]:
@@ -910,7 +965,6 @@ class JitterBank:
             & (start >= read)  # not late
             & (end - read <= np.minimum(ints[:, _MAX_DELAY] + length, self._capacity))
             & (relative >= self._jump_ahead)  # no timestamp jump
-            & ~(rolls & (peak >= 0))  # no histogram update at an interval's end
         )
         steady = np.flatnonzero(fast)
         if steady.size:
@@ -930,13 +984,11 @@ class JitterBank:
     ) -> None:
         """`JitterBuffer.push` for packets that follow on, all checks passed: the ring
         write (`_write` at the highest end), `_relative_delay` (a spike retargets:
-        `_set_target`) and `_note_delay`."""
+        `_set_target`) and `_note_delay` (an interval's end updates the histogram: `_learn`)."""
         if spikes.any():
             self._retarget(ints, floats, np.flatnonzero(spikes), relative)
-        length = frames.shape[1]
-        end = start + length
-        # Flat indices into the rings: a third of the cost of indexing rows and columns.
-        self._samples.reshape(-1)[self._flat(rows, start, length)] = frames
+        end = start + frames.shape[1]
+        self._write(rows, start, frames)
         complete = ints[:, _COMPLETE_TO]
         ints[:, _COMPLETE_TO] = np.where((start <= complete) & (complete < end), end, complete)
         ints[:, _HIGHEST] = end
@@ -951,6 +1003,9 @@ class JitterBank:
         floats[:, _TRANSIT_WINDOW_END] = np.where(window_over, arrival + _TRANSIT_WINDOW_S,
                                                   floats[:, _TRANSIT_WINDOW_END])
         floats[:, _INTERVAL_PEAK] = peak
+        learning = np.flatnonzero(rolls & (peak >= 0))
+        if learning.size:
+            self._learn(rows, ints, floats, learning)
         delay = start - ints[:, _READ] + np.maximum(relative, 0.0).astype(np.int64)
         delay_now_min = ints[:, _DELAY_NOW_MIN]
         ints[:, _INTERVAL_END] = np.where(rolls, start + self._interval, ints[:, _INTERVAL_END])
@@ -960,6 +1015,31 @@ class JitterBank:
         ints[:, _PUSHED] += 1
         self._ints[rows] = ints
         self._floats[rows] = floats
+
+    def _learn(self, rows: NDArray[np.intp], ints: NDArray[np.int64],
+               floats: NDArray[np.float64], learning: NDArray[np.intp]) -> None:
+        """`JitterBuffer._learn` for the rows `learning` (of `rows`), whose interval just
+        ended with a peak: the peak into the histogram, the spike's decay, a new target."""
+        histograms = self._histograms[rows[learning]]
+        histograms *= _FORGET
+        bins = histograms.shape[1]
+        peak = floats[learning, _INTERVAL_PEAK]
+        histograms[np.arange(learning.size),
+                   np.minimum((peak / self._bin).astype(np.int64), bins - 1)] += 1.0 - _FORGET
+        self._histograms[rows[learning]] = histograms
+        tail = np.add.accumulate(histograms[:, ::-1], axis=1)
+        # `searchsorted(..., "right")` on each row: how many of the (rising) sums are <= it.
+        spilling = np.count_nonzero(tail <= ((1.0 - _QUANTILE) * tail[:, -1])[:, None], axis=1)
+        percentile = (bins - spilling) * self._bin
+        spike = np.maximum(0.0, floats[learning, _SPIKE] - self._spike_decay)
+        floats[learning, _SPIKE] = spike
+        ints[learning, _TARGET] = np.minimum(
+            np.maximum(np.maximum(percentile, spike).astype(np.int64) + self._margin,
+                       ints[learning, _MIN_TARGET]),
+            floats[learning, _MAX_TARGET].astype(np.int64),
+        )
+        ints[learning, _LEARNED] = 1
+        floats[learning, _INTERVAL_PEAK] = -1.0
 
     def _retarget(self, ints: NDArray[np.int64], floats: NDArray[np.float64],
                   spiking: NDArray[np.intp], relative: NDArray[np.float64]) -> None:
@@ -1025,11 +1105,10 @@ class JitterBank:
         unflagged_from: NDArray[np.int64], count: int,
     ) -> NDArray[np.float32]:
         """`JitterBuffer.pop` where the frame is there and the delay inside its band."""
-        flat = self._flat(rows, read, count)
-        out: NDArray[np.float32] = np.take(self._samples, flat)
-        flagged = read < unflagged_from
-        if flagged.any():
-            self._valid.reshape(-1)[flat[flagged]] = False
+        out = self._read(rows, read)
+        flagged = np.flatnonzero(read < unflagged_from)
+        if flagged.size:
+            self._valid.reshape(-1)[self._flat(rows[flagged], read[flagged], count)] = False
         self._ints[rows, _READ] = read + count
         self._ints[rows, _POPPED] += 1
         return out

@@ -124,12 +124,20 @@ def test_bank_plays_what_separate_buffers_play(seed: int) -> None:
         if rng.random() < 0.03:
             for k in live:
                 assert observed(alone[k]) == observed(banked[k]), (seed, k, tick)
+                _check_histogram(alone[k], banked[k])
         tick += 1
     for k in set(range(STREAMS)) - ended:
         assert observed(alone[k]) == observed(banked[k]), (seed, k, "end")
+        _check_histogram(alone[k], banked[k])
     # These streams are harsh (loss, stalls, jumps, odd pops, no arrival times), and each
     # state check takes every buffer out of the bank: 10-30 % of pops stay on its path.
     assert steady_pops > 500
+
+
+def _check_histogram(alone: JitterBuffer, banked: JitterBuffer) -> None:
+    """The jitter histograms, which the bank updates in place: the same to the bit (the
+    target they give can hide a difference for a long time)."""
+    np.testing.assert_array_equal(alone._histogram, banked._histogram)  # noqa: SLF001
 
 
 def _flush(bank: JitterBank, banked: list[JitterBuffer],
