@@ -947,64 +947,76 @@ class CallController:
         plain header with the call's payload type, from the latched address, the next
         sequence number from the trusted source. `_receive_rtp` would accept it and play
         it next in line; here it is counted and queued as it would be, without ~15 us of
-        per-packet Python. Only a port's first packet of the sweep is looked at: the next
-        depends on it.
+        per-packet Python. A port's packets are taken in rounds, its first of the sweep in
+        the first (each depends on the one before): after a stall, when two or three wait
+        on every port, catching up costs little more than keeping up.
         """
         by_port = self._by_port
-        taken: set[int] = set()
-        rest: list[ReceivedRtp] = []
-        steady: list[ReceivedRtp] = []
-        calls: list[Call] = []
-        streams: list[ReceiveStream] = []
-        payload_types: list[int] = []
-        highest: list[int] = []
-        for datagram in datagrams:
-            port, data, source, _ = datagram
+        next_round: dict[int, int] = {}  # port -> the round of its next packet; -1: none
+        rounds: list[list[int]] = []  # indices into `datagrams`
+        calls: list[Call | None] = []  # by index
+        left: list[int] = []  # indices of the packets for `_receive_rtp`
+        for index, (port, data, source, _) in enumerate(datagrams):
             call = by_port.get(port)
-            if (call is None or port in taken or len(data) != _STEADY_PACKET_BYTES
+            calls.append(call)
+            round_ = next_round.get(port, 0)
+            if (round_ < 0 or call is None or len(data) != _STEADY_PACKET_BYTES
                     or call.media is None or call.receive is None or call.highest_seq is None
                     or source != call.remote_rtp or call.relatch_count):
-                rest.append(datagram)
-            else:
-                steady.append(datagram)
-                calls.append(call)
-                streams.append(call.receive)
-                payload_types.append(call.media.payload_type)
-                highest.append(call.highest_seq)
-            taken.add(port)
-        if not steady:
-            return rest
-        try:
-            accepted = self._accept_steady(steady, calls, streams, payload_types, highest, batch)
-        except Exception:  # noqa: BLE001 - the media clock must go on for every room
-            log.exception("rtp: %d packets could not be taken together; one by one", len(steady))
+                left.append(index)
+                next_round[port] = -1
+                continue
+            if round_ == len(rounds):
+                rounds.append([])
+            rounds[round_].append(index)
+            next_round[port] = round_ + 1
+        if not rounds:
             return datagrams
-        return [steady[k] for k in np.flatnonzero(~accepted).tolist()] + rest
+        given_up: set[int] = set()  # ports with a packet not taken: the rest one by one
+        for indices in rounds:
+            if given_up:
+                left.extend(k for k in indices if datagrams[k][0] in given_up)
+                indices = [k for k in indices if datagrams[k][0] not in given_up]
+            steady = [datagrams[k] for k in indices]
+            try:
+                taken = self._accept_steady(steady, [calls[k] for k in indices], batch)
+            except Exception:  # noqa: BLE001 - the media clock must go on for every room
+                log.exception("rtp: %d packets could not be taken together", len(steady))
+                taken = np.zeros(len(steady), np.bool_)
+            for k in np.flatnonzero(~taken).tolist():
+                left.append(indices[k])
+                given_up.add(steady[k][0])
+        left.sort()
+        return [datagrams[k] for k in left]
 
     def _accept_steady(
-        self, steady: list[ReceivedRtp], calls: list[Call], streams: list[ReceiveStream],
-        payload_types: list[int], highest: list[int], batch: PayloadBatch,
+        self, steady: list[ReceivedRtp], calls: list[Call | None], batch: PayloadBatch,
     ) -> NDArray[np.bool_]:
-        """`_receive_steady`'s checks, counts and queueing; which of `steady` it took."""
+        """`_receive_steady`'s checks, counts and queueing for packets of different ports;
+        which of `steady` it took."""
         count = len(steady)
         headers = parse_plain_many(b"".join([datagram[1] for datagram in steady]),
                                    _STEADY_PACKET_BYTES)
         sequence_numbers = headers.sequence_number
         arrivals = np.fromiter((datagram[3] for datagram in steady), np.float64, count)
+        ready = [call for call in calls if call is not None]  # all of them: checked before
+        payload_types = [call.media.payload_type if call.media else -1 for call in ready]
+        highest = [-1 if call.highest_seq is None else call.highest_seq for call in ready]
         eligible = (
             headers.plain
             & (headers.payload_type == np.array(payload_types, np.int64))
             & (((sequence_numbers - np.array(highest, np.int64)) & 0xFFFF) == 1)
         )
         accepted = self._receive_bank.accept_many(
-            streams, sequence_numbers, headers.timestamp, headers.ssrc,
-            np.full(count, _STEADY_PAYLOAD_BYTES, np.int64), arrivals, eligible)
+            [call.receive for call in ready if call.receive is not None], sequence_numbers,
+            headers.timestamp, headers.ssrc, np.full(count, _STEADY_PAYLOAD_BYTES, np.int64),
+            arrivals, eligible)
         taken = np.flatnonzero(accepted).tolist()
         by_room: dict[Room, list[int]] = {}
         seqs, stamps = sequence_numbers.tolist(), headers.timestamp.tolist()
         times = arrivals.tolist()
         for k in taken:  # what `_receive_rtp` sets for a packet next in line
-            call = calls[k]
+            call = ready[k]
             call.last_media_at = times[k]
             call.highest_seq = seqs[k]
             room_rows = by_room.get(call.room)
@@ -1014,7 +1026,7 @@ class CallController:
                 room_rows.append(k)
         for room, rows in by_room.items():
             room.queue_frames(
-                batch, [calls[k].member_id for k in rows], [stamps[k] for k in rows],
+                batch, [ready[k].member_id for k in rows], [stamps[k] for k in rows],
                 headers.payload[rows], [times[k] for k in rows])
         return accepted
 

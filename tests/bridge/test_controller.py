@@ -600,11 +600,12 @@ def _faulty_sweeps(rig: Rig, phones: list[Phone], ports: list[int], seed: int,
                 phone.seq += 1
                 packets.append(bytes(RtpPacket(101 if roll < 0.09 else 18, phone.seq & 0xFFFF,
                                                phone.ts, ssrcs[k], telephone_event(5, False, 160))))
-            if 0.10 < roll < 0.12:  # the next one too, swapped
-                phone.seq += 1
-                phone.ts += FRAME
-                packets.insert(0, bytes(RtpPacket(0, phone.seq & 0xFFFF, phone.ts, ssrcs[k],
-                                                  payload)))
+            if 0.10 < roll < 0.16:  # the next one or two too (a stall), maybe swapped
+                for _ in range(rng.choice([1, 2])):
+                    phone.seq += 1
+                    phone.ts += FRAME
+                    packets.insert(len(packets) if roll > 0.11 else 0, bytes(
+                        RtpPacket(0, phone.seq & 0xFFFF, phone.ts, ssrcs[k], payload)))
             phone.seq += 1
             phone.ts += FRAME
             per_phone.append([(port, data, source, arrival) for data in packets])
