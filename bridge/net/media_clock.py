@@ -1,4 +1,4 @@
-"""The 20 ms media clock: one LoopingCall for all rooms, noticing every missed tick."""
+"""The 20 ms media clock: one timer for all rooms, each tick run as soon as it is due."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +16,8 @@ LATE_TICK_S = 0.005
 # After a stall, catch up at most this many frames at once; older ones are skipped,
 # since a burst of stale audio helps no listener.
 MAX_CATCH_UP_TICKS = 3
+# A tick whose time has come within this much counts as due (the timer's float sums).
+_DUE_TOLERANCE_S = 1e-6
 
 
 @dataclass
@@ -39,7 +40,14 @@ class _Window:
 
 
 class MediaClock:
-    """Call `on_tick(now)` every `interval_s`, using `LoopingCall.withCount`.
+    """Call `on_tick(now)` every `interval_s`, one tick per timer call.
+
+    A tick that is due when the one before ends runs at once, before the reactor next
+    waits: a clock that fell behind (a stall, a burst of signalling) catches up in the
+    spare time of the ticks that follow, instead of waiting for the next 20 ms boundary
+    and running two ticks back to back there for good, as `LoopingCall` does (at 15 ms a
+    tick it never gets its phase back). More than MAX_CATCH_UP_TICKS owed: the oldest
+    are skipped.
 
     Every `report_interval_s` (0: never) it logs how it kept time since the last report:
     ticks, late ticks, lateness and the time the ticks took (p50, p99, max); `report`
@@ -59,41 +67,52 @@ class MediaClock:
         self._on_tick = on_tick
         self._interval_s = interval_s
         self._report_interval_s = report_interval_s
-        self._loop = LoopingCall.withCount(self._run)
-        self._loop.clock = clock
+        self._call: IDelayedCall | None = None
         self._started_at = 0.0
-        self._elapsed_ticks = 0
+        self._done = 0  # ticks run or skipped since the start
         self._window = _Window(0.0)
         self.statistics = ClockStatistics()
 
     def start(self) -> None:
         self._started_at = self._clock.seconds()
+        self._done = 0
         self._window = _Window(self._started_at)
-        self._loop.start(self._interval_s, now=False)
+        self._schedule()
 
     def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
 
-    def _run(self, count: int) -> None:
+    def _schedule(self) -> None:
+        due_at = self._started_at + (self._done + 1) * self._interval_s
+        self._call = self._clock.callLater(max(0.0, due_at - self._clock.seconds()), self._run)
+
+    def _run(self) -> None:
         now = self._clock.seconds()
-        self._elapsed_ticks += count
-        lateness = now - (self._started_at + self._elapsed_ticks * self._interval_s)
+        owed = int((now - self._started_at + _DUE_TOLERANCE_S) / self._interval_s) - self._done
+        if owed <= 0:  # woken a hair early
+            self._schedule()
+            return
         stats, window = self.statistics, self._window
+        if owed > MAX_CATCH_UP_TICKS:
+            skipped = owed - MAX_CATCH_UP_TICKS
+            self._done += skipped
+            stats.skipped_ticks += skipped
+            window.skipped += skipped
+            log.warning("media clock: %d ticks skipped after a %.0f ms stall",
+                        skipped, owed * self._interval_s * 1000)
+        self._done += 1
+        lateness = now - (self._started_at + self._done * self._interval_s)
+        stats.ticks += 1
         stats.max_lateness_s = max(stats.max_lateness_s, lateness)
-        late = lateness > LATE_TICK_S or count > 1
-        if late:
+        if lateness > LATE_TICK_S:
             stats.late_ticks += 1
             window.late += 1
-        runs = min(count, MAX_CATCH_UP_TICKS)
-        if count > runs:
-            stats.skipped_ticks += count - runs
-            window.skipped += count - runs
-            log.warning("media clock: %d ticks skipped after a %.0f ms stall",
-                        count - runs, count * self._interval_s * 1000)
-        for _ in range(runs):
-            stats.ticks += 1
+        try:
             self._on_tick(now)
+        finally:  # the clock goes on whatever a tick raised
+            self._schedule()
         if self._report_interval_s:
             window.lateness_s.append(lateness)
             window.work_s.append(self._clock.seconds() - now)

@@ -50,7 +50,30 @@ def test_media_clock_catches_up_a_few_ticks_after_a_stall_and_skips_the_rest() -
     clock.advance(0.2)  # a 200 ms stall: ten ticks due at once
     assert len(ticks) == 1 + MAX_CATCH_UP_TICKS
     assert media.statistics.skipped_ticks == 10 - MAX_CATCH_UP_TICKS
-    assert media.statistics.late_ticks == 1
+    assert media.statistics.late_ticks == 2  # the last tick run is the one due now
+    media.stop()
+
+
+def test_media_clock_gets_its_phase_back_after_a_stall_though_ticks_take_15_ms() -> None:
+    clock = Clock()
+    work = [0.015] * 150
+    work[5] = 0.045  # one tick stalls: the next two are owed when it ends
+    started: list[float] = []
+
+    def tick(now: float) -> None:
+        started.append(now)
+        clock.advance(work[len(started) - 1])
+
+    media = MediaClock(clock, tick)
+    media.start()
+    while len(started) < 150:
+        clock.advance(0.001)
+    lateness = [now - 0.02 * (k + 1) for k, now in enumerate(started)]
+    assert media.statistics.skipped_ticks == 0
+    # The owed ticks run back to back, each a little less late, until the clock is on
+    # time again (a LoopingCall would run two every 40 ms from the stall on).
+    assert 0 < media.statistics.late_ticks <= 5
+    assert max(lateness[20:]) < 0.001
     media.stop()
 
 
