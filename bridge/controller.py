@@ -114,6 +114,7 @@ TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a mi
 RELATCH_PACKETS = 5
 # 20 ms of G.711 (160 bytes) behind a plain header: what nearly every phone in a big room
 # sends, and what `_receive_steady` takes together.
+_STEADY_CODECS = ("PCMU", "PCMA")
 _STEADY_PAYLOAD_BYTES = 160
 _STEADY_PACKET_BYTES = RTP_HEADER.size + _STEADY_PAYLOAD_BYTES
 # RFC 4733 event codes carried in SIP INFO bodies (application/dtmf-relay "Signal=").
@@ -521,7 +522,11 @@ class CallController:
             log.warning("%s: the far end changed the stream; digits not sent", call.log_prefix)
             call.digits = None
         if previous is None or previous.clock_rate_hz != negotiated.clock_rate_hz:
-            call.receive = ReceiveStream(negotiated.clock_rate_hz, bank=self._receive_bank)
+            # G.711 packets are what `_receive_steady` takes together; other codecs' streams
+            # stay out of the bank, which would only cost them a hand-over per packet.
+            call.receive = ReceiveStream(
+                negotiated.clock_rate_hz,
+                bank=self._receive_bank if negotiated.codec in _STEADY_CODECS else None)
             call.highest_seq = None
         if previous is None or previous.payload_type != negotiated.payload_type:
             call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng)

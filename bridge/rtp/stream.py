@@ -374,11 +374,12 @@ class ReceiveBank:
         """Count the packets that are the next from their stream's trusted source, as
         `streams[k].receive(...)` would (each ACCEPTED), and say which they were; the
         others are left alone, for `receive`. Only packets where `eligible` is set are
-        looked at. Each stream appears at most once; every one must be in this bank."""
+        looked at. Each stream appears at most once, in this bank or in none (those are
+        left alone)."""
         rows = np.fromiter((stream._row for stream in streams), np.intp, len(streams))
         ints, floats = self._ints[rows], self._floats[rows]
         accepted: NDArray[np.bool_] = (
-            eligible & self._banked[rows] & (ssrcs == ints[:, _SSRC])
+            eligible & (rows >= 0) & self._banked[rows] & (ssrcs == ints[:, _SSRC])
             & (sequence_numbers == ints[:, _NEXT_SEQ]))
         taken = np.flatnonzero(accepted)
         if not taken.size:

@@ -118,3 +118,17 @@ def test_a_stream_joins_one_bank_only() -> None:
     stream = ReceiveStream(8000, bank=ReceiveBank())
     with pytest.raises(ValueError, match="in a bank already"):
         ReceiveBank().add(stream)
+
+
+def test_a_stream_in_no_bank_is_left_alone() -> None:
+    bank = ReceiveBank()
+    streams = [ReceiveStream(8000, bank=bank) for _ in range(64)]  # every row of the bank
+    for k, stream in enumerate(streams):
+        for seq in (10, 11):  # past probation: banked
+            stream.receive(seq, seq * 160, k, 160, seq * 0.02)
+    alone = ReceiveStream(8000)
+    accepted = bank.accept_many(
+        [alone], np.array([12]), np.array([12 * 160]), np.array([63]), np.array([160]),
+        np.array([0.24]), np.array([True]))  # the next packet of the bank's last row
+    assert not accepted.any()
+    assert alone.statistics().packets_received == 0
