@@ -105,7 +105,6 @@ log = logging.getLogger(__name__)
 
 # An RTP datagram as the sockets give it: (local port, bytes, source, arrival in seconds).
 ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
-_SENDING = frozenset((Direction.SENDRECV, Direction.SENDONLY))  # directions we send media in
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per peer
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
@@ -1170,7 +1169,8 @@ class CallController:
             if send is None or destination is None:
                 continue
             assert call.media is not None
-            sending = call.media.direction in _SENDING
+            direction = call.media.direction  # the directions we send media in
+            sending = direction is Direction.SENDRECV or direction is Direction.SENDONLY
             if sending and call.digits is not None and now >= call.digits_at:
                 if self._send_digit(call, packet.timestamp_step):
                     continue

@@ -547,15 +547,21 @@ def _pop_frames(media: list[MemberMedia]) -> tuple[list[Samples], list[bool]]:
     in a `JitterBank` together (one `pop_many` per bank), the others one by one."""
     popped: list[Samples] = [_NO_FRAME] * len(media)
     has_audio = [False] * len(media)
-    banked: dict[JitterBank, list[int]] = {}
+    banked: dict[JitterBank, tuple[list[int], list[JitterBuffer]]] = {}
     for row, member in enumerate(media):
         bank = member.jitter_bank
         if bank is not None and member.frame_samples == bank.frame_samples:
-            banked.setdefault(bank, []).append(row)
+            rows_buffers = banked.get(bank)
+            if rows_buffers is None:
+                rows_buffers = banked[bank] = ([], [])
+            rows_buffers[0].append(row)
+            rows_buffers[1].append(member.jitter)
         else:
             popped[row], has_audio[row] = member.jitter.pop(member.frame_samples)
-    for bank, rows in banked.items():
-        frames, heard = bank.pop_many([media[row].jitter for row in rows], bank.frame_samples)
+    for bank, (rows, buffers) in banked.items():
+        frames, heard = bank.pop_many(buffers, bank.frame_samples)
+        if len(rows) == len(media):  # a room of G.711 members: the bank's lists as they are
+            return frames, heard
         for row, frame, audio in zip(rows, frames, heard, strict=True):
             popped[row], has_audio[row] = frame, audio
     return popped, has_audio
