@@ -68,6 +68,7 @@ class MediaClock:
         self._interval_s = interval_s
         self._report_interval_s = report_interval_s
         self._call: IDelayedCall | None = None
+        self._running = False
         self._started_at = 0.0
         self._done = 0  # ticks run or skipped since the start
         self._window = _Window(0.0)
@@ -77,14 +78,19 @@ class MediaClock:
         self._started_at = self._clock.seconds()
         self._done = 0
         self._window = _Window(self._started_at)
+        self._running = True
         self._schedule()
 
     def stop(self) -> None:
+        """Stop ticking; also from within a tick (no next one is scheduled)."""
+        self._running = False
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
 
     def _schedule(self) -> None:
+        if not self._running:
+            return
         due_at = self._started_at + (self._done + 1) * self._interval_s
         self._call = self._clock.callLater(max(0.0, due_at - self._clock.seconds()), self._run)
 

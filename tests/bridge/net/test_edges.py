@@ -54,6 +54,15 @@ def test_media_clock_catches_up_a_few_ticks_after_a_stall_and_skips_the_rest() -
     media.stop()
 
 
+def test_media_clock_stopped_from_within_a_tick_ticks_no_more() -> None:
+    clock = Clock()
+    ticks: list[float] = []
+    media = MediaClock(clock, lambda now: (ticks.append(now), media.stop()))
+    media.start()
+    clock.advance(0.1)
+    assert len(ticks) == 1 and not clock.getDelayedCalls()
+
+
 def test_media_clock_gets_its_phase_back_after_a_stall_though_ticks_take_15_ms() -> None:
     clock = Clock()
     work = [0.015] * 150
