@@ -1033,11 +1033,7 @@ class JitterBank:
         percentile = (bins - spilling) * self._bin
         spike = np.maximum(0.0, floats[learning, _SPIKE] - self._spike_decay)
         floats[learning, _SPIKE] = spike
-        ints[learning, _TARGET] = np.minimum(
-            np.maximum(np.maximum(percentile, spike).astype(np.int64) + self._margin,
-                       ints[learning, _MIN_TARGET]),
-            floats[learning, _MAX_TARGET].astype(np.int64),
-        )
+        self._set_targets(ints, floats, learning, np.maximum(percentile, spike))
         ints[learning, _LEARNED] = 1
         floats[learning, _INTERVAL_PEAK] = -1.0
 
@@ -1047,9 +1043,15 @@ class JitterBank:
         bands are worked out from the target where needed)."""
         spike = relative[spiking]
         floats[spiking, _SPIKE] = spike
-        ints[spiking, _TARGET] = np.minimum(
-            np.maximum(spike.astype(np.int64) + self._margin, ints[spiking, _MIN_TARGET]),
-            floats[spiking, _MAX_TARGET].astype(np.int64),
+        self._set_targets(ints, floats, spiking, spike)
+
+    def _set_targets(self, ints: NDArray[np.int64], floats: NDArray[np.float64],
+                     which: NDArray[np.intp], relative: NDArray[np.float64]) -> None:
+        """`JitterBuffer._set_target(relative)` for the rows `which` (a spike or the
+        histogram has been seen there): the margin above, within the bounds."""
+        ints[which, _TARGET] = np.minimum(
+            np.maximum(relative.astype(np.int64) + self._margin, ints[which, _MIN_TARGET]),
+            floats[which, _MAX_TARGET].astype(np.int64),
         )
 
     def pop_many(
