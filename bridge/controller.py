@@ -957,12 +957,10 @@ class CallController:
         """
         by_port = self._by_port
         next_round: dict[int, int] = {}  # port -> the round of its next packet; -1: none
-        rounds: list[list[int]] = []  # indices into `datagrams`
-        calls: list[Call | None] = []  # by index
+        rounds: list[list[tuple[int, Call]]] = []  # (index into `datagrams`, its call)
         left: list[int] = []  # indices of the packets for `_receive_rtp`
         for index, (port, data, source, _) in enumerate(datagrams):
             call = by_port.get(port)
-            calls.append(call)
             round_ = next_round.get(port, 0)
             if (round_ < 0 or call is None or len(data) != _STEADY_PACKET_BYTES
                     or call.media is None or call.receive is None or call.highest_seq is None
@@ -972,29 +970,29 @@ class CallController:
                 continue
             if round_ == len(rounds):
                 rounds.append([])
-            rounds[round_].append(index)
+            rounds[round_].append((index, call))
             next_round[port] = round_ + 1
         if not rounds:
             return datagrams
         given_up: set[int] = set()  # ports with a packet not taken: the rest one by one
-        for indices in rounds:
+        for entries in rounds:
             if given_up:
-                left.extend(k for k in indices if datagrams[k][0] in given_up)
-                indices = [k for k in indices if datagrams[k][0] not in given_up]
-            steady = [datagrams[k] for k in indices]
+                left.extend(k for k, _ in entries if datagrams[k][0] in given_up)
+                entries = [entry for entry in entries if datagrams[entry[0]][0] not in given_up]
+            steady = [datagrams[k] for k, _ in entries]
             try:
-                taken = self._accept_steady(steady, [calls[k] for k in indices], batch)
+                taken = self._accept_steady(steady, [call for _, call in entries], batch)
             except Exception:  # noqa: BLE001 - the media clock must go on for every room
                 log.exception("rtp: %d packets could not be taken together", len(steady))
                 taken = np.zeros(len(steady), np.bool_)
             for k in np.flatnonzero(~taken).tolist():
-                left.append(indices[k])
+                left.append(entries[k][0])
                 given_up.add(steady[k][0])
         left.sort()
         return [datagrams[k] for k in left]
 
     def _accept_steady(
-        self, steady: list[ReceivedRtp], calls: list[Call | None], batch: PayloadBatch,
+        self, steady: list[ReceivedRtp], calls: list[Call], batch: PayloadBatch,
     ) -> NDArray[np.bool_]:
         """`_receive_steady`'s checks, counts and queueing for packets of different ports;
         which of `steady` it took."""
@@ -1003,16 +1001,16 @@ class CallController:
                                    _STEADY_PACKET_BYTES)
         sequence_numbers = headers.sequence_number
         arrivals = np.fromiter((datagram[3] for datagram in steady), np.float64, count)
-        ready = [call for call in calls if call is not None]  # all of them: checked before
-        payload_types = [call.media.payload_type if call.media else -1 for call in ready]
-        highest = [-1 if call.highest_seq is None else call.highest_seq for call in ready]
+        # Media, stream and highest sequence number are there: `_receive_steady` checked.
+        payload_types = [call.media.payload_type if call.media else -1 for call in calls]
+        highest = [-1 if call.highest_seq is None else call.highest_seq for call in calls]
         eligible = (
             headers.plain
             & (headers.payload_type == np.array(payload_types, np.int64))
             & (((sequence_numbers - np.array(highest, np.int64)) & 0xFFFF) == 1)
         )
         accepted = self._receive_bank.accept_many(
-            [call.receive for call in ready if call.receive is not None], sequence_numbers,
+            [call.receive for call in calls if call.receive is not None], sequence_numbers,
             headers.timestamp, headers.ssrc, np.full(count, _STEADY_PAYLOAD_BYTES, np.int64),
             arrivals, eligible)
         taken = np.flatnonzero(accepted).tolist()
@@ -1020,7 +1018,7 @@ class CallController:
         seqs, stamps = sequence_numbers.tolist(), headers.timestamp.tolist()
         times = arrivals.tolist()
         for k in taken:  # what `_receive_rtp` sets for a packet next in line
-            call = ready[k]
+            call = calls[k]
             call.last_media_at = times[k]
             call.highest_seq = seqs[k]
             room_rows = by_room.get(call.room)
@@ -1030,7 +1028,7 @@ class CallController:
                 room_rows.append(k)
         for room, rows in by_room.items():
             room.queue_frames(
-                batch, [ready[k].member_id for k in rows], [stamps[k] for k in rows],
+                batch, [calls[k].member_id for k in rows], [stamps[k] for k in rows],
                 headers.payload[rows], [times[k] for k in rows])
         return accepted
 

@@ -225,7 +225,6 @@ class PayloadBatch:
     """
 
     def __init__(self) -> None:
-        # (member, RTP timestamp, payload, lost just before, late, arrival time)
         self._items: list[_Payload] = []
         # (members, RTP timestamps, payloads as rows, arrival times) from `add_frames`
         self._frames: list[
