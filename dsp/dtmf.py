@@ -83,6 +83,15 @@ FREQUENCY_TOLERANCE = 0.025
 # The other tones of each group must be this much weaker than the chosen one (the closest
 # case, a 697 Hz tone 1.5 % high, leaves the 770 Hz bin 8.6 dB under its own, measured).
 RELATIVE_PEAK_DB = 6.0
+# A frame whose mean power is under this cannot start a press: the weakest tone pair that
+# counts (both tones at MIN_TONE_LEVEL_DBM0) is -41 dBFS, and Q.24's weakest that must
+# count (-25 dBm0 and 6 dB of twist) -30 dBFS. A tone starting inside such a frame has at
+# most 0.2 ms of it there (2.6 ms at the limit), so a stream whose detector starts afresh
+# with the next frame loses nothing of it; line noise lies below it. Such a frame still
+# needs analysing after one that was analysed: the hops that confirm a press reach up
+# to 15 ms past its tone's end (a 40 ms tone ending on a frame's edge confirms in the
+# silent frame after it).
+QUIET_FRAME_DBFS = -50.0
 # Share of the window's power that the two tones must hold (after correcting their bins for
 # the measured offset): key tones hold 0.93 or more even at ±1.5 %, through G.711 and in
 # noise, while the most tone-like espeak-ng hops that pass every other check hold at most

@@ -31,7 +31,7 @@ from bridge.config import EchoMode
 from dsp.agc import level_talkers
 from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
-from dsp.dtmf import detect_dtmf, dtmf_states
+from dsp.dtmf import QUIET_FRAME_DBFS, detect_dtmf, dtmf_states
 from dsp.echo import (
     DETECTOR_STATE_SIZE,
     EchoCanceller,
@@ -396,11 +396,12 @@ def gather_frames(
     and return the frames of the chosen talkers at 16 kHz.
 
     Lines quieter than `floor_rms` (digital silence, idle phones, DTX) cost nothing beyond
-    the read. Every audible line is searched for DTMF in one call per sample rate, members
-    at the PIN prompt included, and frames carrying a tone stay out of the mix (the first
-    ~20 ms of a tone, before the detector is sure, still gets through). Eligible lines
-    (in the room, not muted, not on hold) go through voice detection (`dsp.vad`; with
-    `voice_detection` False, every audible line counts as speech), then the
+    the read. Every line loud enough to carry a key press (`dsp.dtmf.QUIET_FRAME_DBFS`:
+    not line noise), and the frame after it, is searched for DTMF in one call per sample
+    rate, members at the PIN prompt included, and frames carrying a tone stay out of the
+    mix (the first ~20 ms of a tone, before the detector is sure, still gets through).
+    Eligible lines (in the room, not muted, not on hold) go through voice detection
+    (`dsp.vad`; with `voice_detection` False, every audible line counts as speech), then the
     loudest `max_talkers` voiced members are chosen, and their frames are levelled
     (`dsp.agc`) and, when narrowband, upsampled, all in one call per rate. A member who
     goes quiet has its filter and detector history cleared, so its next sound starts clean.
@@ -422,7 +423,12 @@ def gather_frames(
     popped, has_audio = _pop_frames(media)
     energies = _energies(popped, has_audio)
     floor_energy = floor_rms * floor_rms
+    keypad_energy = 10 ** (QUIET_FRAME_DBFS / 10)  # mean square under which no press starts
     audible: dict[int, list[tuple[int, Samples]]] = {}  # sample rate -> (row, frame)
+    # sample rate -> (row, frame) of the lines whose keypad detector runs: those loud
+    # enough to start a press, and the frame after each (`dsp.dtmf.QUIET_FRAME_DBFS`)
+    keyed: dict[int, list[tuple[int, Samples]]] = {}
+    faint: list[bool] = [True] * count  # too quiet to start a press
     quiet: list[TalkerState] = []  # no frame to judge this tick
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     captured: list[tuple[int, Samples]] = []
@@ -447,7 +453,10 @@ def gather_frames(
         if is_captured[row]:
             captured.append((row, samples.copy() if heard else np.zeros_like(samples)))
         if not (heard and energy > floor_energy * samples.shape[0]):
-            member.dtmf_state = None
+            if member.dtmf_state is not None:
+                keyed.setdefault(member.sample_rate_hz, []).append(
+                    (row, samples if heard else np.zeros_like(samples))
+                )
             talker = member.talker
             if talker.selected and is_eligible[row]:
                 # A talker's word ends below the floor: keep mixing it while the slot is
@@ -462,22 +471,31 @@ def gather_frames(
                 below_gate.append(talker)
             continue
         audible.setdefault(member.sample_rate_hz, []).append((row, samples))
+        if energy > keypad_energy * samples.shape[0]:
+            faint[row] = False
+        if not faint[row] or member.dtmf_state is not None:
+            keyed.setdefault(member.sample_rate_hz, []).append((row, samples))
     echo.update(media)
     digits: list[tuple[int, str]] = []
-    candidates: dict[int, list[tuple[int, Samples]]] = {}  # rate -> eligible rows, no tone
-    for rate_hz, rows in audible.items():
+    in_press: set[int] = set()
+    for rate_hz, rows in keyed.items():
         states = dtmf_states(rate_hz, len(rows))
         for k, (row, _) in enumerate(rows):
             state = media[row].dtmf_state
-            if state is not None:  # None: the line just became audible, a fresh detector
+            if state is not None:  # None: a fresh detector
                 states[k] = state
         found, states, tones = detect_dtmf(_rows([f for _, f in rows]), states, rate_hz)
-        for k, (row, samples) in enumerate(rows):
-            member = media[row]
-            member.dtmf_state = states[k]
+        for k, (row, _) in enumerate(rows):
+            media[row].dtmf_state = None if faint[row] else states[k]  # None: fresh next
             if found[k] is not None:
                 digits.extend((row, digit) for digit in str(found[k]))
-            if tones[k] or not is_eligible[row]:
+            if tones[k]:
+                in_press.add(row)
+    candidates: dict[int, list[tuple[int, Samples]]] = {}  # rate -> eligible rows, no tone
+    for rate_hz, rows in audible.items():
+        for row, samples in rows:
+            member = media[row]
+            if row in in_press or not is_eligible[row]:
                 member.up_state = None
                 quiet.append(member.talker)
                 continue

@@ -20,7 +20,14 @@ from numpy.typing import NDArray
 
 from bench.speech import speak
 from dsp.codecs import get_codec
-from dsp.dtmf import DBM0_PEAK_DBFS, KEYPAD, detect_dtmf, dtmf_state, dtmf_states
+from dsp.dtmf import (
+    DBM0_PEAK_DBFS,
+    KEYPAD,
+    QUIET_FRAME_DBFS,
+    detect_dtmf,
+    dtmf_state,
+    dtmf_states,
+)
 from dsp.resample import resample
 from dsp.tones import DTMF_FREQUENCIES_HZ, dtmf
 
@@ -150,6 +157,46 @@ def test_every_digit_is_detected_once_over_levels_twists_and_durations(
     # Reported within 50 ms of the onset: at the 7th hop whose window holds the tones.
     latest_frame = (starts + rate_hz * 50 // 1000) // frame_samples(rate_hz)
     assert all(found[0] <= last for found, last in zip(detection.frames, latest_frame, strict=True))
+
+
+def detect_rows_gated(rows: Samples, rate_hz: int) -> list[list[str]]:
+    """Stream rows through the detector as a room does: a frame under QUIET_FRAME_DBFS is
+    analysed only after one that was, and the detector starts afresh after it."""
+    size = frame_samples(rate_hz)
+    gate = 10 ** (QUIET_FRAME_DBFS / 10)
+    states = dtmf_states(rate_hz, rows.shape[0])
+    fresh = np.ones(rows.shape[0], dtype=np.bool_)
+    digits: list[list[str]] = [[] for _ in range(rows.shape[0])]
+    for index in range(rows.shape[1] // size):
+        frames = rows[:, index * size : (index + 1) * size]
+        faint = np.mean(np.square(frames), axis=1) < gate
+        states[fresh] = dtmf_state(rate_hz)
+        run = np.flatnonzero(~(faint & fresh))
+        if run.size == 0:
+            continue
+        found, states[run], _ = detect_dtmf(frames[run], states[run], rate_hz)
+        fresh[run] = faint[run]
+        for row, digit in zip(run.tolist(), found, strict=True):
+            if digit is not None:
+                digits[row].append(digit)
+    return digits
+
+
+@pytest.mark.parametrize("rate_hz", [NARROW_HZ, WIDE_HZ])
+def test_skipping_faint_frames_on_idle_detectors_loses_no_digit(rate_hz: int) -> None:
+    """The grid in noise under the gate (-50 dBm0), and 40 ms presses at every start
+    sample of a frame followed by silence: skipped as a room skips them, the same digits."""
+    rng = np.random.default_rng(rate_hz + 3)
+    rows, expected, _ = grid(rng, rate_hz)
+    rows += white_noise(rng, rows.shape, NOISE_DBM0)
+    assert detect_rows_gated(rows, rate_hz) == [[digit] for digit in expected]
+    size = frame_samples(rate_hz)
+    edges = np.zeros((size, 8 * size), dtype=np.float32)
+    for offset in range(size):
+        edges[offset, 2 * size + offset :][: rate_hz * 40 // 1000] = key_tone(
+            KEYPAD[offset % 16], rng, rate_hz, level_dbm0=-25, twist_db=6, duration_ms=40
+        )
+    assert detect_rows_gated(edges, rate_hz) == [[KEYPAD[k % 16]] for k in range(size)]
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])

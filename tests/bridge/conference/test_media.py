@@ -288,6 +288,43 @@ def test_in_band_star_six_mutes_and_the_tones_stay_out_of_the_mix() -> None:
     assert loud.sum() < 16000 * 0.05
 
 
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_40_ms_presses_on_frame_edges_between_silences_count(codec: str) -> None:
+    """Q.24's shortest press, from a phone that keys whole packets: each press confirms in
+    the hops of the silent frame after it, which must still be analysed."""
+    room = quiet_room()
+    keyer = Caller(room, 1, codec)
+    room.pop_actions()
+    run(room, [keyer], {1: keyed("*6#1", 8000, press_ms=40, gap_ms=40)}, 25)
+    assert [a.digit for a in room.pop_actions() if isinstance(a, DigitHeard)] == list("*6#1")
+
+
+def test_open_lines_with_line_noise_are_not_searched_for_key_presses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Noise at -60 .. -52 dBFS (above the talker floor) cannot carry a press: in a large
+    room of open lines only the line that keys is analysed."""
+    analysed: list[int] = []
+    detect = media_module.detect_dtmf
+
+    def counting(frames: Samples, states: Samples, rate_hz: int) -> object:
+        analysed.append(frames.shape[0])
+        return detect(frames, states, rate_hz)
+
+    monkeypatch.setattr(media_module, "detect_dtmf", counting)
+    room = quiet_room()
+    callers = [Caller(room, m, "PCMU") for m in range(1, 9)]
+    rng = np.random.default_rng(5)
+    noise = {
+        m: (10 ** ((-60 + m) / 20) * rng.standard_normal(8000)).astype(np.float32)
+        for m in range(2, 9)
+    }
+    room.pop_actions()
+    run(room, callers, {1: keyed("5", 8000), **noise}, 25)
+    assert [a.digit for a in room.pop_actions() if isinstance(a, DigitHeard)] == ["5"]
+    assert analysed and max(analysed) == 1
+
+
 def test_a_pin_typed_as_tones_admits_the_caller() -> None:
     room = quiet_room(pin="4321")
     caller = Caller(room, 1, "OPUS", EncoderSettings(bitrate_bps=32_000))
