@@ -1159,6 +1159,8 @@ class CallController:
     def _tick_room(self, room: Room, now: float) -> None:
         """Mix one room, send each member its packet, and act on what the room says."""
         by_member, rtp_out = self._by_member, self._rtp_out
+        # Enum members looked up once, not per member: 100 ns a time in Python 3.11.
+        sendrecv, sendonly = Direction.SENDRECV, Direction.SENDONLY
         for member_id, packet in room.tick(now).items():
             call = by_member.get(member_id)
             if call is None:
@@ -1168,7 +1170,7 @@ class CallController:
                 continue
             assert call.media is not None
             direction = call.media.direction  # the directions we send media in
-            sending = direction is Direction.SENDRECV or direction is Direction.SENDONLY
+            sending = direction is sendrecv or direction is sendonly
             if sending and call.digits is not None and now >= call.digits_at:
                 if self._send_digit(call, packet.timestamp_step):
                     continue

@@ -1116,8 +1116,9 @@ class Room:
         return min(deadlines, default=None)
 
     def _expire(self, now: float) -> None:
+        in_room = Phase.IN_ROOM  # an enum member looked up once: 100 ns a time in 3.11
         for member in list(self._members.values()):
-            if (member.phase is Phase.IN_ROOM and member.hang_up_reason is None
+            if (member.phase is in_room and member.hang_up_reason is None
                     and member.end_confirm_deadline is None and member.capture_until is None
                     and member.keypad.next_deadline is None):
                 continue  # in the room with nothing due: most members, every tick
@@ -1171,17 +1172,17 @@ class Room:
             return {}
         if not self._started and not self.hotline:
             self._start_if_anyone_in(members)
+        # Enum members looked up once, not per member: 100 ns a time in Python 3.11.
+        in_room, free = Phase.IN_ROOM, MuteState.FREE
         if self.hotline:
             # Operators and callers talk in pairs; every pair must be heard.
             eligible = np.array([
-                m.partner is not None and m.mute is MuteState.FREE and not m.on_hold
-                for m in members
+                m.partner is not None and m.mute is free and not m.on_hold for m in members
             ], dtype=np.bool_)
             max_talkers = len(members)
         else:
             eligible = np.array([
-                m.phase is Phase.IN_ROOM and m.mute is MuteState.FREE and not m.on_hold
-                for m in members
+                m.phase is in_room and m.mute is free and not m.on_hold for m in members
             ], dtype=np.bool_)
             max_talkers = self.config.max_talkers
         capture = np.array([m.capture_until is not None for m in members], dtype=np.bool_)
@@ -1215,14 +1216,15 @@ class Room:
             self._recorded.append(mix.total.copy())
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
+        room_samples, silence, total = self._samples, self._silence, mix.total
         for row, member in enumerate(members):
-            prompt = member.prompts.read(self._samples)
-            if member.phase is not Phase.IN_ROOM:
-                base, kind = self._silence, "silence"
+            prompt = member.prompts.read(room_samples)
+            if member.phase is not in_room:
+                base, kind = silence, "silence"
             elif row in minus_row:
                 base, kind = mix.minus[minus_row[row]], "own"
             else:
-                base, kind = mix.total, "room"
+                base, kind = total, "room"
             if member.volume_steps and kind != "silence":
                 gain = np.float32(10 ** (member.volume_steps * VOLUME_STEP_DB / 20))
                 base, kind = limit(base * gain), "own"
