@@ -1,12 +1,14 @@
 """One load generator process: its members' sockets, the 20 ms send schedule, receive records.
 
 Everything runs in one loop of 20 ms rounds on absolute deadlines (t0 + k * 20 ms, from
-time.monotonic): each round sends one PCMU packet per streaming member, then reads what
-arrived, then does SIP. A round that is wholly missed is skipped, never made up with a
-burst. Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS), so reading
-sockets once per round costs no accuracy and the process wakes 50 times a second. Per
-packet, Python only packs a 12-byte header, or appends a received header and its
-timestamp to two bytearrays; statistics are worked out with numpy at the end.
+time.monotonic): each round sends one PCMU packet per streaming member, spread over the
+round in SEND_SLOTS slots by member (as phones' packet clocks fall anywhere in the 20 ms,
+not all at one instant), then reads what arrived, then does SIP. A round that is wholly
+missed is skipped, never made up with a burst. Arrival times are the kernel's receive
+timestamps (SO_TIMESTAMPNS), so reading sockets once per round costs no accuracy and the
+process wakes SEND_SLOTS times a round. Per packet, Python only packs a 12-byte header, or
+appends a received header and its timestamp to two bytearrays; statistics are worked out
+with numpy at the end.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ _HEADER_DTYPE = np.dtype(
 # hands each datagram's receive time (CLOCK_REALTIME, struct timespec) as ancillary data.
 SO_TIMESTAMPNS = 35
 _TIMESPEC_SPACE = socket.CMSG_SPACE(16)
+SEND_SLOTS = 10  # member i sends at (i % 10) * 2 ms into each round
 _DRAIN_PASSES = 8  # reads per socket per round at most; more waits for the next round
 _FINAL_DRAIN_PASSES = 64  # at the window's end: a backlog of up to 1.3 s per socket
 _SIP_BUFFER_BYTES = 1 << 20
@@ -155,7 +158,7 @@ class Worker:
         self._rtp: dict[int, tuple[Callable[..., Any], bytearray, bytearray]] = {}
         self._rtcp: dict[int, socket.socket] = {}
         self._senders: dict[int, _Sender] = {}
-        self._send_list: list[_Sender] = []
+        self._send_slots: list[list[_Sender]] = [[] for _ in range(SEND_SLOTS)]
         self._lateness: list[float] = []
         self._rounds: list[int] = []
         self._skipped: list[tuple[int, int]] = []  # [from, to) rounds never started
@@ -241,13 +244,16 @@ class Worker:
                 steady = True
                 coordinator.phase("STEADY")
                 self._cpu_at_start = _cpu_times()
-                self._streaming_at_start = len(self._send_list)
+                self._streaming_at_start = len(self._senders)
             if window is not None and self._round >= window[1]:
                 coordinator.phase("DONE")
                 self._drain(_FINAL_DRAIN_PASSES)
                 self._cpu_at_end = _cpu_times()
                 return window
-            self._send_round(self._round)
+            for slot, senders in enumerate(self._send_slots):
+                if slot:
+                    self._wait_for_slot(slot)
+                self._send_round(self._round, senders)
             self._drain(_DRAIN_PASSES)
             if self._uac is not None:
                 self._sip_round(now)
@@ -274,11 +280,17 @@ class Worker:
         self._lateness.append(now - deadline)
         return now
 
-    def _send_round(self, round_index: int) -> None:
-        """Send one packet per streaming member: header packed here, payload precomputed."""
+    def _wait_for_slot(self, slot: int) -> None:
+        """Sleep to `slot`'s share of the current round (none if already past it)."""
+        delay = (self._plan.t0 + (self._round + slot / SEND_SLOTS) * PERIOD_S) - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _send_round(self, round_index: int, senders: list[_Sender]) -> None:
+        """Send one packet per member of `senders`: header packed here, payload precomputed."""
         pack = _HEADER.pack
         errors = 0
-        for send, ssrc, first, seq0, ts0, frames, count, offset in self._send_list:
+        for send, ssrc, first, seq0, ts0, frames, count, offset in senders:
             k = round_index - first
             try:
                 send(pack(_RTP_VERSION_BYTE,
@@ -347,12 +359,17 @@ class Worker:
             member.rtp.send, member.ssrc, first_round, member.seq0, member.ts0,
             spec.frames, len(spec.frames), spec.frame_offset,
         )
-        self._send_list = list(self._senders.values())
+        self._sort_senders()
 
     def _stop(self, member: _Member) -> None:
         member.ended = True
         if self._senders.pop(member.spec.index, None) is not None:
-            self._send_list = list(self._senders.values())
+            self._sort_senders()
+
+    def _sort_senders(self) -> None:
+        self._send_slots = [[] for _ in range(SEND_SLOTS)]
+        for index, sender in self._senders.items():
+            self._send_slots[index % SEND_SLOTS].append(sender)
 
     # -- SIP --------------------------------------------------------------------------------
 
@@ -432,7 +449,8 @@ class Worker:
                 self._poll.unregister(member.rtcp.fileno())
         self._rtp.clear()
         self._rtcp.clear()
-        self._send_list = []
+        self._senders.clear()
+        self._sort_senders()
         uac, sip = self._uac, self._plan.sip
         if uac is None or sip is None:
             return
