@@ -1104,17 +1104,6 @@ class Room:
 
     # -- the 20 ms tick ---------------------------------------------------------------
 
-    def next_deadline(self) -> float | None:
-        """The earliest keypad, PIN or hang-up deadline (ticks run every 20 ms anyway)."""
-        deadlines = [
-            d
-            for m in self._members.values()
-            for d in (m.keypad.next_deadline, m.pin_deadline, m.hang_up_at,
-                      m.end_confirm_deadline, m.capture_until)
-            if d is not None
-        ]
-        return min(deadlines, default=None)
-
     def _expire(self, now: float) -> None:
         in_room = Phase.IN_ROOM  # an enum member looked up once: 100 ns a time in 3.11
         for member in list(self._members.values()):
