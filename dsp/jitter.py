@@ -715,6 +715,23 @@ def _grown(array: NDArray[_Element], rows: int) -> NDArray[_Element]:
     return bigger
 
 
+class _RowsOf:
+    """The bank rows of a list of buffers, worked out again only when the list changes:
+    a room pops its buffers, and a sweep pushes them, in the same order tick after tick,
+    and a buffer's row is its own while it lives. Read-only for the caller."""
+
+    def __init__(self) -> None:
+        self._buffers: list[JitterBuffer] = []
+        self._rows: NDArray[np.intp] = np.zeros(0, np.intp)
+
+    def __call__(self, buffers: list[JitterBuffer]) -> NDArray[np.intp]:
+        if buffers != self._buffers:  # the same objects: compared by identity, in C
+            self._buffers = list(buffers)
+            self._rows = np.fromiter((buffer._row for buffer in buffers), np.intp,
+                                     len(buffers))
+        return self._rows
+
+
 class JitterBank:
     """The playout buffers of many members at one rate, pushed and popped together.
 
@@ -761,9 +778,12 @@ class JitterBank:
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
         self._members: list[weakref.ref[JitterBuffer] | None] = []  # by row
         self._free: list[int] = []
-        # The frames of the last pop_many calls, and where each row's is (-1: not there).
-        self._recent_pops: deque[tuple[tuple[NDArray[np.float32], ...], list[int]]] = deque(
-            maxlen=HISTORY_FRAMES)
+        # The frames of the last pop_many calls (the array their list was cut from, when
+        # every one was), and where each row's is (-1: not there).
+        self._recent_pops: deque[tuple[
+            NDArray[np.float32] | tuple[NDArray[np.float32], ...], NDArray[np.intp]
+        ]] = deque(maxlen=HISTORY_FRAMES)
+        self._push_rows, self._pop_rows = _RowsOf(), _RowsOf()
 
     def add(self, buffer: JitterBuffer) -> None:
         """Move `buffer`'s ring and histogram into a row of the bank; the row is the
@@ -870,7 +890,7 @@ class JitterBank:
         row, frame = buffer._row, self.frame_samples
         kept = [
             popped[at] for popped, where in self._recent_pops
-            if row < len(where) and (at := where[row]) >= 0
+            if row < where.size and (at := int(where[row])) >= 0
         ][-frames:] if frames else []
         buffer._concealer.played_many(
             buffer._samples[buffer._span(read - back * frame, frame)].copy()
@@ -922,9 +942,6 @@ class JitterBank:
             flat[wrapping] -= capacity * (offset[wrapping, None] + np.arange(count) >= capacity)
         return flat
 
-    def _rows(self, buffers: list[JitterBuffer]) -> NDArray[np.intp]:
-        return np.fromiter((buffer._row for buffer in buffers), np.intp, len(buffers))
-
     def push_many(
         self, buffers: list[JitterBuffer], timestamps: list[int],
         frames: NDArray[np.float32], arrivals: list[float],
@@ -938,7 +955,7 @@ class JitterBank:
         if not count:
             return
         length = frames.shape[1]
-        rows = self._rows(buffers)
+        rows = self._push_rows(buffers)
         fast = self._banked[rows]
         ordered = np.sort(rows)
         if np.any(ordered[1:] == ordered[:-1]):  # only a buffer's first packet can be fast
@@ -1066,7 +1083,7 @@ class JitterBank:
         heard = [True] * total
         if not total:
             return frames, heard
-        rows = self._rows(buffers)
+        rows = self._pop_rows(buffers)
         fast = self._banked[rows]
         if count != self.frame_samples:
             fast[:] = False
@@ -1081,8 +1098,10 @@ class JitterBank:
             & (delay <= target + self._compress_offset)
         )
         steady = np.flatnonzero(fast)
+        popped: NDArray[np.float32] | tuple[NDArray[np.float32], ...]
         if steady.size == total:
-            frames = list(self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count))
+            popped = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
+            frames = list(popped)  # views of it: changed in place, it changes too
         else:
             frames = [_NOT_YET] * total
             if steady.size:
@@ -1099,7 +1118,9 @@ class JitterBank:
             where = np.full(len(self._members), -1, np.intp)
             where[rows[steady]] = steady
             # The arrays as returned, whatever the caller then does with the list.
-            self._recent_pops.append((tuple(frames), where.tolist()))
+            if steady.size != total:
+                popped = tuple(frames)
+            self._recent_pops.append((popped, where))
         return frames, heard
 
     def _pop_steady(
