@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
@@ -85,7 +86,10 @@ class RtpPortPool:
         self._cursor = 0
         self._on_rtcp = on_rtcp
         self._listening: dict[int, _PortPair] = {}
-        self._by_fd: dict[int, tuple[int, socket.socket]] = {}
+        # fd -> (port, its recvmsg); port -> the send of its socket (RTP even, RTCP odd):
+        # bound methods looked up once, not for every packet of every tick.
+        self._by_fd: dict[int, tuple[int, Callable[..., Any]]] = {}
+        self._senders: dict[int, Callable[[bytes, tuple[str, int]], Any]] = {}
         self._ready = select.epoll()
 
     def allocate(self, host: str) -> int:
@@ -105,7 +109,8 @@ class RtpPortPool:
                 rtp.close()
                 continue
             self._listening[port] = _PortPair(rtp, rtcp_socket, rtcp)
-            self._by_fd[rtp.fileno()] = (port, rtp)
+            self._by_fd[rtp.fileno()] = (port, rtp.recvmsg)
+            self._senders[port], self._senders[port + 1] = rtp.sendto, rtcp_socket.send
             self._ready.register(rtp.fileno(), select.EPOLLIN)
             return port
         raise NoMediaPorts(f"no free RTP port pair in {self._ports[0]}-{self._ports[-1] + 1}")
@@ -114,6 +119,7 @@ class RtpPortPool:
         pair = self._listening.pop(port, None)
         if pair is not None:
             del self._by_fd[pair.rtp.fileno()]
+            del self._senders[port], self._senders[port + 1]
             self._ready.unregister(pair.rtp.fileno())
             pair.rtp.close()
             pair.rtcp_listening.stopListening()
@@ -127,11 +133,9 @@ class RtpPortPool:
             if not ready:
                 break
             for fd, _events in ready:
-                port, rtp = by_fd[fd]
+                port, recvmsg = by_fd[fd]
                 try:
-                    data, ancillary, _flags, source = rtp.recvmsg(
-                        _MAX_PACKET_BYTES, _ANCILLARY_BYTES
-                    )
+                    data, ancillary, _flags, source = recvmsg(_MAX_PACKET_BYTES, _ANCILLARY_BYTES)
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
                         log.debug("rtp: port %d: %s", port, exc)
@@ -142,16 +146,13 @@ class RtpPortPool:
     def send_many(self, datagrams: list[tuple[int, bytes, tuple[str, int]]]) -> None:
         """Send each (local port, bytes, destination): RTP from the even port's socket,
         RTCP from the odd one's. One call per tick for every member's packet."""
-        listening = self._listening
+        senders = self._senders
         for port, data, destination in datagrams:
-            pair = listening.get(port & ~1)
-            if pair is None:
-                continue
-            if port & 1:
-                pair.rtcp.send(data, destination)
+            send = senders.get(port)
+            if send is None:
                 continue
             try:
-                pair.rtp.sendto(data, destination)
+                send(data, destination)
             except OSError as exc:  # a full send buffer or an unreachable host: this packet only
                 log.debug("rtp: cannot send to %s:%d: %s", *destination, exc)
 
