@@ -12,6 +12,7 @@ One log line per call event, carrying call-id, room and member.
 from __future__ import annotations
 
 import enum
+import heapq
 import ipaddress
 import logging
 import random
@@ -293,6 +294,10 @@ class CallController:
         self._calls: dict[CallRef, Call] = {}
         self._by_port: dict[int, Call] = {}
         self._by_member: dict[int, Call] = {}
+        # (when its next RTCP report is due, member id) for every member: a tick reads
+        # those due, not all members (each reports every RTCP_INTERVAL_S).
+        self._rtcp_due: list[tuple[float, int]] = []
+        self._rtcp_waiting: list[int] = []  # due, with no streams or RTCP address yet
         self._receive_bank = ReceiveBank()
         self._next_member_id = 1
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
@@ -500,6 +505,7 @@ class CallController:
         self._calls[ref] = call
         self._by_port[local_port] = call
         self._by_member[call.member_id] = call
+        heapq.heappush(self._rtcp_due, (call.next_rtcp_at, call.member_id))
         self._core.respond_invite(ref, 200, now, body=body)
         codec = call.media.codec if call.media else room.config.codecs[0]
         settings = self._encoder_settings(call.media) if call.media else None
@@ -732,6 +738,7 @@ class CallController:
         self._next_member_id += 1
         self._by_port[port] = call
         self._by_member[call.member_id] = call
+        heapq.heappush(self._rtcp_due, (call.next_rtcp_at, call.member_id))
         run.call = call
         return call
 
@@ -1207,12 +1214,19 @@ class CallController:
         return True
 
     def _send_rtcp(self, now: float) -> None:
-        for call in self._by_member.values():
-            if call.receive is None or call.send is None or call.remote_rtcp is None:
+        due, by_member = self._rtcp_due, self._by_member
+        ready, self._rtcp_waiting = self._rtcp_waiting, []
+        while due and due[0][0] <= now:
+            ready.append(heapq.heappop(due)[1])
+        for member_id in ready:
+            call = by_member.get(member_id)
+            if call is None:  # gone
                 continue
-            if now < call.next_rtcp_at:
+            if call.receive is None or call.send is None or call.remote_rtcp is None:
+                self._rtcp_waiting.append(member_id)
                 continue
             call.next_rtcp_at = now + RTCP_INTERVAL_S
+            heapq.heappush(due, (call.next_rtcp_at, member_id))
             report = build_report(call.send, call.receive, now)
             self._rtp_out.append((call.local_port + 1, report, call.remote_rtcp))
 

@@ -467,6 +467,33 @@ def test_rtcp_reports_go_to_the_rtcp_port_every_five_seconds() -> None:
     assert packets[0].packet_count >= 375  # 7.5 s of 20 ms packets
 
 
+def test_each_member_reports_on_its_own_schedule_and_a_departed_one_stops() -> None:
+    rig = Rig()
+    phones = [Phone(n, 7000 + 2 * n) for n in (1, 2, 3)]
+    ports: dict[int, int] = {}
+    joined: dict[int, float] = {}
+    reports: dict[int, list[float]] = {n: [] for n in ports}
+    for index in range(50 * 12):
+        for number, phone in enumerate(phones, start=1):
+            if index == 50 * (number - 1):  # joins at 0, 1 and 2 s
+                ports[number], joined[number] = rig.local_port(rig.call(phone)), rig.now
+                reports[number] = []
+            if number in ports:
+                rig.speak(phone, ports[number], tone(300, index))
+        if index == 50 * 6:  # the second leaves at 6 s, before its second report
+            phones[1].cseq += 1
+            rig.sip(phones[1], phones[1].request("BYE", "2000"))
+            del ports[2]
+        for port, _, destination in rig.tick():
+            if port % 2:
+                number = next(n for n, p in enumerate(phones, start=1)
+                              if destination == (p.host, p.rtp_port + 1))
+                reports[number].append(rig.now - joined[number])
+    assert reports[1] == pytest.approx([2.5, 7.5], abs=0.07)
+    assert reports[2] == pytest.approx([2.5], abs=0.07)
+    assert reports[3] == pytest.approx([2.5, 7.5], abs=0.07)
+
+
 OPUS_OFFER_MEDIA = (
     "m=audio {port} RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n"
     "a=fmtp:111 useinbandfec=1;usedtx=1;maxplaybackrate=16000;maxaveragebitrate=20000\r\n"
