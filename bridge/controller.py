@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
-from bridge.conference.media import OutgoingPacket, PayloadBatch
+from bridge.conference.media import PayloadBatch
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
@@ -60,7 +60,7 @@ from bridge.rtp.rtcp import (
     build_report,
     parse_rtcp,
 )
-from bridge.rtp.sender import SendBank, SendStream
+from bridge.rtp.sender import SendStream
 from bridge.rtp.stream import ReceiveBank, ReceiveStatus, ReceiveStream
 from bridge.rtp.telephone_event import DigitSender, DigitStarted, TelephoneEventReceiver
 from bridge.sip.auth import AccountSecrets, Authenticator, Challenge, ClientCredentials
@@ -299,7 +299,6 @@ class CallController:
         self._rtcp_due: list[tuple[float, int]] = []
         self._rtcp_waiting: list[int] = []  # due, with no streams or RTCP address yet
         self._receive_bank = ReceiveBank()
-        self._send_bank = SendBank()
         self._next_member_id = 1
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
         self._next_timeout_check = 0.0
@@ -535,8 +534,7 @@ class CallController:
                 bank=self._receive_bank if negotiated.codec in _STEADY_CODECS else None)
             call.highest_seq = None
         if previous is None or previous.payload_type != negotiated.payload_type:
-            call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng,
-                                   bank=self._send_bank)
+            call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng)
         settings = self._encoder_settings(negotiated)
         if negotiated.codec != "OPUS":
             call.link = None
@@ -1170,12 +1168,6 @@ class CallController:
         by_member, rtp_out = self._by_member, self._rtp_out
         # Enum members looked up once, not per member: 100 ns a time in Python 3.11.
         sendrecv, sendonly = Direction.SENDRECV, Direction.SENDONLY
-        # id(packet) -> the packet, and the ports, streams and addresses it goes to: the
-        # room hands all listeners of one encode the same packet object, and the send bank
-        # stamps it for all of them at once.
-        sharing: dict[int, tuple[
-            OutgoingPacket, list[int], list[SendStream], list[tuple[str, int]]
-        ]] = {}
         for member_id, packet in room.tick(now).items():
             call = by_member.get(member_id)
             if call is None:
@@ -1190,22 +1182,12 @@ class CallController:
                 if self._send_digit(call, packet.timestamp_step):
                     continue
             if sending and packet.payload is not None:
-                group = sharing.get(id(packet))
-                if group is None:
-                    group = sharing[id(packet)] = (packet, [], [], [])
-                group[1].append(call.local_port)
-                group[2].append(send)
-                group[3].append(destination)
+                rtp_out.append((
+                    call.local_port, send.packet(packet.payload, packet.timestamp_step),
+                    destination,
+                ))
             else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
                 send.skip(packet.timestamp_step)
-        for packet, ports, streams, destinations in sharing.values():
-            assert packet.payload is not None
-            if len(streams) == 1:
-                datagrams = [streams[0].packet(packet.payload, packet.timestamp_step)]
-            else:
-                datagrams = self._send_bank.packets(streams, packet.payload,
-                                                    packet.timestamp_step)
-            rtp_out.extend(zip(ports, datagrams, destinations, strict=True))
         # Actions first: a recording or report that started this tick must be open for
         # this tick's audio (one that ended this tick had its last audio before).
         self._drain_room_actions(room, now)

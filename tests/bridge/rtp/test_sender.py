@@ -6,7 +6,7 @@ import pytest
 
 from bridge.rtp.packet import RtpPacket
 from bridge.rtp.rtcp import SenderInfo
-from bridge.rtp.sender import SendBank, SendStream
+from bridge.rtp.sender import SendStream
 from bridge.rtp.stream import ReceiveStatus, ReceiveStream
 
 
@@ -83,55 +83,3 @@ def test_sent_packets_pass_receive_validation_without_loss_or_jitter() -> None:
 def test_payload_type_must_fit_seven_bits() -> None:
     with pytest.raises(ValueError, match="payload type"):
         SendStream(128, 8000, random.Random(1))
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_bank_stamps_the_same_packets_and_reports_as_each_stream_alone(seed: int) -> None:
-    """Streams sent through a bank (a shared payload), one by one, skipped, sending events
-    and reporting in a random order, against the same streams with no bank: every datagram
-    and every sender report equal, across the sequence number's and timestamp's wrap."""
-    rng = random.Random(seed)
-
-    def makers() -> list[random.Random]:  # one stream starts right before both wraps
-        return [HighestRandom(), *(random.Random(seed * 10 + k) for k in range(5))]
-
-    plain = [SendStream(8 + k % 2, 8000, m) for k, m in enumerate(makers())]
-    bank = SendBank()
-    banked = [SendStream(8 + k % 2, 8000, m, bank=bank) for k, m in enumerate(makers())]
-    for tick in range(400):
-        payload = bytes([tick % 256]) * rng.choice((160, 160, 320))
-        step = len(payload)
-        together = [k for k in range(len(plain)) if rng.random() < 0.8]
-        expected = [plain[k].packet(payload, step) for k in together]
-        assert bank.packets([banked[k] for k in together], payload, step) == expected
-        for k in set(range(len(plain))) - set(together):
-            action = rng.choice(("own", "skip", "event"))
-            if action == "own":
-                assert banked[k].packet(b"own", 160) == plain[k].packet(b"own", 160)
-            elif action == "skip":
-                banked[k].skip(160)
-                plain[k].skip(160)
-            else:
-                starts = rng.random() < 0.5
-                assert banked[k].event_packet(101, b"\x05\x0a\x00\xa0", 160, starts=starts) == (
-                    plain[k].event_packet(101, b"\x05\x0a\x00\xa0", 160, starts=starts))
-        if rng.random() < 0.05:
-            k = rng.randrange(len(plain))
-            assert banked[k].sender_info(tick) == plain[k].sender_info(tick)
-            assert banked[k].we_sent == plain[k].we_sent
-            banked[k].on_report_sent()
-            plain[k].on_report_sent()
-    for mine, theirs in zip(banked, plain, strict=True):
-        assert (mine.packet_count, mine.octet_count) == (theirs.packet_count, theirs.octet_count)
-        assert mine.sender_info(0) == theirs.sender_info(0)
-
-
-def test_a_bank_row_is_reused_once_its_stream_is_gone() -> None:
-    bank = SendBank()
-    first = SendStream(0, 8000, random.Random(1), bank=bank)
-    row = first._row
-    del first
-    second = SendStream(0, 8000, random.Random(2), bank=bank)
-    assert second._row == row
-    with pytest.raises(ValueError, match="in a bank already"):
-        bank.add(second)
