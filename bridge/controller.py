@@ -226,7 +226,6 @@ class Call:
     remote_rtcp: tuple[str, int] | None = None
     relatch_source: tuple[str, int] | None = None
     relatch_count: int = 0
-    next_rtcp_at: float = 0.0
     highest_seq: int | None = None  # of the RTP received, for losses right before a packet
     link: LinkAdapter | None = None  # Opus members: bitrate and FEC from their reports
     ending: bool = False
@@ -485,8 +484,6 @@ class CallController:
             local_audio=local_audio,
             sdp_session=SdpSession(self._rng.getrandbits(31), advertised),
             last_media_at=now,
-            # RFC 3550 §6.2: the first report goes out after half the minimum interval.
-            next_rtcp_at=now + RTCP_INTERVAL_S / 2,
         )
         try:
             if offer is None:
@@ -505,7 +502,7 @@ class CallController:
         self._calls[ref] = call
         self._by_port[local_port] = call
         self._by_member[call.member_id] = call
-        heapq.heappush(self._rtcp_due, (call.next_rtcp_at, call.member_id))
+        self._schedule_first_report(call, now)
         self._core.respond_invite(ref, 200, now, body=body)
         codec = call.media.codec if call.media else room.config.codecs[0]
         settings = self._encoder_settings(call.media) if call.media else None
@@ -732,13 +729,12 @@ class CallController:
         call = Call(
             ref=ref, member_id=self._next_member_id, room=run.room, flow=flow,
             label=f"gateway {run.config.id}", caller_uri=uri, local_port=port,
-            local_audio=local_audio, sdp_session=session, last_media_at=now,
-            next_rtcp_at=now + RTCP_INTERVAL_S / 2, gateway=run,
+            local_audio=local_audio, sdp_session=session, last_media_at=now, gateway=run,
         )
         self._next_member_id += 1
         self._by_port[port] = call
         self._by_member[call.member_id] = call
-        heapq.heappush(self._rtcp_due, (call.next_rtcp_at, call.member_id))
+        self._schedule_first_report(call, now)
         run.call = call
         return call
 
@@ -1213,6 +1209,10 @@ class CallController:
         ), call.remote_rtp))
         return True
 
+    def _schedule_first_report(self, call: Call, now: float) -> None:
+        # RFC 3550 §6.2: the first report goes out after half the minimum interval.
+        heapq.heappush(self._rtcp_due, (now + RTCP_INTERVAL_S / 2, call.member_id))
+
     def _send_rtcp(self, now: float) -> None:
         due, by_member = self._rtcp_due, self._by_member
         ready, self._rtcp_waiting = self._rtcp_waiting, []
@@ -1225,8 +1225,7 @@ class CallController:
             if call.receive is None or call.send is None or call.remote_rtcp is None:
                 self._rtcp_waiting.append(member_id)
                 continue
-            call.next_rtcp_at = now + RTCP_INTERVAL_S
-            heapq.heappush(due, (call.next_rtcp_at, member_id))
+            heapq.heappush(due, (now + RTCP_INTERVAL_S, member_id))
             report = build_report(call.send, call.receive, now)
             self._rtp_out.append((call.local_port + 1, report, call.remote_rtcp))
 
