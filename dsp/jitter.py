@@ -1098,10 +1098,12 @@ class JitterBank:
             & (delay <= target + self._compress_offset)
         )
         steady = np.flatnonzero(fast)
-        popped: NDArray[np.float32] | tuple[NDArray[np.float32], ...]
+        # The arrays as returned, whatever the caller then does with the list: the array
+        # the list was cut from (its rows are views of it), or the frames themselves.
+        returned: NDArray[np.float32] | tuple[NDArray[np.float32], ...]
         if steady.size == total:
-            popped = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
-            frames = list(popped)  # views of it: changed in place, it changes too
+            returned = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
+            frames = list(returned)
         else:
             frames = [_NOT_YET] * total
             if steady.size:
@@ -1114,13 +1116,11 @@ class JitterBank:
                 frames[k], heard[k] = buffer.pop(count)
                 if count == self.frame_samples and buffer._bankable(count):
                     self._hold(buffer)
+            returned = tuple(frames)
         if steady.size:
             where = np.full(len(self._members), -1, np.intp)
             where[rows[steady]] = steady
-            # The arrays as returned, whatever the caller then does with the list.
-            if steady.size != total:
-                popped = tuple(frames)
-            self._recent_pops.append((popped, where))
+            self._recent_pops.append((returned, where))
         return frames, heard
 
     def _pop_steady(
