@@ -778,8 +778,8 @@ class JitterBank:
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
         self._members: list[weakref.ref[JitterBuffer] | None] = []  # by row
         self._free: list[int] = []
-        # The frames of the last pop_many calls (the array their list was cut from, when
-        # every one was), and where each row's is (-1: not there).
+        # The frames of the last pop_many calls (the one array returned, when every buffer
+        # was steady), and where each row's is (-1: not there).
         self._recent_pops: deque[tuple[
             NDArray[np.float32] | tuple[NDArray[np.float32], ...], NDArray[np.intp]
         ]] = deque(maxlen=HISTORY_FRAMES)
@@ -1073,16 +1073,17 @@ class JitterBank:
 
     def pop_many(
         self, buffers: list[JitterBuffer], count: int
-    ) -> tuple[list[NDArray[np.float32]], list[bool]]:
+    ) -> tuple[list[NDArray[np.float32]] | NDArray[np.float32], list[bool]]:
         """`buffers[k].pop(count)` for every k: the frames, and whether each holds audio.
+        When every buffer was steady (nearly every tick) the frames are one `(k, count)`
+        array, whose rows the caller can also work on together; else a list of frames.
         Every buffer must be in this bank, each once. A bank is meant to be popped once
         per tick for all its buffers (a room): then the Concealers see exactly the arrays
         returned, also when the caller changes them in place (see `_replay`)."""
         total = len(buffers)
-        frames: list[NDArray[np.float32]] = []
         heard = [True] * total
         if not total:
-            return frames, heard
+            return [], heard
         rows = self._pop_rows(buffers)
         fast = self._banked[rows]
         if count != self.frame_samples:
@@ -1098,25 +1099,26 @@ class JitterBank:
             & (delay <= target + self._compress_offset)
         )
         steady = np.flatnonzero(fast)
-        # The arrays as returned, whatever the caller then does with the list: the array
-        # the list was cut from (its rows are views of it), or the frames themselves.
+        # The arrays as returned, whatever the caller then does with them: the one array
+        # (the caller's rows are views of it), or the frames of the list themselves.
         returned: NDArray[np.float32] | tuple[NDArray[np.float32], ...]
+        frames: list[NDArray[np.float32]] | NDArray[np.float32]
         if steady.size == total:
-            returned = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
-            frames = list(returned)
+            frames = returned = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
         else:
-            frames = [_NOT_YET] * total
+            listed = [_NOT_YET] * total
             if steady.size:
                 popped = self._pop_steady(rows[steady], read[steady],
                                           ints[steady, _UNFLAGGED_FROM], count)
                 for k, frame in zip(steady.tolist(), popped, strict=True):
-                    frames[k] = frame
+                    listed[k] = frame
             for k in np.flatnonzero(~fast).tolist():
                 buffer = buffers[k]
-                frames[k], heard[k] = buffer.pop(count)
+                listed[k], heard[k] = buffer.pop(count)
                 if count == self.frame_samples and buffer._bankable(count):
                     self._hold(buffer)
-            returned = tuple(frames)
+            frames = listed
+            returned = tuple(listed)
         if steady.size:
             where = np.full(len(self._members), -1, np.intp)
             where[rows[steady]] = steady
