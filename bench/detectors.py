@@ -231,15 +231,16 @@ class Detectors:
         self.talkers = [modules["vad"].TalkerState() for _ in range(k)]
         self.echo = np.stack([modules["echo"].echo_detector_state() for _ in range(k)])
         # Half the rows start with a random history, so checks run from the first ticks,
-        # and every third of those hears its reference back 1-24 frames later.
+        # and every third of those hears its reference back 1-24 frames later. A state is
+        # a header (the frame count first), then the microphone's ring, then the reference's.
+        ring, header = _echo_layout(modules["echo"])
         rng = np.random.default_rng(k)
         started = self.echo[: k // 2]
         started[:, 0] = rng.integers(0, 400, size=started.shape[0])
-        started[:, 4:] = rng.uniform(-70, -10, size=started[:, 4:].shape)
-        ring = (started.shape[1] - 4) // 2
+        started[:, header:] = rng.uniform(-70, -10, size=started[:, header:].shape)
         for row in range(0, started.shape[0], 3):
-            reference = started[row, 4 + ring :]
-            started[row, 4 : 4 + ring] = np.roll(reference, rng.integers(1, 25)) - 10.0
+            reference = started[row, header + ring :]
+            started[row, header : header + ring] = np.roll(reference, rng.integers(1, 25)) - 10.0
 
     def fresh_dtmf(self, count: int) -> list[NDArray[np.float32]]:
         maker = getattr(self.m["dtmf"], "dtmf_states", None)
@@ -320,8 +321,18 @@ class Detectors:
             out["echo"], self.echo = echo.detect_echo(*echo_powers, self.echo)
         out["talkers"] = [_fields(state) for state in self.talkers]
         out["dtmf_states"] = list(self.dtmf)
-        out["echo_states"] = self.echo
+        # The count, delay and check tallies, and the rings: what every version keeps. Newer
+        # states also hold a check phase after the tallies, 0 for every row here: the
+        # older versions' checks come in phase 0.
+        _, header = _echo_layout(echo)
+        out["echo_states"] = np.concatenate([self.echo[:, :4], self.echo[:, header:]], axis=1)
         return out
+
+
+def _echo_layout(echo: types.ModuleType) -> tuple[int, int]:
+    """(ring length, header length) of this version's echo detector state."""
+    ring = echo.DETECTOR_WINDOW_FRAMES + echo.DETECTOR_MAX_LAG_FRAMES
+    return ring, echo.DETECTOR_STATE_SIZE - 2 * ring
 
 
 class _Clock:

@@ -30,7 +30,10 @@ FRAME_MS = 20
 # anti-correlated), so a high correlation at some lag means echo at that delay.
 DETECTOR_WINDOW_FRAMES = 150  # 3 s
 DETECTOR_MAX_LAG_FRAMES = 25  # 500 ms: network round trip plus jitter buffers
-DETECTOR_CHECK_FRAMES = 25  # one check per stream every 0.5 s, staggered by join time
+# One check per stream every 0.5 s. Each stream checks in its own phase of those 25 frames
+# (`echo_detector_state`): a check costs ~15 us a stream, and hundreds of members who
+# joined in the same tick would otherwise all be checked in one tick (3 ms at 200).
+DETECTOR_CHECK_FRAMES = 25
 # Envelope correlation that counts as echo. Far-end-only echo gives 0.9 and more; an
 # echo-free line with both sides talking stays under 0.4 (tests/dsp/test_echo.py).
 DETECTOR_MIN_CORRELATION = 0.6
@@ -42,20 +45,23 @@ DETECTOR_FLOOR_DB = -70.0
 DETECTOR_MIN_REFERENCE_SPREAD_DB = 4.0
 
 _RING = DETECTOR_WINDOW_FRAMES + DETECTOR_MAX_LAG_FRAMES
-_COUNT, _DELAY, _HITS, _MISSES = 0, 1, 2, 3
-_HEADER = 4
+_COUNT, _DELAY, _HITS, _MISSES, _PHASE = 0, 1, 2, 3, 4
+_HEADER = 5
 _MIC = slice(_HEADER, _HEADER + _RING)
 _REFERENCE = slice(_HEADER + _RING, _HEADER + 2 * _RING)
 DETECTOR_STATE_SIZE = _HEADER + 2 * _RING
 
 
-def echo_detector_state() -> NDArray[np.float32]:
+def echo_detector_state(phase: int = 0) -> NDArray[np.float32]:
     """Return the detector state of a stream that starts now: no history, no echo.
 
-    `(DETECTOR_STATE_SIZE,)` float32 (354 values); stack one row per stream.
+    Its checks come every DETECTOR_CHECK_FRAMES frames, when its frame count plus `phase`
+    is a multiple of that: give streams that start together different phases to spread
+    their checks over the frames. `(DETECTOR_STATE_SIZE,)` float32 (355
+    values); stack one row per stream.
     """
     state = np.full(DETECTOR_STATE_SIZE, DETECTOR_FLOOR_DB, dtype=np.float32)
-    state[:_HEADER] = (0.0, -1.0, 0.0, 0.0)
+    state[:_HEADER] = (0.0, -1.0, 0.0, 0.0, phase % DETECTOR_CHECK_FRAMES)
     return state
 
 
@@ -83,7 +89,8 @@ def detect_echo(
     states[rows, _REFERENCE.start + slot] = _log_power(reference_power)
     count += 1
     states[:, _COUNT] = count
-    due = np.flatnonzero((count >= _RING) & (count % DETECTOR_CHECK_FRAMES == 0))
+    phase = states[:, _PHASE].astype(np.int64)
+    due = np.flatnonzero((count >= _RING) & ((count + phase) % DETECTOR_CHECK_FRAMES == 0))
     if due.size:
         _check(states, due, count[due] % _RING)
     delay = states[:, _DELAY].astype(np.float64) * FRAME_MS

@@ -33,6 +33,7 @@ from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
 from dsp.dtmf import QUIET_FRAME_DBFS, detect_dtmf, dtmf_states
 from dsp.echo import (
+    DETECTOR_CHECK_FRAMES,
     DETECTOR_STATE_SIZE,
     EchoCanceller,
     detect_echo,
@@ -625,6 +626,7 @@ class EchoWatch:
     def __init__(self) -> None:
         self._watched: list[MemberMedia] = []  # whose states are the rows of `_states`
         self._states = np.empty((0, DETECTOR_STATE_SIZE), np.float32)
+        self._next_phase = 0  # of the next detector started (`echo_detector_state`)
         self._begin_tick()
 
     def _begin_tick(self) -> None:
@@ -674,11 +676,15 @@ class EchoWatch:
         if watched == self._watched and not restarted:
             return self._states
         kept = {id(member): k for k, member in enumerate(self._watched)}
-        fresh = echo_detector_state()
         rows = []
         for member in watched:
             k = kept.get(id(member))
-            rows.append(fresh if k is None or member.echo_restart else self._states[k])
+            if k is None or member.echo_restart:
+                # Phases in turn: members who join together are checked in turn.
+                rows.append(echo_detector_state(self._next_phase))
+                self._next_phase = (self._next_phase + 1) % DETECTOR_CHECK_FRAMES
+            else:
+                rows.append(self._states[k])
             member.echo_restart = False
         return _rows(rows)
 

@@ -6,6 +6,7 @@ from numpy.typing import NDArray
 from scipy import signal
 
 from dsp.echo import (
+    DETECTOR_CHECK_FRAMES,
     DETECTOR_STATE_SIZE,
     EchoCanceller,
     detect_echo,
@@ -212,6 +213,27 @@ def test_detector_runs_many_streams_at_once_each_on_its_own() -> None:
         )
     assert delay[0] == pytest.approx(BULK_DELAY_MS, abs=20)
     assert np.isnan(delay[1])
+
+
+def test_streams_in_different_phases_are_checked_in_different_frames() -> None:
+    """Streams that start together are checked in their own phases of the check period,
+    so a room whose members all joined at once is not checked all in one tick."""
+    rate_hz = 8000
+    reference = far_end("speech", 8 * rate_hz, rate_hz)
+    echoic = frame_powers(echo_of(reference, rate_hz), rate_hz)
+    far = frame_powers(reference, rate_hz)
+    phases = (0, 10, DETECTOR_CHECK_FRAMES + 10)  # the last: the same as 10
+    states = np.stack([echo_detector_state(phase) for phase in phases])
+    found_at: dict[int, int] = {}
+    for k in range(far.size):
+        delay, states = detect_echo(np.full(3, echoic[k]), np.full(3, far[k]), states)
+        for row in np.flatnonzero(~np.isnan(delay)).tolist():
+            found_at.setdefault(row, k)
+    # Echo is reported at a stream's second check with echo in a row: the same frame for
+    # the same phase, 10 frames apart with phases 10 apart.
+    assert set(found_at) == {0, 1, 2}
+    assert found_at[1] == found_at[2]
+    assert (found_at[1] - found_at[0]) % DETECTOR_CHECK_FRAMES == DETECTOR_CHECK_FRAMES - 10
 
 
 def test_detector_rejects_states_of_the_wrong_shape() -> None:

@@ -8,12 +8,14 @@ import pytest
 from numpy.typing import NDArray
 
 import bridge.conference.media as media_module
+import dsp.echo as echo_module
 from bridge.conference.media import MemberMedia, OutgoingPacket, PayloadBatch
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import DigitHeard, MuteChanged, MuteState, Phase, Room
 from bridge.config import RoomConfig
 from dsp.codecs import codec_rates, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamDecoder, StreamEncoder
+from dsp.echo import DETECTOR_CHECK_FRAMES
 from dsp.jitter import JitterBuffer
 from dsp.tones import dtmf
 
@@ -379,6 +381,26 @@ def test_the_echo_detector_hears_the_line_before_its_canceller(
     run(room, [talker], {1: sine(500, 0.4, 8000)}, 20)
     assert room.member(1).media.echo is not None
     assert min(fed[5:]) > 0.01  # the line's own 500 Hz at -13.5 dBFS, not the zeros
+
+
+def test_members_who_join_together_have_their_echo_checks_spread_over_the_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An echo check costs ~15 us a member: 50 members who joined in one tick are checked
+    two a tick, not all 50 in one tick every half second."""
+    checked: list[int] = []
+    check = echo_module._check
+
+    def counting(states: Samples, due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
+        checked.append(due.size)
+        check(states, due, oldest)
+
+    monkeypatch.setattr(echo_module, "_check", counting)
+    room = quiet_room()
+    callers = [Caller(room, m, "PCMU") for m in range(1, 51)]
+    run(room, callers, {}, 7 * DETECTOR_CHECK_FRAMES + 3 * DETECTOR_CHECK_FRAMES)
+    assert sum(checked) >= 2 * 50  # every member checked, at least twice
+    assert max(checked) == 2
 
 
 def test_a_batch_decodes_g711_of_many_members_as_each_packet_alone_would() -> None:
