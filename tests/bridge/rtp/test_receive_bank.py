@@ -132,3 +132,25 @@ def test_a_stream_in_no_bank_is_left_alone() -> None:
         np.array([0.24]), np.array([True]))  # the next packet of the bank's last row
     assert not accepted.any()
     assert alone.statistics().packets_received == 0
+
+
+def test_a_report_or_a_look_at_the_statistics_leaves_the_stream_banked() -> None:
+    """Every member reports every few seconds: its next packet is still counted with the
+    others', and counted once."""
+    bank = ReceiveBank()
+    stream = ReceiveStream(8000, bank=bank)
+    for seq in (10, 11, 12):
+        stream.receive(seq, seq * 160, 7, 160, seq * 0.02)
+
+    def next_packet(seq: int) -> bool:
+        return bool(bank.accept_many(
+            [stream], np.array([seq]), np.array([seq * 160]), np.array([7]), np.array([160]),
+            np.array([seq * 0.02]), np.array([True]))[0])
+
+    assert next_packet(13)
+    block = stream.report_block(0.3)
+    assert block is not None and block.extended_highest_seq == 13
+    assert next_packet(14)
+    assert stream.statistics().packets_received == 5
+    assert next_packet(15)
+    assert stream.statistics().packets_received == 6
