@@ -107,6 +107,12 @@ log = logging.getLogger(__name__)
 # An RTP datagram as the sockets give it: (local port, bytes, source, arrival in seconds).
 ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per peer
+# Each interval is RTCP_INTERVAL_S times a random factor in this range (RFC 3550 §6.3.1),
+# so legs that started together (a plenary's first minute, a load test) do not report in
+# the same tick: a report also takes the leg's receive counts out of the ReceiveBank for
+# its next packet, ~10 us more each, 2 ms at once for 200 legs. No timer reconsideration
+# (§6.3.3), so no e - 3/2 compensation: the mean stays RTCP_INTERVAL_S.
+RTCP_INTERVAL_SPREAD = (0.5, 1.5)
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
 # Packets in a row from a new source address before RTP re-latches to it: a NAT
@@ -294,7 +300,7 @@ class CallController:
         self._by_port: dict[int, Call] = {}
         self._by_member: dict[int, Call] = {}
         # (when its next RTCP report is due, member id) for every member: a tick reads
-        # those due, not all members (each reports every RTCP_INTERVAL_S).
+        # those due, not all members (each reports every RTCP_INTERVAL_S, on average).
         self._rtcp_due: list[tuple[float, int]] = []
         self._rtcp_waiting: list[int] = []  # due, with no streams or RTCP address yet
         self._receive_bank = ReceiveBank()
@@ -1211,7 +1217,10 @@ class CallController:
 
     def _schedule_first_report(self, call: Call, now: float) -> None:
         # RFC 3550 §6.2: the first report goes out after half the minimum interval.
-        heapq.heappush(self._rtcp_due, (now + RTCP_INTERVAL_S / 2, call.member_id))
+        heapq.heappush(self._rtcp_due, (now + self._rtcp_interval() / 2, call.member_id))
+
+    def _rtcp_interval(self) -> float:
+        return RTCP_INTERVAL_S * self._rng.uniform(*RTCP_INTERVAL_SPREAD)
 
     def _send_rtcp(self, now: float) -> None:
         due, by_member = self._rtcp_due, self._by_member
@@ -1225,7 +1234,7 @@ class CallController:
             if call.receive is None or call.send is None or call.remote_rtcp is None:
                 self._rtcp_waiting.append(member_id)
                 continue
-            heapq.heappush(due, (now + RTCP_INTERVAL_S, member_id))
+            heapq.heappush(due, (now + self._rtcp_interval(), member_id))
             report = build_report(call.send, call.receive, now)
             self._rtp_out.append((call.local_port + 1, report, call.remote_rtcp))
 
