@@ -311,20 +311,31 @@ def _push_frames(
     as `PayloadBatch.add` packets."""
     groups: dict[tuple[JitterBank, str], list[int]] = {}
     others: list[_Payload] = []
-    for k, media in enumerate(medias):
-        if media is None:
-            continue
-        bank = media.jitter_bank
-        if bank is None or payloads.shape[1] != bank.frame_samples:
-            others.append((media, timestamps[k], payloads[k].tobytes(), False, False,
-                           arrivals[k]))
-            continue
-        key = (bank, media.codec)
-        rows = groups.get(key)
-        if rows is None:
-            groups[key] = [k]
-        else:
-            rows.append(k)
+    count = len(medias)
+    first = medias[0] if count else None
+    bank = first.jitter_bank if first is not None else None
+    if first is not None and bank is not None and payloads.shape[1] == bank.frame_samples and (
+        [media.jitter_bank if media else None for media in medias].count(bank) == count
+        and [media.codec if media else None for media in medias].count(first.codec) == count
+    ):
+        # Most sweeps of a big room: every member on one bank and law, found in two list
+        # comprehensions rather than a grouping loop per packet.
+        groups[(bank, first.codec)] = list(range(count))
+    else:
+        for k, media in enumerate(medias):
+            if media is None:
+                continue
+            bank = media.jitter_bank
+            if bank is None or payloads.shape[1] != bank.frame_samples:
+                others.append((media, timestamps[k], payloads[k].tobytes(), False, False,
+                               arrivals[k]))
+                continue
+            key = (bank, media.codec)
+            rows = groups.get(key)
+            if rows is None:
+                groups[key] = [k]
+            else:
+                rows.append(k)
     for (bank, law), rows in groups.items():
         every = len(rows) == len(medias)
         buffers = [media.jitter for k in rows if (media := medias[k]) is not None]
