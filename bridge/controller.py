@@ -1174,22 +1174,21 @@ class CallController:
             call = by_member.get(member_id)
             if call is None:
                 continue
-            send, destination = call.send, call.remote_rtp
-            if send is None or destination is None:
+            send, destination, media = call.send, call.remote_rtp, call.media
+            if send is None or destination is None or media is None:
                 continue
-            assert call.media is not None
-            direction = call.media.direction  # the directions we send media in
-            sending = direction is sendrecv or direction is sendonly
-            if sending and call.digits is not None and now >= call.digits_at:
-                if self._send_digit(call, packet.timestamp_step):
-                    continue
-            if sending and packet.payload is not None:
-                rtp_out.append((
-                    call.local_port, send.packet(packet.payload, packet.timestamp_step),
-                    destination,
-                ))
-            else:  # on hold, or the codec is silent (Opus DTX): the clock moves on
-                send.skip(packet.timestamp_step)
+            payload, step = packet
+            direction = media.direction  # the directions we send media in
+            if direction is not sendrecv and direction is not sendonly:
+                send.skip(step)  # on hold: the clock moves on
+            elif call.digits is not None and now >= call.digits_at and (
+                self._send_digit(call, step)
+            ):
+                continue
+            elif payload is not None:
+                rtp_out.append((call.local_port, send.packet(payload, step), destination))
+            else:  # the codec is silent (Opus DTX): the clock moves on
+                send.skip(step)
         # Actions first: a recording or report that started this tick must be open for
         # this tick's audio (one that ended this tick had its last audio before).
         self._drain_room_actions(room, now)
