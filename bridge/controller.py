@@ -988,6 +988,8 @@ class CallController:
             if given_up:
                 left.extend(k for k, _ in entries if datagrams[k][0] in given_up)
                 entries = [entry for entry in entries if datagrams[entry[0]][0] not in given_up]
+                if not entries:
+                    continue
             steady = [datagrams[k] for k, _ in entries]
             try:
                 taken = self._accept_steady(steady, [call for _, call in entries], batch)
@@ -1009,7 +1011,7 @@ class CallController:
         headers = parse_plain_many(b"".join([datagram[1] for datagram in steady]),
                                    _STEADY_PACKET_BYTES)
         sequence_numbers = headers.sequence_number
-        arrivals = np.fromiter((datagram[3] for datagram in steady), np.float64, count)
+        arrivals = np.array([datagram[3] for datagram in steady], np.float64)
         # Media, stream and highest sequence number are there: `_receive_steady` checked.
         payload_types = [call.media.payload_type if call.media else -1 for call in calls]
         highest = [-1 if call.highest_seq is None else call.highest_seq for call in calls]
@@ -1023,18 +1025,21 @@ class CallController:
             headers.timestamp, headers.ssrc, np.full(count, _STEADY_PAYLOAD_BYTES, np.int64),
             arrivals, eligible)
         taken = np.flatnonzero(accepted).tolist()
-        by_room: dict[Room, list[int]] = {}
         seqs, stamps = sequence_numbers.tolist(), headers.timestamp.tolist()
         times = arrivals.tolist()
         for k in taken:  # what `_receive_rtp` sets for a packet next in line
             call = calls[k]
             call.last_media_at = times[k]
             call.highest_seq = seqs[k]
-            room_rows = by_room.get(call.room)
-            if room_rows is None:
-                by_room[call.room] = [k]
-            else:
-                room_rows.append(k)
+        rooms = [calls[k].room for k in taken]
+        if taken and len(taken) == count and rooms.count(rooms[0]) == count:
+            # Nearly every sweep of a big room: all taken, all one room's.
+            rooms[0].queue_frames(batch, [call.member_id for call in calls], stamps,
+                                  headers.payload, times)
+            return accepted
+        by_room: dict[Room, list[int]] = {}
+        for k, room in zip(taken, rooms, strict=True):
+            by_room.setdefault(room, []).append(k)
         for room, rows in by_room.items():
             room.queue_frames(
                 batch, [calls[k].member_id for k in rows], [stamps[k] for k in rows],
