@@ -69,6 +69,12 @@ _BATCH_CODECS = ("PCMU", "PCMA")
 OWN_ENCODER_HOLD_TICKS = 100
 # A shared stateful encoder nobody has used for this long is dropped.
 _SHARED_ENCODER_IDLE_TICKS = 50
+# The echo detectors' phases step by this many ticks (`EchoWatch`): a room's checks fall
+# in 5 ticks of every 25, a fifth of its members in each. A check call costs ~250 us of
+# numpy overhead plus ~7 us a member: in all 25 ticks that overhead is paid every tick
+# (+0.6 us per member at 400), in one tick of 25 all 400 members' checks come at once
+# (3 ms); with 5, 80 of them every 5th tick (0.8 ms).
+_ECHO_PHASE_STEP = 5
 
 Samples = NDArray[np.float32]
 _NO_FRAME: Samples = np.zeros(0, np.float32)  # a place in a list being filled
@@ -691,9 +697,9 @@ class EchoWatch:
         for member in watched:
             k = kept.get(id(member))
             if k is None or member.echo_restart:
-                # Phases in turn: members who join together are checked in turn.
+                # Phases in turn: members who join together are checked a fifth at a time.
                 rows.append(echo_detector_state(self._next_phase))
-                self._next_phase = (self._next_phase + 1) % DETECTOR_CHECK_FRAMES
+                self._next_phase = (self._next_phase + _ECHO_PHASE_STEP) % DETECTOR_CHECK_FRAMES
             else:
                 rows.append(self._states[k])
             member.echo_restart = False
