@@ -110,8 +110,8 @@ def _log_power(power: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
 def _check(states: NDArray[np.float32], due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
     """Correlate the envelopes of the `due` rows at every lag and update their verdicts.
 
-    Runs for a 25th of the rows each tick, so its cost is mostly numpy's per call: one
-    gather per envelope and the header read once keep the calls few.
+    Runs for the rows whose phase comes up, a few in each call, so its cost is mostly
+    numpy's per call: one gather per envelope and the header read once keep the calls few.
     """
     order = (oldest[:, None] + np.arange(_RING)) % _RING  # ring slots, oldest first
     rows = due[:, None]

@@ -317,16 +317,15 @@ def _push_frames(
     as `PayloadBatch.add` packets."""
     groups: dict[tuple[JitterBank, str], list[int]] = {}
     others: list[_Payload] = []
+    # Most sweeps of a big room: every member on one bank and law, found in two list
+    # comprehensions rather than a grouping loop per packet.
     count = len(medias)
-    first = medias[0] if count else None
-    bank = first.jitter_bank if first is not None else None
-    if first is not None and bank is not None and payloads.shape[1] == bank.frame_samples and (
-        [media.jitter_bank if media else None for media in medias].count(bank) == count
-        and [media.codec if media else None for media in medias].count(first.codec) == count
-    ):
-        # Most sweeps of a big room: every member on one bank and law, found in two list
-        # comprehensions rather than a grouping loop per packet.
-        groups[(bank, first.codec)] = list(range(count))
+    banks = [media.jitter_bank if media is not None else None for media in medias]
+    laws = [media.codec if media is not None else None for media in medias]
+    bank, law = (banks[0], laws[0]) if count else (None, None)
+    if (bank is not None and law is not None and payloads.shape[1] == bank.frame_samples
+            and banks.count(bank) == count and laws.count(law) == count):
+        groups[(bank, law)] = list(range(count))
     else:
         for k, media in enumerate(medias):
             if media is None:
