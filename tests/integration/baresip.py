@@ -58,6 +58,7 @@ G722 = AudioCodec("g722.so", "G722/8000/1", 16_000)
 PCMU = AudioCodec("g711.so", "PCMU/8000/1", 8_000)
 
 _COMMAND_TIMEOUT_S = 5.0
+_START_ATTEMPTS = 3  # baresip started again on fresh ports when one was taken meanwhile
 
 
 def _free_sip_port() -> int:
@@ -305,22 +306,31 @@ def start_baresip(
     """
     directory = group.directory / name
     directory.mkdir()
-    sip_port = _free_sip_port()
-    ctrl_port = free_port(socket.SOCK_STREAM)
     modules = list(dict.fromkeys(codec.module for codec in codecs)) or [PCMU.module]
-    (directory / "config").write_text(
-        _config_text(directory, source_wav, sip_port, ctrl_port, free_port_range(20), modules)
-    )
     parameters = ";regint=0;answermode=manual"
     if codecs:
         parameters += ";audio_codecs=" + ",".join(codec.name for codec in codecs)
     if ptime_ms is not None:
         parameters += f";ptime={ptime_ms}"
-    (directory / "accounts").write_text(
-        f"<sip:{name}@{LOCALHOST}:{sip_port}>{parameters}\n"
-    )
-    process = group.start(name, ["baresip", "-f", str(directory)], cwd=directory)
-    process.wait_for_output(r"baresip is ready", timeout_s=10)
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        sip_port = _free_sip_port()
+        ctrl_port = free_port(socket.SOCK_STREAM)
+        (directory / "config").write_text(
+            _config_text(directory, source_wav, sip_port, ctrl_port, free_port_range(20),
+                         modules)
+        )
+        (directory / "accounts").write_text(
+            f"<sip:{name}@{LOCALHOST}:{sip_port}>{parameters}\n"
+        )
+        process = group.start(name, ["baresip", "-f", str(directory)], cwd=directory)
+        try:
+            process.wait_for_output(r"baresip is ready", timeout_s=10)
+            break
+        except AssertionError:
+            # The ports were free when probed, but another process may bind one before
+            # baresip does (probing cannot reserve them): only that is tried again.
+            if attempt == _START_ATTEMPTS or "Address already in use" not in process.output():
+                raise
     deadline = time.monotonic() + 5.0
     while True:
         try:
