@@ -57,8 +57,8 @@ def echo_detector_state(phase: int = 0) -> NDArray[np.float32]:
 
     Its checks come every DETECTOR_CHECK_FRAMES frames, when its frame count plus `phase`
     is a multiple of that: give streams that start together different phases to spread
-    their checks over the frames. `(DETECTOR_STATE_SIZE,)` float32 (355
-    values); stack one row per stream.
+    their checks over the frames. `(DETECTOR_STATE_SIZE,)` float32 (355 values); stack
+    one row per stream.
     """
     state = np.full(DETECTOR_STATE_SIZE, DETECTOR_FLOOR_DB, dtype=np.float32)
     state[:_HEADER] = (0.0, -1.0, 0.0, 0.0, phase % DETECTOR_CHECK_FRAMES)
