@@ -31,8 +31,9 @@ FRAME_MS = 20
 DETECTOR_WINDOW_FRAMES = 150  # 3 s
 DETECTOR_MAX_LAG_FRAMES = 25  # 500 ms: network round trip plus jitter buffers
 # One check per stream every 0.5 s. Each stream checks in its own phase of those 25 frames
-# (`echo_detector_state`): a check costs ~15 us a stream, and hundreds of members who
-# joined in the same tick would otherwise all be checked in one tick (3 ms at 200).
+# (`echo_detector_state`): a check costs 7-15 us a stream beyond ~250 us a call, and
+# members who joined in the same tick would otherwise all be checked in one tick (2.9 ms
+# more at 200).
 DETECTOR_CHECK_FRAMES = 25
 # Envelope correlation that counts as echo. Far-end-only echo gives 0.9 and more; an
 # echo-free line with both sides talking stays under 0.4 (tests/dsp/test_echo.py).

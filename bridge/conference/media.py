@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,12 +71,13 @@ OWN_ENCODER_HOLD_TICKS = 100
 _SHARED_ENCODER_IDLE_TICKS = 50
 # The echo detectors' phases step by this many ticks (`EchoWatch`): a room's checks fall
 # in 5 ticks of every 25, a fifth of its members in each. A check call costs ~250 us of
-# numpy overhead plus ~7 us a member: in all 25 ticks that overhead is paid every tick
-# (+0.6 us per member at 400), in one tick of 25 all 400 members' checks come at once
-# (3 ms); with 5, 80 of them every 5th tick (0.8 ms).
+# numpy overhead plus 7-15 us a member: in all 25 ticks that overhead is paid every tick
+# (+0.6 us per member at 400); in one tick of 25, 200 members who joined together took
+# 2.9 ms more; with 5, a fifth of them every 5th tick.
 _ECHO_PHASE_STEP = 5
 
 Samples = NDArray[np.float32]
+_Value = TypeVar("_Value")
 _NO_FRAME: Samples = np.zeros(0, np.float32)  # a place in a list being filled
 
 
@@ -319,13 +320,10 @@ def _push_frames(
     others: list[_Payload] = []
     # Most sweeps of a big room: every member on one bank and law, found in two list
     # comprehensions rather than a grouping loop per packet.
-    count = len(medias)
-    banks = [media.jitter_bank if media is not None else None for media in medias]
-    laws = [media.codec if media is not None else None for media in medias]
-    bank, law = (banks[0], laws[0]) if count else (None, None)
-    if (bank is not None and law is not None and payloads.shape[1] == bank.frame_samples
-            and banks.count(bank) == count and laws.count(law) == count):
-        groups[(bank, law)] = list(range(count))
+    bank = _shared([media.jitter_bank if media is not None else None for media in medias])
+    law = _shared([media.codec if media is not None else None for media in medias])
+    if bank is not None and law is not None and payloads.shape[1] == bank.frame_samples:
+        groups[(bank, law)] = list(range(len(medias)))
     else:
         for k, media in enumerate(medias):
             if media is None:
@@ -584,10 +582,9 @@ def _pop_frames(
     all steady (most ticks of a big room) gets the bank's array as it is, energies and all
     in one call."""
     count = len(media)
-    banks = [member.jitter_bank for member in media]
-    bank = banks[0] if count else None
-    if bank is not None and banks.count(bank) == count and (
-        [member.frame_samples for member in media].count(bank.frame_samples) == count
+    bank = _shared([member.jitter_bank for member in media])
+    if bank is not None and (
+        _shared([member.frame_samples for member in media]) == bank.frame_samples
     ):
         frames, heard = bank.pop_many([member.jitter for member in media], bank.frame_samples)
         if isinstance(frames, np.ndarray):  # all steady, so all heard
@@ -611,6 +608,14 @@ def _pop_frames(
         for row, frame, audio in zip(rows, frames, heard, strict=True):
             popped[row], has_audio[row] = frame, audio
     return popped, has_audio, _energies(popped, has_audio)
+
+
+def _shared(values: list[_Value]) -> _Value | None:
+    """The value every item of `values` has; None when they differ or there are none."""
+    if not values:
+        return None
+    first = values[0]
+    return first if values.count(first) == len(values) else None
 
 
 def _energies(frames: list[Samples], has_audio: list[bool]) -> list[float]:
