@@ -708,3 +708,37 @@ def test_a_sweep_taken_together_sends_and_counts_what_one_by_one_would(
     alone = run()
     assert together[1] == alone[1]
     assert together[0] == alone[0]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_packets_made_in_the_send_bank_are_those_made_one_by_one(
+    seed: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every member's packets and RTCP reports, through loss, key presses and a member on
+    hold, whether made together (`SendBank`) or stream by stream."""
+    def run() -> list[tuple[int, bytes, tuple[str, int]]]:
+        rig = Rig()
+        phones = [Phone(k + 1, 7000 + 2 * k) for k in range(5)]
+        ports = [rig.local_port(rig.call(phone)) for phone in phones]
+        sent = _faulty_sweeps(rig, phones, ports, seed, 150)
+        held = phones[1]  # puts us on hold, then takes us off: its clock moves on meanwhile
+        for direction in ("sendonly", "sendrecv"):
+            held.cseq += 1
+            rig.sip(held, held.request("INVITE", "2000", held.sdp(direction)))
+            rig.sip(held, held.request("ACK", "2000"))
+            sent += _faulty_sweeps(rig, phones, ports, seed + 10, 75)
+        return sent
+
+    monkeypatch.setattr(controller_module, "SEND_BANK_MIN_STREAMS", 1)
+    made = controller_module.SendBank.packets
+    together: list[int] = []
+
+    def counted_packets(self: object, streams: list[object], *args: Any) -> bytes:
+        together.append(len(streams))
+        return made(self, streams, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(controller_module.SendBank, "packets", counted_packets)
+    banked = run()
+    assert sum(together) > 0.9 * 5 * 300 and max(together) >= 2
+    monkeypatch.setattr(controller_module, "SEND_BANK_MIN_STREAMS", 10**9)
+    assert run() == banked

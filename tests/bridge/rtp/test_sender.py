@@ -1,13 +1,16 @@
 """The send stream numbers packets, keeps the RTP clock running and marks talk spurts."""
 
+import gc
 import random
 
 import pytest
 
-from bridge.rtp.packet import RtpPacket
+from bridge.rtp.packet import RTP_HEADER, RtpPacket
 from bridge.rtp.rtcp import SenderInfo
-from bridge.rtp.sender import SendStream
+from bridge.rtp.sender import SendBank, SendStream
 from bridge.rtp.stream import ReceiveStatus, ReceiveStream
+
+RTP_HEADER_BYTES = RTP_HEADER.size
 
 
 class HighestRandom(random.Random):
@@ -83,3 +86,55 @@ def test_sent_packets_pass_receive_validation_without_loss_or_jitter() -> None:
 def test_payload_type_must_fit_seven_bits() -> None:
     with pytest.raises(ValueError, match="payload type"):
         SendStream(128, 8000, random.Random(1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_bank_makes_the_packets_and_reports_the_streams_would(seed: int) -> None:
+    """Twin streams, one in a bank: every packet, event packet, skip and sender report of a
+    random schedule is the same, across the sequence number's and the clock's wraps."""
+    rng = random.Random(seed)
+    bank = SendBank()
+    alone = [SendStream(8 if k % 3 else 0, 8000, HighestRandom()) for k in range(12)]
+    banked = [SendStream(8 if k % 3 else 0, 8000, HighestRandom(), bank=bank)
+              for k in range(12)]
+    for tick in range(400):
+        step = rng.choice([160, 160, 320])
+        payload = bytes([tick % 256]) * step
+        together = [k for k in range(12) if rng.random() < 0.8]
+        data = bank.packets([banked[k] for k in together], payload, step)
+        size = RTP_HEADER_BYTES + step
+        assert len(data) == size * len(together)
+        for index, k in enumerate(together):
+            assert data[index * size : (index + 1) * size] == alone[k].packet(payload, step)
+        for k in set(range(12)) - set(together):
+            roll = rng.random()
+            if roll < 0.3:
+                alone[k].skip(step)
+                banked[k].skip(step)
+            elif roll < 0.5:
+                starts = rng.random() < 0.5
+                assert banked[k].event_packet(101, b"\x05\x0a\x00\xa0", step, starts=starts) == (
+                    alone[k].event_packet(101, b"\x05\x0a\x00\xa0", step, starts=starts))
+            elif roll < 0.7:
+                assert banked[k].packet(payload, step, marker=roll < 0.55) == (
+                    alone[k].packet(payload, step, marker=roll < 0.55))
+            elif roll < 0.8:
+                assert banked[k].we_sent == alone[k].we_sent
+                banked[k].on_report_sent()
+                alone[k].on_report_sent()
+                assert banked[k].sender_info(tick) == alone[k].sender_info(tick)
+    assert [(s.packet_count, s.octet_count) for s in banked] == [
+        (s.packet_count, s.octet_count) for s in alone]
+
+
+def test_a_bank_takes_only_its_own_streams_and_reuses_the_rows_of_streams_gone() -> None:
+    bank, other = SendBank(), SendBank()
+    stream = SendStream(0, 8000, random.Random(1), bank=bank)
+    with pytest.raises(ValueError, match="in a bank already"):
+        other.add(stream)
+    with pytest.raises(ValueError, match="not in this bank"):
+        other.packets([stream], bytes(160), 160)
+    row = stream._row  # noqa: SLF001
+    del stream
+    gc.collect()
+    assert SendStream(0, 8000, random.Random(2), bank=bank)._row == row  # noqa: SLF001
