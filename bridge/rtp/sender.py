@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import random
-import weakref
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bridge.rtp.packet import RTP_HEADER, RTP_VERSION
+from bridge.rtp.rows import RowPool
 from bridge.rtp.rtcp import SenderInfo
 
 _FIRST_BYTE = RTP_VERSION << 6  # no padding, extension or CSRCs
@@ -170,7 +170,6 @@ class SendStream:
 
 # Columns of `SendBank._state`: what `SendStream.packet` reads and moves on.
 _SEQUENCE_NUMBER, _TIMESTAMP, _LATEST_TIMESTAMP, _TALKSPURT_STARTS, _PACKETS, _OCTETS = range(6)
-_BANK_FIRST_ROWS = 64
 
 
 class SendBank:
@@ -190,27 +189,22 @@ class SendBank:
         self._state: NDArray[np.int64] = np.zeros((0, 6), np.int64)
         # Each row's header bytes that never change: version, payload type, SSRC.
         self._headers: NDArray[np.uint8] = np.zeros((0, RTP_HEADER.size), np.uint8)
-        self._free: list[int] = []
+        self._rows = RowPool(self._grow)
 
     def add(self, stream: SendStream) -> None:
         """Give `stream` a row of the bank, for as long as it lives."""
         if stream._bank is not None:
             raise ValueError("the stream is in a bank already")
-        if not self._free:
-            self._grow()
-        row = self._free.pop()
+        row = self._rows.take(stream)
         stream._bank, stream._row = self, row
         self._headers[row] = np.frombuffer(
             RTP_HEADER.pack(_FIRST_BYTE, stream.payload_type, 0, 0, stream.ssrc), np.uint8)
-        weakref.finalize(stream, self._free.append, row)
 
-    def _grow(self) -> None:
+    def _grow(self, rows: int) -> None:
         old = self._state.shape[0]
-        rows = max(_BANK_FIRST_ROWS, 2 * old)
         state, headers = np.zeros((rows, 6), np.int64), np.zeros((rows, RTP_HEADER.size), np.uint8)
         state[:old], headers[:old] = self._state, self._headers
         self._state, self._headers = state, headers
-        self._free.extend(range(rows - 1, old - 1, -1))  # lowest rows first
 
     def release(self, stream: SendStream) -> None:
         """Give a banked stream its state back, as if it had made the packets itself."""

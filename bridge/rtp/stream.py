@@ -9,12 +9,12 @@ clock: every arrival comes with `now` in seconds.
 from __future__ import annotations
 
 import enum
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from bridge.rtp.rows import RowPool
 from bridge.rtp.rtcp import ReportBlock, ntp_middle32
 from bridge.rtp.seqnum import UINT16_MOD, uint32_diff
 
@@ -290,7 +290,6 @@ class ReceiveStream:
 # The bank's state columns: integers, then floats.
 _SSRC, _NEXT_SEQ, _STEPS, _OCTETS, _LAST_TIMESTAMP = range(5)
 _JITTER, _LAST_ARRIVAL_TS, _LAST_ARRIVAL, _CLOCK_RATE = range(4)
-_BANK_FIRST_ROWS = 64
 
 
 class ReceiveBank:
@@ -311,31 +310,24 @@ class ReceiveBank:
         self._ints: NDArray[np.int64] = np.zeros((0, 5), np.int64)
         self._floats: NDArray[np.float64] = np.zeros((0, 4))
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
-        self._free: list[int] = []
+        self._rows = RowPool(self._grow, self._vacate)
 
     def add(self, stream: ReceiveStream) -> None:
         """Give `stream` a row of the bank, for as long as it lives."""
         if stream._bank is not None:
             raise ValueError("the stream is in a bank already")
-        if not self._free:
-            self._grow()
-        row = self._free.pop()
-        stream._bank, stream._row = self, row
-        weakref.finalize(stream, self._vacate, row)
+        stream._bank, stream._row = self, self._rows.take(stream)
 
     def _vacate(self, row: int) -> None:
         self._banked[row] = False
-        self._free.append(row)
 
-    def _grow(self) -> None:
+    def _grow(self, rows: int) -> None:
         old = self._banked.shape[0]
-        rows = max(_BANK_FIRST_ROWS, 2 * old)
         ints, floats = np.zeros((rows, 5), np.int64), np.zeros((rows, 4))
         ints[:old], floats[:old] = self._ints, self._floats
         banked = np.zeros(rows, np.bool_)
         banked[:old] = self._banked
         self._ints, self._floats, self._banked = ints, floats, banked
-        self._free.extend(range(rows - 1, old - 1, -1))  # lowest rows first
 
     def hold(self, stream: ReceiveStream) -> None:
         """Bank `stream` if its next in-order packet can be counted here: its source is
