@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 Samples = NDArray[np.float32]
@@ -80,11 +80,15 @@ def pitch_period(signal: Samples, rate_hz: int) -> tuple[int, float]:
         x = np.concatenate([np.zeros(need - x.shape[0]), x])
     target = x[-window:]
     # Row i starts at sample i, so it lies `need - window - i` samples before the target:
-    # row 0 is the longest lag.
-    candidates = sliding_window_view(x[: need - low], window)
+    # row 0 is the longest lag. (sliding_window_view's view, made directly: its checks
+    # cost a third of the search, which runs at every loss and every stretch.)
+    lags = need - low - window + 1
+    candidates = as_strided(x, (lags, window), (x.strides[0], x.strides[0]), writeable=False)
     correlation = candidates @ target
-    squares = np.concatenate([[0.0], np.cumsum(x * x)])
-    energy = squares[window : need - low + 1] - squares[: need - low - window + 1]
+    squares = np.empty(need + 1)
+    squares[0] = 0.0
+    np.cumsum(x * x, out=squares[1:])
+    energy = squares[window : need - low + 1] - squares[:lags]
     normalized = correlation / np.sqrt(energy * float(target @ target) + 1e-12)
     best = int(np.argmax(normalized))
     return high - best, float(normalized[best])
