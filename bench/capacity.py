@@ -17,6 +17,7 @@ cancels out of.
     .venv/bin/python bench/capacity.py                 # sweep N = 10 ... until it fails
     .venv/bin/python bench/capacity.py --sizes 200,500 --seconds 20
     .venv/bin/python bench/capacity.py --smoke         # a few seconds, for CI
+    .venv/bin/python bench/capacity.py --sizes 500 --loss 0.02  # lossy uplinks, 2 %
     .venv/bin/python bench/capacity.py --write-readme  # the table into README.md
 """
 
@@ -125,7 +126,7 @@ def run_loadgen(
         str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), *target_args,
         "--talkers", str(args.talkers), "--warmup", str(args.warmup),
         "--seconds", str(args.seconds), "--local-base", str(LOADGEN_LOCAL_BASE),
-        "--cpu", str(GENERATOR_CPU), "--workers", str(args.workers),
+        "--cpu", str(GENERATOR_CPU), "--workers", str(args.workers), "--loss", str(args.loss),
     ]
     # Joining N members at 100 per second, then the warm-up and window, then the BYEs.
     deadline = time.monotonic() + START_TIMEOUT_S + members / 50 + args.warmup + args.seconds + 30
@@ -389,10 +390,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--talkers", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="load generator processes")
+    parser.add_argument("--loss", type=float, default=0.0, metavar="FRACTION",
+                        help="uplink loss: each member's packets dropped at random at this "
+                             "rate before they are sent (the same pattern for both servers)")
     parser.add_argument("--no-janus", action="store_true", help="our bridge only")
     parser.add_argument("--smoke", action="store_true", help="N = 10, 30 for a few seconds")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
+    if args.write_readme and args.loss:
+        parser.error("--write-readme: the README's table is measured without loss")
     if args.smoke:
         args.seconds, args.warmup = 3.0, 2.0
     sizes = ([int(n) for n in args.sizes.split(",")] if args.sizes
@@ -415,7 +421,8 @@ def main() -> None:
                 break  # the sweep goes on until the bridge no longer keeps time
     text = "\n".join([
         f"Measured on commit {_commit()}, {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} cores; {args.talkers} talkers, {args.seconds:g} s window after "
+        f"{os.cpu_count()} cores; {args.talkers} talkers"
+        f"{f', {args.loss:.1%} uplink loss' if args.loss else ''}, {args.seconds:g} s window after "
         f"{args.warmup:g} s warm-up; server on CPU {SERVER_CPU}, load generator on CPU "
         f"{GENERATOR_CPU}.",
         "",

@@ -3,7 +3,8 @@
 Either joins N members to our bridge over SIP/UDP (`--sip`), or streams for members the
 orchestrator already joined to Janus (`--rtp-targets`, a JSON list of
 {"local_port": int, "remote": [ip, port]}). K talkers send espeak-ng speech at -26 dBFS,
-the others line noise at -60 dBFS, one packet per 20 ms each; what comes back is
+the others line noise at -60 dBFS, one packet per 20 ms each (with --loss, a share of
+them dropped at random before they are sent: lossy uplinks); what comes back is
 measured per member. bench/capacity.py runs it as a subprocess; stdout is its protocol:
 
     STEADY      the steady window starts (flushed at once; join and warm-up are over)
@@ -53,6 +54,7 @@ log = logging.getLogger("loadgen")
 TALKER_LEVEL_DBFS = -26.0
 NOISE_LEVEL_DBFS = -60.0
 NOISE_FRAMES = 500  # 10 s of line noise, shared; each member starts at its own place
+LOSS_PATTERN_ROUNDS = 3000  # 60 s of a member's uplink loss pattern (--loss), looped
 RATE_HZ = 8000
 _START_MARGIN_ROUNDS = 2  # workers learn the window within a round; give them two
 
@@ -83,12 +85,17 @@ def _encode(frames: np.ndarray) -> list[bytes]:
 
 
 def member_specs(
-    targets: Sequence[tuple[int, tuple[str, int] | None]], talkers: int, seed: int
+    targets: Sequence[tuple[int, tuple[str, int] | None]], talkers: int, seed: int,
+    loss: float = 0.0,
 ) -> list[MemberSpec]:
     """Give members 0..talkers-1 speech (a voice each, shifted when voices repeat), the
-    rest noise; `targets` are (local RTP port, remote or None) per member."""
+    rest noise; `targets` are (local RTP port, remote or None) per member. With `loss`,
+    each member's packets are dropped at random at that rate before they are sent (its
+    uplink), by a pattern of LOSS_PATTERN_ROUNDS drawn from `seed`: the same for every
+    server measured."""
     speech = [talker_frames(k) for k in range(min(talkers, len(targets)))]
     noise = noise_frames(seed)
+    rng = np.random.default_rng([seed, 1])
     specs = []
     for index, (port, remote) in enumerate(targets):
         if index < len(speech):
@@ -96,7 +103,9 @@ def member_specs(
             offset = (index // len(VOICES)) * 97 % len(frames)
         else:
             frames, offset = noise, index * 37 % len(noise)
-        specs.append(MemberSpec(index, port, remote, frames, offset))
+        sends = (rng.random(LOSS_PATTERN_ROUNDS) >= loss).astype(np.uint8).tobytes() if (
+            loss > 0) else b""
+        specs.append(MemberSpec(index, port, remote, frames, offset, sends))
     return specs
 
 
@@ -352,12 +361,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "busy machine")
     parser.add_argument("--per-member", action="store_true", help="add per-member arrays")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--loss", type=_fraction, default=0.0, metavar="FRACTION",
+                        help="uplink loss: the share of each member's packets not sent")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0:
         parser.error("--seconds must be positive and --warmup not negative")
     if args.join_rate <= 0 or args.max_pending < 1 or args.workers < 1:
         parser.error("--join-rate, --max-pending and --workers must be positive")
     return args
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: a fraction from 0 up to 1")
+    return value
 
 
 def _targets(args: argparse.Namespace) -> list[tuple[int, tuple[str, int] | None]]:
@@ -386,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host, _, port = args.sip.rpartition(":")
         sip = SipSettings((host, int(port)), args.uri, args.join_rate, args.max_pending,
                           args.bye_timeout)
-    specs = member_specs(_targets(args), args.talkers, args.seed)
+    specs = member_specs(_targets(args), args.talkers, args.seed, args.loss)
     if not specs:
         raise SystemExit("no members")
     results = run_workers(specs, sip, args, cpus)

@@ -76,6 +76,8 @@ class MemberSpec:
     remote: Address | None  # None in SIP mode: the bridge's answer says
     frames: Sequence[bytes]  # PCMU payloads, looped
     frame_offset: int
+    # Uplink loss: round k's packet is not sent where byte k (looped) is 0; empty: all sent.
+    sends: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +144,8 @@ def _bind(port: int, *, timestamps: bool) -> socket.socket:
     return sock
 
 
-# (send, ssrc, first round, seq0, ts0, frames, frame count, frame offset)
-_Sender = tuple[Callable[[bytes], int], int, int, int, int, Sequence[bytes], int, int]
+# (send, ssrc, first round, seq0, ts0, frames, frame count, frame offset, uplink pattern)
+_Sender = tuple[Callable[[bytes], int], int, int, int, int, Sequence[bytes], int, int, bytes]
 
 
 class Worker:
@@ -290,8 +292,10 @@ class Worker:
         """Send one packet per member of `senders`: header packed here, payload precomputed."""
         pack = _HEADER.pack
         errors = 0
-        for send, ssrc, first, seq0, ts0, frames, count, offset in senders:
+        for send, ssrc, first, seq0, ts0, frames, count, offset, sends in senders:
             k = round_index - first
+            if sends and not sends[k % len(sends)]:
+                continue  # lost on the way up: its sequence number is skipped
             try:
                 send(pack(_RTP_VERSION_BYTE,
                           PCMU_PAYLOAD_TYPE if k else PCMU_PAYLOAD_TYPE | _MARKER,
@@ -357,7 +361,7 @@ class Worker:
         spec = member.spec
         self._senders[spec.index] = (
             member.rtp.send, member.ssrc, first_round, member.seq0, member.ts0,
-            spec.frames, len(spec.frames), spec.frame_offset,
+            spec.frames, len(spec.frames), spec.frame_offset, spec.sends,
         )
         self._sort_senders()
 
