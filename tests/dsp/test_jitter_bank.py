@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from bench.jitter_equivalence import observed, packets, random_scenario, steps
 from dsp.jitter import JitterBank, JitterBuffer
+from dsp.plc import HISTORY_FRAMES
 
 RATE_HZ = 8000
 FRAME = 160
@@ -196,3 +198,30 @@ def test_refuses_buffers_it_cannot_hold() -> None:
     bank.add(buffer)
     with pytest.raises(ValueError):
         bank.add(buffer)
+
+
+def test_a_buffer_that_leaves_the_bank_keeps_no_frames_of_the_others_alive() -> None:
+    """A steady pop returns one array for the whole bank; the history a buffer takes out
+    of the bank holds copies of its rows, not the rows: else every lost packet would keep
+    up to 16 ticks of the whole room's frames alive (memory growing with loss)."""
+    bank = JitterBank(RATE_HZ, FRAME)
+    buffers = [JitterBuffer(RATE_HZ) for _ in range(40)]
+    for buffer in buffers:
+        bank.add(buffer)
+    voice = (0.3 * np.sin(np.arange(FRAME) * 2 * np.pi / 50)).astype(np.float32)
+    returned: list[weakref.ref[np.ndarray]] = []
+    for tick in range(60):
+        sending = [b for k, b in enumerate(buffers) if not (k == 0 and tick == 30)]
+        bank.push_many(sending, [tick * FRAME] * len(sending),
+                       np.tile(voice, (len(sending), 1)), [tick * 0.02] * len(sending))
+        frames, heard = bank.pop_many(buffers, FRAME)
+        assert all(heard) or tick < 5  # after the prefill, sound all along
+        if isinstance(frames, np.ndarray):
+            returned.append(weakref.ref(frames))
+        del frames
+    assert len(returned) > 40
+    gc.collect()
+    # The bank keeps its last HISTORY_FRAMES pops; nothing else holds the older ones.
+    assert [ref for ref in returned[:-HISTORY_FRAMES] if ref() is not None] == []
+    # (Read last: the read takes the buffer out of the bank and renews its history.)
+    assert buffers[0].statistics().concealed_frames  # it left the bank, and came back
