@@ -325,22 +325,24 @@ def _free_tcp_port() -> int:
 def table(results: list[Measured]) -> list[str]:
     lines = [
         "| N | server | cores (kernel) | µs CPU/member/tick | RSS MB (per member) | threads "
-        "| late ticks (>5 ms) | lateness p50/p99/max ms | received/expected | lost "
-        "| jitter p99 ms | generator late p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| late ticks (>5 ms) | lateness p50/p99/max ms | tick work p50/p99/max ms "
+        "| received/expected | lost | jitter p99 ms | generator late p99 ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
         lg = r.loadgen
         if r.clock is not None:
             late = f"{100 * (r.late_share or 0):.2f} %"
             lateness = f"{r.clock['p50']:.2f}/{r.clock['p99']:.2f}/{r.clock['max']:.1f}"
+            work = f"{r.clock['work50']:.2f}/{r.clock['work99']:.2f}/{r.clock['workmax']:.1f}"
         else:
-            late, lateness = "n/a", "n/a"
+            late, lateness, work = "n/a", "n/a", "n/a"
         jitter = lg["jitter_ms"]["p99"]
         lines.append(
             f"| {r.members} | {r.server} | {r.cores:.2f} ({100 * r.kernel_share:.0f} %) "
             f"| {r.us_per_member_tick:.1f} "
             f"| {r.rss_mb:.0f} ({r.rss_per_member_mb:.2f}) | {r.threads} | {late} | {lateness} "
+            f"| {work} "
             f"| {lg['received']}/{lg['expected']} | {r.lost} "
             f"| {jitter if jitter is not None else 'n/a'} "
             f"| {lg['generator']['late_ms']['p99']} |"
