@@ -644,14 +644,14 @@ class JitterBuffer:
     def _bankable(self, count: int) -> bool:
         """Whether the next `count`-sample read is steady (audio there, delay in its band,
         nothing held, concealed or out of line) and the stream has an arrival history, so
-        the bank can take the buffer over. A known hole ahead keeps it out: the read that
-        meets the hole would hand it straight back."""
+        the bank can take the buffer over. A hole further ahead does not keep it out: the
+        bank plays up to it."""
         read = self._read_ts
         return (
             read is not None and not self._rescaled and not self._held
             and not self._concealer.lost and not self.last_pop_concealed
             and self._transit_now_min is not None
-            and read < self._highest_end <= self._complete_to
+            and read + count <= self._complete_to
             and self._highest_end - read <= self._max_delay + count
             and self._expand_below <= self._delay <= self._compress_above
         )
@@ -984,7 +984,7 @@ class JitterBank:
         peak = np.where(within & (relative > peak), relative, peak)
         rolls = start >= ints[:, _INTERVAL_END]
         fast &= (
-            (start == ints[:, _HIGHEST])  # follows on: no gap, duplicate or overlap
+            (start >= ints[:, _HIGHEST])  # follows on, or after a gap: no duplicate or overlap
             & (start >= read)  # not late
             & (end - read <= np.minimum(ints[:, _MAX_DELAY] + length, self._capacity))
             & (relative >= self._jump_ahead)  # no timestamp jump
@@ -1005,13 +1005,18 @@ class JitterBank:
         relative: NDArray[np.float64], peak: NDArray[np.float64], rolls: NDArray[np.bool_],
         spikes: NDArray[np.bool_],
     ) -> None:
-        """`JitterBuffer.push` for packets that follow on, all checks passed: the ring
-        write (`_write` at the highest end), `_relative_delay` (a spike retargets:
-        `_set_target`) and `_note_delay` (an interval's end updates the histogram: `_learn`)."""
+        """`JitterBuffer.push` for packets that follow on or come after a gap, all checks
+        passed: the ring write (`_write`), `_relative_delay` (a spike retargets:
+        `_set_target`) and `_note_delay` (an interval's end updates the histogram: `_learn`).
+
+        After a gap (a packet lost, or still on its way) the buffer stays banked: its pops
+        run here up to the hole, and only the pop that meets the hole is its own."""
         if spikes.any():
             self._retarget(ints, floats, np.flatnonzero(spikes), relative)
         end = start + frames.shape[1]
         self._write(rows, start, frames)
+        for k in np.flatnonzero(start > ints[:, _HIGHEST]).tolist():
+            self._flag_after_gap(int(rows[k]), ints[k], int(start[k]), int(end[k]))
         complete = ints[:, _COMPLETE_TO]
         ints[:, _COMPLETE_TO] = np.where((start <= complete) & (complete < end), end, complete)
         ints[:, _HIGHEST] = end
@@ -1038,6 +1043,18 @@ class JitterBank:
         ints[:, _PUSHED] += 1
         self._ints[rows] = ints
         self._floats[rows] = floats
+
+    def _flag_after_gap(self, row: int, ints: NDArray[np.int64], start: int, end: int) -> None:
+        """`JitterBuffer._write`'s flags for a packet written after a gap: the audio before
+        the gap, written without flags, gets them (`_settle`), then the packet's own; the
+        positions in between stay unflagged: no audio."""
+        read, highest = int(ints[_READ]), int(ints[_HIGHEST])
+        settled_from = max(read, int(ints[_UNFLAGGED_FROM]))
+        valid = self._valid[row]
+        for first, last in ((settled_from, highest), (start, end)):
+            if first < last:
+                valid[np.arange(first, last) % self._capacity] = True
+        ints[_UNFLAGGED_FROM] = end  # the new highest end
 
     def _learn(self, rows: NDArray[np.intp], ints: NDArray[np.int64],
                floats: NDArray[np.float64], learning: NDArray[np.intp]) -> None:
