@@ -580,7 +580,8 @@ def _pop_frames(
     energy (sum of squares; 0 where it holds no audio): members in a `JitterBank`
     together (one `pop_many` per bank), the others one by one. A room of G.711 members
     all steady (most ticks of a big room) gets the bank's array as it is, energies and all
-    in one call."""
+    in one call; one where a few were not (a loss, a stretch: most ticks of a big room on
+    lossy links) gets their frames stacked into one array."""
     count = len(media)
     bank = _shared([member.jitter_bank for member in media])
     if bank is not None and (
@@ -589,7 +590,12 @@ def _pop_frames(
         frames, heard = bank.pop_many([member.jitter for member in media], bank.frame_samples)
         if isinstance(frames, np.ndarray):  # all steady, so all heard
             return frames, heard, np.einsum("ij,ij->i", frames, frames).tolist()
-        return frames, heard, _energies(frames, heard)
+        # A few popped on their own (a loss, a stretch): all the same length still, so
+        # one array all the same, for the energies and whatever reads them together.
+        stacked = _rows(frames)
+        energies = np.einsum("ij,ij->i", stacked, stacked)
+        energies[~np.array(heard)] = 0.0
+        return stacked, heard, energies.tolist()
     popped: list[Samples] = [_NO_FRAME] * count
     has_audio = [False] * count
     banked: dict[JitterBank, tuple[list[int], list[JitterBuffer]]] = {}
