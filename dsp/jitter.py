@@ -891,7 +891,7 @@ class JitterBank:
 
         Copies, not the arrays: a frame of a steady pop is a row of that tick's array for
         the whole room, and a history holding it would keep all of it alive (at 0.2 %
-        loss, 500 members kept ~170 MB of such arrays)."""
+        loss, 500 members kept ~160 MB of such arrays)."""
         row, frame = buffer._row, self.frame_samples
         kept = [
             popped[at] for popped, where in self._recent_pops
