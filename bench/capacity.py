@@ -399,6 +399,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="N = 10, 30 for a few seconds")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
+    if not 0.0 <= args.loss < 1.0:
+        parser.error("--loss: a fraction from 0 up to 1")
     if args.write_readme and args.loss:
         parser.error("--write-readme: the README's table is measured without loss")
     if args.smoke:

@@ -1047,7 +1047,7 @@ class JitterBank:
     def _flag_after_gap(self, row: int, ints: NDArray[np.int64], start: int, end: int) -> None:
         """`JitterBuffer._write`'s flags for a packet written after a gap: the audio before
         the gap, written without flags, gets them (`_settle`), then the packet's own; the
-        positions in between stay unflagged: no audio."""
+        positions of the gap keep theirs down: no audio there."""
         read, highest = int(ints[_READ]), int(ints[_HIGHEST])
         settled_from = max(read, int(ints[_UNFLAGGED_FROM]))
         valid = self._valid[row]

@@ -35,7 +35,7 @@ _MAX_PACKET_BYTES = 8192  # RTP/RTCP on a voice leg stays far below this
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: seconds, nanoseconds
 _ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
-_TIMESTAMP_MESSAGE = (socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # (level, type) of the time's
+_TIMESTAMP_MESSAGE = (socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its control message's level, type
 # A sweep reads at most this many packets per socket: a sender flooding one port cannot
 # hold the tick; what is left waits for the next sweep.
 _MAX_PACKETS_PER_SWEEP = 8
