@@ -30,10 +30,10 @@ FRAME_MS = 20
 # anti-correlated), so a high correlation at some lag means echo at that delay.
 DETECTOR_WINDOW_FRAMES = 150  # 3 s
 DETECTOR_MAX_LAG_FRAMES = 25  # 500 ms: network round trip plus jitter buffers
-# One check per stream every 0.5 s. Each stream checks in its own phase of those 25 frames
-# (`echo_detector_state`): a check costs 7-15 us a stream beyond ~250 us a call, and
-# members who joined in the same tick would otherwise all be checked in one tick (2.9 ms
-# more at 200).
+# One check per stream every 0.5 s, in the phase of those 25 frames its state was given
+# (`echo_detector_state`): the caller chooses which streams are checked together. A check
+# call costs 50-250 us of numpy overhead and 4-15 us a stream (this VM on its fast and
+# slow days): many streams in a call, but not hundreds in one tick (2.9 ms at 200).
 DETECTOR_CHECK_FRAMES = 25
 # Envelope correlation that counts as echo. Far-end-only echo gives 0.9 and more; an
 # echo-free line with both sides talking stays under 0.4 (tests/dsp/test_echo.py).
@@ -57,9 +57,10 @@ def echo_detector_state(phase: int = 0) -> NDArray[np.float32]:
     """Return the detector state of a stream that starts now: no history, no echo.
 
     Its checks come every DETECTOR_CHECK_FRAMES frames, when its frame count plus `phase`
-    is a multiple of that: give streams that start together different phases to spread
-    their checks over the frames. `(DETECTOR_STATE_SIZE,)` float32 (355 values); stack
-    one row per stream.
+    is a multiple of that: streams that start together with different phases are checked
+    in different frames, and a stream started k frames after another with a phase k
+    higher is checked in the same ones. `(DETECTOR_STATE_SIZE,)` float32 (355 values);
+    stack one row per stream.
     """
     state = np.full(DETECTOR_STATE_SIZE, DETECTOR_FLOOR_DB, dtype=np.float32)
     state[:_HEADER] = (0.0, -1.0, 0.0, 0.0, phase % DETECTOR_CHECK_FRAMES)

@@ -33,7 +33,6 @@ from dsp.codecs import codec_rates, get_codec, new_decoder, new_encoder
 from dsp.codecs.base import EncoderSettings, StreamEncoder
 from dsp.dtmf import QUIET_FRAME_DBFS, detect_dtmf, dtmf_states
 from dsp.echo import (
-    DETECTOR_CHECK_FRAMES,
     DETECTOR_STATE_SIZE,
     EchoCanceller,
     detect_echo,
@@ -69,12 +68,13 @@ _BATCH_CODECS = ("PCMU", "PCMA")
 OWN_ENCODER_HOLD_TICKS = 100
 # A shared stateful encoder nobody has used for this long is dropped.
 _SHARED_ENCODER_IDLE_TICKS = 50
-# The echo detectors' phases step by this many ticks (`EchoWatch`): a room's checks fall
-# in 5 ticks of every 25, a fifth of its members in each. A check call costs ~250 us of
-# numpy overhead plus 7-15 us a member: in all 25 ticks that overhead is paid every tick
-# (+0.6 us per member at 400); in one tick of 25, 200 members who joined together took
-# 2.9 ms more; with 5, a fifth of them every 5th tick.
-_ECHO_PHASE_STEP = 5
+# A room's echo detectors are checked in groups of this many members, each group in its
+# own tick of the 25 (`EchoWatch`), however they joined. A check call costs 50-250 us of
+# numpy overhead plus 4-15 us a member (`dsp.echo`): one call for a whole small room, not
+# one per member (people dial in at different ticks: 20 rooms of 10 who joined one by one
+# made 2,628 calls in 6 s, now 276); in a big room 40 at a time (0.2-0.65 ms), not 200
+# who joined together in one tick (2.9 ms).
+_ECHO_CHECK_GROUP = 40
 
 Samples = NDArray[np.float32]
 _Value = TypeVar("_Value")
@@ -653,7 +653,7 @@ class EchoWatch:
     def __init__(self) -> None:
         self._watched: list[MemberMedia] = []  # whose states are the rows of `_states`
         self._states = np.empty((0, DETECTOR_STATE_SIZE), np.float32)
-        self._next_phase = 0  # of the next detector started (`echo_detector_state`)
+        self._ticks = 0  # updates so far: detectors started later keep the room's beat
         self._begin_tick()
 
     def _begin_tick(self) -> None:
@@ -680,6 +680,7 @@ class EchoWatch:
                     if shows_echo[k] else None
                 )
         self._watched = watched
+        self._ticks += 1
         self._begin_tick()
 
     def _reference_powers(self) -> NDArray[np.float64]:
@@ -704,12 +705,14 @@ class EchoWatch:
             return self._states
         kept = {id(member): k for k, member in enumerate(self._watched)}
         rows = []
-        for member in watched:
+        for position, member in enumerate(watched):
             k = kept.get(id(member))
             if k is None or member.echo_restart:
-                # Phases in turn: members who join together are checked a fifth at a time.
-                rows.append(echo_detector_state(self._next_phase))
-                self._next_phase = (self._next_phase + _ECHO_PHASE_STEP) % DETECTOR_CHECK_FRAMES
+                # A detector is due when its frame count plus its phase is a multiple of
+                # 25, and counts one frame a tick: started with this phase, it is due in
+                # the same ticks as every detector of its group, whenever it started.
+                group = position // _ECHO_CHECK_GROUP
+                rows.append(echo_detector_state(self._ticks + group))
             else:
                 rows.append(self._states[k])
             member.echo_restart = False

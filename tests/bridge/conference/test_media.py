@@ -3,6 +3,8 @@ packets follow each member's ptime, encodes are shared, Opus DTX and FEC work.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -383,25 +385,57 @@ def test_the_echo_detector_hears_the_line_before_its_canceller(
     assert min(fed[5:]) > 0.01  # the line's own 500 Hz at -13.5 dBFS, not the zeros
 
 
+def _count_echo_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(tick, members) of every echo check call from now on, ticks counted by call of
+    `detect_echo`."""
+    checked: list[tuple[int, int]] = []
+    ticks = [0]
+    check, detect = echo_module._check, media_module.detect_echo
+
+    def counting(states: Samples, due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
+        checked.append((ticks[0], due.size))
+        check(states, due, oldest)
+
+    def ticking(*args: Any) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+        ticks[0] += 1
+        return detect(*args)
+
+    monkeypatch.setattr(echo_module, "_check", counting)
+    monkeypatch.setattr(media_module, "detect_echo", ticking)
+    return checked
+
+
 def test_members_who_join_together_have_their_echo_checks_spread_over_the_ticks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """50 members who joined in one tick are checked ten at a time in 5 ticks of every 25,
+    """50 members who joined in one tick are checked 40 and 10 in two ticks of every 25,
     not all 50 in one tick every half second (a check call costs ~250 us, plus ~7 us a
-    member: spreading them over all 25 ticks would pay that overhead every tick)."""
-    checked: list[int] = []
-    check = echo_module._check
-
-    def counting(states: Samples, due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
-        checked.append(due.size)
-        check(states, due, oldest)
-
-    monkeypatch.setattr(echo_module, "_check", counting)
+    member)."""
+    checked = _count_echo_checks(monkeypatch)
     room = quiet_room()
     callers = [Caller(room, m, "PCMU") for m in range(1, 51)]
     run(room, callers, {}, 7 * DETECTOR_CHECK_FRAMES + 3 * DETECTOR_CHECK_FRAMES)
-    assert sum(checked) >= 2 * 50  # every member checked, at least twice
-    assert max(checked) == 10
+    assert sum(members for _, members in checked) >= 2 * 50  # all checked, at least twice
+    assert sorted({members for _, members in checked}) == [10, 40]
+    assert len({tick for tick, _ in checked}) == len(checked)  # each call its own tick
+
+
+def test_members_who_join_one_by_one_have_their_echo_checks_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """People dial in over minutes: a small room's detectors all keep the room's beat, so
+    its checks are one call every half second, not one per member."""
+    checked = _count_echo_checks(monkeypatch)
+    room = quiet_room()
+    callers: list[Caller] = []
+    for member_id in range(1, 11):  # one more member every 7 ticks
+        callers.append(Caller(room, member_id, "PCMU"))
+        run(room, callers, {}, 7)
+    run(room, callers, {}, 10 * DETECTOR_CHECK_FRAMES)
+    assert [members for _, members in checked][-3:] == [10, 10, 10]
+    ticks = [tick for tick, _ in checked]
+    assert all(later - earlier == DETECTOR_CHECK_FRAMES
+               for earlier, later in zip(ticks, ticks[1:], strict=False))
 
 
 def test_a_batch_decodes_g711_of_many_members_as_each_packet_alone_would() -> None:
