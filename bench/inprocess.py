@@ -28,23 +28,32 @@ EXTENSION = "2000"
 PHONE_RTP_PORT = 4000
 TICK_S = FRAME_MS / 1000
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-# One room; RTP never times out, so a phone that only listens stays in the call.
+# RTP never times out, so a phone that only listens stays in the call.
 _BASE_CONFIG = f"""
 sip: {{listen: ["udp:{BRIDGE_HOST}:{SIP_PORT}"]}}
 rtp: {{ports: "20000-29999", timeout_s: 3600}}
 language: en
-rooms: [{{id: bench, extension: "{EXTENSION}"}}]
 """
 
 RtpDatagram = tuple[int, bytes, tuple[str, int]]  # (bridge's local port, bytes, destination)
 
 
-def bench_config(extra_yaml: str = "") -> Config:
-    """Return the config of a bench bridge: one room at extension 2000 and no RTP timeout.
+def room_extension(index: int) -> str:
+    """The extension of the bench bridge's room `index` (0: 2000, the only one by default)."""
+    return str(int(EXTENSION) + index)
+
+
+def bench_config(extra_yaml: str = "", rooms: int = 1) -> Config:
+    """Return the config of a bench bridge: `rooms` rooms at extensions 2000, 2001, ...
+    (`room_extension`) and no RTP timeout.
 
     `extra_yaml` adds top-level keys the base leaves out (codecs, ptime_ms, opus).
     """
-    return parse_config(_BASE_CONFIG + extra_yaml, "bench")
+    listed = ", ".join(
+        f'{{id: bench{index or ""}, extension: "{room_extension(index)}"}}'
+        for index in range(rooms)
+    )
+    return parse_config(f"{_BASE_CONFIG}rooms: [{listed}]\n{extra_yaml}", "bench")
 
 
 class MemoryPorts:
@@ -121,12 +130,13 @@ class InProcessBridge:
     def now(self) -> float:
         return self.ticks * TICK_S
 
-    def join(self, host: str, offer: str) -> Phone:
-        """Call the room from `host` with SDP `offer`, ACK the 200 OK (RFC 3261 §13.2.2.4)."""
+    def join(self, host: str, offer: str, extension: str = EXTENSION) -> Phone:
+        """Call the room at `extension` from `host` with SDP `offer`, ACK the 200 OK (RFC
+        3261 §13.2.2.4)."""
         self._calls += 1
         call = self._calls
         flow = Flow("udp", BRIDGE_HOST, SIP_PORT, host, SIP_PORT)
-        uri = f"sip:{EXTENSION}@{BRIDGE_HOST}"
+        uri = f"sip:{extension}@{BRIDGE_HOST}"
 
         def request(method: str, branch: str, to_tag: str, body: str) -> bytes:
             content_type = "Content-Type: application/sdp\r\n" if body else ""
