@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
-from bridge.conference.media import OutgoingPacket, PayloadBatch
+from bridge.conference.media import OutgoingPacket, PayloadBatch, playout_bank
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
     DigitHeard,
@@ -298,8 +298,12 @@ class CallController:
             accept_host_only_digest_uri=True,
         )
         self._registrar = Registrar(self._auth, config.sip.domain)
+        # One playout bank for every room's G.711 members: a sweep's packets, whatever
+        # their rooms, go in with one push (`PayloadBatch`).
+        shared_bank = playout_bank()
         self._rooms = {
-            room.id: Room(room, prompts, wall_clock=wall_clock) for room in config.rooms
+            room.id: Room(room, prompts, wall_clock=wall_clock, jitter_bank=shared_bank)
+            for room in config.rooms
         }
         self._calls: dict[CallRef, Call] = {}
         self._by_port: dict[int, Call] = {}

@@ -1100,9 +1100,11 @@ class JitterBank:
         """`buffers[k].pop(count)` for every k: the frames, and whether each holds audio.
         When every buffer was steady (nearly every tick) the frames are one `(k, count)`
         array, whose rows the caller can also work on together; else a list of frames.
-        Every buffer must be in this bank, each once. A bank is meant to be popped once
-        per tick for all its buffers (a room): then the Concealers see exactly the arrays
-        returned, also when the caller changes them in place (see `_replay`)."""
+        Every buffer must be in this bank, each once. The bank keeps the frames of its
+        last HISTORY_FRAMES calls for the Concealers, as the caller left them (changed in
+        place or not, see `_replay`): popped once per tick for all its buffers, that is
+        their last HISTORY_FRAMES frames; a bank shared by more rooms than that, popped
+        room by room, gives them older frames from the ring, as they were popped."""
         total = len(buffers)
         heard = [True] * total
         if not total:

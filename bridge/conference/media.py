@@ -222,6 +222,17 @@ class MemberMedia:
 _Payload = tuple[MemberMedia, int, bytes, bool, bool, float | None]
 
 
+# What `PayloadBatch.add_frames` is given: members (None: skip), RTP timestamps,
+# G.711 payloads as rows, arrival times.
+_FramesBlock = tuple[list[MemberMedia | None], list[int], NDArray[np.uint8], list[float]]
+
+
+def playout_bank() -> JitterBank:
+    """A bank for the playout buffers of G.711 members (8 kHz, 20 ms frames): one per
+    bridge, shared by its rooms, so that a sweep's packets go in with one push."""
+    return JitterBank(NARROWBAND_RATE_HZ, frame_samples(NARROWBAND_RATE_HZ, FRAME_MS))
+
+
 class PayloadBatch:
     """The audio payloads of one sweep of the sockets, decoded together before they go
     into the playout buffers, in the order they came.
@@ -235,9 +246,7 @@ class PayloadBatch:
     def __init__(self) -> None:
         self._items: list[_Payload] = []
         # (members, RTP timestamps, payloads as rows, arrival times) from `add_frames`
-        self._frames: list[
-            tuple[list[MemberMedia | None], list[int], NDArray[np.uint8], list[float]]
-        ] = []
+        self._frames: list[_FramesBlock] = []
 
     def add(
         self, media: MemberMedia, timestamp: int, payload: bytes, *, lost_before: bool,
@@ -262,7 +271,7 @@ class PayloadBatch:
         packets still in the order they came."""
         frames, self._frames = self._frames, []
         items: list[_Payload] = []
-        for block in frames:
+        for block in _joined(frames):
             items.extend(_push_frames(*block))
         items.extend(self._items)
         self._items = []
@@ -291,6 +300,24 @@ class PayloadBatch:
             except Exception:  # noqa: BLE001 - one packet's fault must not cost the others
                 log.exception("rtp: a %s packet (timestamp %d) dropped", media.codec, timestamp)
         _push_banked(banked)
+
+
+def _joined(blocks: list[_FramesBlock]) -> list[_FramesBlock]:
+    """`add_frames` blocks of the same payload size as one, in the order they came: the
+    sweep's packets of every room (rooms share a playout bank) decoded and pushed once."""
+    if len(blocks) < 2:
+        return blocks
+    by_size: dict[int, list[_FramesBlock]] = {}
+    for block in blocks:
+        by_size.setdefault(block[2].shape[1], []).append(block)
+    return [
+        ([media for block in same for media in block[0]],
+         [stamp for block in same for stamp in block[1]],
+         np.concatenate([block[2] for block in same]),
+         [arrival for block in same for arrival in block[3]])
+        if len(same) > 1 else same[0]
+        for same in by_size.values()
+    ]
 
 
 @dataclass(slots=True)

@@ -34,7 +34,6 @@ from bridge.conference.keypad import (
 )
 from bridge.conference.media import (
     FRAME_MS,
-    NARROWBAND_RATE_HZ,
     ROOM_RATE_HZ,
     EchoWatch,
     GatheredFrames,
@@ -43,6 +42,7 @@ from bridge.conference.media import (
     PayloadBatch,
     RoomEncoder,
     gather_frames,
+    playout_bank,
 )
 from bridge.conference.numbers import spoken_number
 from bridge.conference.pin import PinEntry, PinOutcome
@@ -305,9 +305,12 @@ class Room:
     def __init__(
         self, config: RoomConfig, prompts: PromptLibrary, *,
         wall_clock: Callable[[], datetime] | None = None,
+        jitter_bank: JitterBank | None = None,
     ) -> None:
         """`wall_clock` (local time) decides a hotline's operator hours; without one
-        the hours are not enforced."""
+        the hours are not enforced. `jitter_bank`: the bank of 8 kHz playout buffers the
+        G.711 members' join, shared by the rooms of one bridge so that a sweep's packets
+        go in with one push for all of them (None: a bank of the room's own)."""
         if prompts.rate_hz != ROOM_RATE_HZ:
             raise ValueError(
                 f"prompts are at {prompts.rate_hz} Hz, the room mixes at {ROOM_RATE_HZ}"
@@ -316,8 +319,7 @@ class Room:
         self._prompts = prompts
         self._samples = frame_samples(ROOM_RATE_HZ, FRAME_MS)
         # The G.711 members' playout buffers, pushed and popped together.
-        self._jitter_bank = JitterBank(NARROWBAND_RATE_HZ,
-                                       frame_samples(NARROWBAND_RATE_HZ, FRAME_MS))
+        self._jitter_bank = jitter_bank if jitter_bank is not None else playout_bank()
         self._silence = np.zeros(self._samples, dtype=np.float32)
         self._members: dict[int, Member] = {}
         self._actions: list[RoomAction] = []

@@ -23,6 +23,7 @@ from bridge.sip.message import Request, Response
 from bridge.sip.parser import parse_message
 from bridge.sip.sdp import SessionDescription
 from dsp.codecs import get_codec
+from dsp.jitter import JitterBank
 
 BRIDGE = ("192.0.2.1", 5060)
 RATE = 8000
@@ -742,3 +743,32 @@ def test_packets_made_in_the_send_bank_are_those_made_one_by_one(
     assert sum(together) > 0.9 * 5 * 300 and max(together) >= 2
     monkeypatch.setattr(controller_module, "SEND_BANK_MIN_STREAMS", 10**9)
     assert run() == banked
+
+
+def test_a_sweep_of_several_rooms_goes_into_the_playout_buffers_in_one_push(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rooms share one playout bank: a sweep's steady packets, whatever their rooms,
+    are decoded and placed together, not room by room."""
+    rig = Rig()
+    phones = [Phone(k + 1, 7000 + 2 * k) for k in range(6)]
+    ports = [rig.local_port(rig.call(phone, "2000" if k < 3 else "1000"))
+             for k, phone in enumerate(phones)]
+    rooms = {rig.controller._by_port[port].room for port in ports}  # noqa: SLF001
+    assert len(rooms) == 2
+    pushed: list[int] = []
+    push_many = JitterBank.push_many
+
+    def counted(self: JitterBank, buffers: list[Any], *args: Any) -> None:
+        pushed.append(len(buffers))
+        push_many(self, buffers, *args)
+
+    monkeypatch.setattr(JitterBank, "push_many", counted)
+    for _ in range(5):
+        rig.controller.receive_rtp_many([
+            (port, phone.rtp(PCMU.encode(tone(400, 0)[np.newaxis])[0].tobytes()),
+             (phone.host, phone.rtp_port), rig.now)
+            for phone, port in zip(phones, ports, strict=True)
+        ])
+        rig.tick()
+    assert pushed[-3:] == [6, 6, 6]
