@@ -72,8 +72,8 @@ _SHARED_ENCODER_IDLE_TICKS = 50
 # own tick of the 25 (`EchoWatch`), however they joined. A check call costs 50-250 us of
 # numpy overhead plus 4-15 us a member (`dsp.echo`): one call for a whole small room, not
 # one per member (people dial in at different ticks: 20 rooms of 10 who joined one by one
-# made 2,628 calls in 6 s, now 276); in a big room 40 at a time (0.2-0.65 ms), not 200
-# who joined together in one tick (2.9 ms).
+# made 2,628 calls in a 12 s run, now 276); in a big room 40 at a time (0.2-0.65 ms), not
+# 200 who joined together in one tick (2.9 ms).
 _ECHO_CHECK_GROUP = 40
 
 Samples = NDArray[np.float32]

@@ -308,8 +308,8 @@ class Room:
         jitter_bank: JitterBank | None = None,
     ) -> None:
         """`wall_clock` (local time) decides a hotline's operator hours; without one
-        the hours are not enforced. `jitter_bank`: the bank of 8 kHz playout buffers the
-        G.711 members' join, shared by the rooms of one bridge so that a sweep's packets
+        the hours are not enforced. `jitter_bank`: the bank that the G.711 members' 8 kHz
+        playout buffers join, shared by the rooms of one bridge so that a sweep's packets
         go in with one push for all of them (None: a bank of the room's own)."""
         if prompts.rate_hz != ROOM_RATE_HZ:
             raise ValueError(
