@@ -112,8 +112,8 @@ RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per pee
 # Each interval is RTCP_INTERVAL_S times a random factor in this range (RFC 3550 §6.3.1),
 # so legs that started together (a plenary's first minute, a load test) do not report in
 # the same tick: a report costs ~7 us of Python (its send counts taken out of the SendBank
-# included), 1.4 ms at once for 200 legs. No timer reconsideration
-# (§6.3.3), so no e - 3/2 compensation: the mean stays RTCP_INTERVAL_S.
+# included), 1.4 ms at once for 200 legs. No timer reconsideration (§6.3.3), so no
+# e - 3/2 compensation: the mean stays RTCP_INTERVAL_S.
 RTCP_INTERVAL_SPREAD = (0.5, 1.5)
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
