@@ -955,19 +955,41 @@ class JitterBank:
         """`buffers[k].push(timestamps[k], frames[k], arrivals[k])` for every k, in order.
 
         Every buffer must be in this bank; one may appear more than once (its packets
-        are placed in the order given).
+        are placed in the order given). A buffer's second packet of a sweep (the one
+        before came a little late, or a burst after a stall: on a jittery link, every
+        tick for some members) is as steady as its first: the packets go in rounds, each
+        buffer's n-th in the n-th, every round over the bank's arrays as the round before
+        left them.
         """
         count = len(buffers)
         if not count:
             return
-        length = frames.shape[1]
         rows = self._push_rows(buffers)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        if not np.any(ordered[1:] == ordered[:-1]):
+            self._push_round(buffers, rows, timestamps, frames, arrivals)
+            return
+        # Each packet's round: its place among its buffer's packets, in the order given.
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        place = np.arange(count) - np.repeat(starts, np.diff(np.r_[starts, count]))
+        rounds = np.empty(count, np.intp)
+        rounds[order] = place
+        for round_ in range(int(place.max()) + 1):
+            which = np.flatnonzero(rounds == round_)
+            picked = which.tolist()
+            self._push_round([buffers[k] for k in picked], rows[which],
+                             [timestamps[k] for k in picked], frames[which],
+                             [arrivals[k] for k in picked])
+
+    def _push_round(
+        self, buffers: list[JitterBuffer], rows: NDArray[np.intp], timestamps: list[int],
+        frames: NDArray[np.float32], arrivals: list[float],
+    ) -> None:
+        """`push_many` for packets of different buffers: the steady ones together, the
+        others buffer by buffer."""
+        length = frames.shape[1]
         fast = self._banked[rows]
-        ordered = np.sort(rows)
-        if np.any(ordered[1:] == ordered[:-1]):  # only a buffer's first packet can be fast
-            first = np.zeros(count, np.bool_)
-            first[np.unique(rows, return_index=True)[1]] = True
-            fast &= first
         ints, floats = self._ints[rows], self._floats[rows]
         stamps = np.array(timestamps, np.int64)
         arrival = np.array(arrivals, np.float64)

@@ -225,3 +225,50 @@ def test_a_buffer_that_leaves_the_bank_keeps_no_frames_of_the_others_alive() -> 
     assert [ref for ref in returned[:-HISTORY_FRAMES] if ref() is not None] == []
     # (Read last: the read takes the buffer out of the bank and renews its history.)
     assert buffers[0].statistics().concealed_frames  # it left the bank, and came back
+
+
+def test_two_packets_of_a_buffer_in_one_sweep_stay_in_the_bank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A phone whose packet misses one sweep and comes with the next one (its clock
+    against the bridge's, or jitter: a few members of a big room every tick) is steady
+    all the same: both packets go in with the bank's arrays, none through the buffer's
+    own push, and it plays what a buffer on its own plays."""
+    bank = JitterBank(RATE_HZ, FRAME)
+    banked = [JitterBuffer(RATE_HZ) for _ in range(10)]
+    alone = [JitterBuffer(RATE_HZ) for _ in range(10)]
+    for buffer in banked:
+        bank.add(buffer)
+    late = {3, 7}  # their packet of every odd tick comes with the next one
+    own_pushes = 0
+    push = JitterBuffer.push
+
+    def counted(self: JitterBuffer, *args: Any) -> None:
+        nonlocal own_pushes
+        if self in banked:
+            own_pushes += 1
+        push(self, *args)
+
+    monkeypatch.setattr(JitterBuffer, "push", counted)
+    rng = np.random.default_rng(5)
+    for tick in range(300):
+        sent = []  # (buffer, timestamp), in arrival order
+        for k in range(10):
+            if k not in late:
+                sent.append((k, tick))
+            elif tick % 2 == 0:
+                sent.extend([(k, tick - 1), (k, tick)] if tick else [(k, tick)])
+        voice = rng.uniform(-0.3, 0.3, (len(sent), FRAME)).astype(np.float32)
+        for (k, stamp), samples in zip(sent, voice, strict=True):
+            alone[k].push(stamp * FRAME, samples.copy(), tick * 0.02)
+        if tick == 200:
+            own_pushes = 0
+        bank.push_many([banked[k] for k, _ in sent], [stamp * FRAME for _, stamp in sent],
+                       voice, [tick * 0.02] * len(sent))
+        frames, heard = bank.pop_many(banked, FRAME)
+        for k in range(10):
+            _check_frame(alone[k].pop(FRAME), (frames[k], heard[k]), False)
+    assert own_pushes == 0
+    assert bank._banked[[buffer._row for buffer in banked]].all()
+    for k in range(10):
+        assert observed(alone[k]) == observed(banked[k])
