@@ -46,6 +46,12 @@ DETECTOR_FLOOR_DB = -70.0
 DETECTOR_MIN_REFERENCE_SPREAD_DB = 4.0
 
 _RING = DETECTOR_WINDOW_FRAMES + DETECTOR_MAX_LAG_FRAMES
+# Column j picks the frame-to-frame changes of the reference window at lag j (`_check`).
+_WINDOW_BAND = np.array([
+    [float(lag <= change < lag + DETECTOR_WINDOW_FRAMES - 1)
+     for lag in range(DETECTOR_MAX_LAG_FRAMES + 1)]
+    for change in range(_RING - 1)
+])
 _COUNT, _DELAY, _HITS, _MISSES, _PHASE = 0, 1, 2, 3, 4
 _HEADER = 5
 _MIC = slice(_HEADER, _HEADER + _RING)
@@ -130,14 +136,15 @@ def _check(states: NDArray[np.float32], due: NDArray[np.intp], oldest: NDArray[n
     length = DETECTOR_WINDOW_FRAMES - 1
     # windows[:, j] is the reference delayed by (max lag - j) frames against `mic`. With
     # `mic` centred, each window's mean drops out of the products, and its centred energy
-    # comes from running sums: no (k, lags, window) array is made (a third of the cost).
+    # comes from the window sums of the changes and their squares (one product with a
+    # band of ones): no (k, lags, window) array is made.
     windows = np.lib.stride_tricks.sliding_window_view(changes, length, axis=1)
     products = np.einsum("kw,kjw->kj", mic, windows)
-    sums = np.zeros((due.size, 2, changes.shape[1] + 1))
-    np.cumsum(changes, axis=1, dtype=np.float64, out=sums[:, 0, 1:])
-    np.cumsum(np.square(changes, dtype=np.float64), axis=1, out=sums[:, 1, 1:])
-    window_sums = sums[:, :, length:] - sums[:, :, :-length]
-    window_energy = window_sums[:, 1] - window_sums[:, 0] ** 2 / length
+    powers = np.empty((2, *changes.shape))
+    powers[0] = changes
+    np.square(powers[0], out=powers[1])
+    window_sums = powers @ _WINDOW_BAND
+    window_energy = window_sums[1] - window_sums[0] ** 2 / length
     mic_energy = np.einsum("kw,kw->k", mic, mic)[:, None]
     norms = np.sqrt(mic_energy * np.maximum(window_energy, 0.0))
     correlation = products / np.maximum(norms, 1e-9)
