@@ -475,34 +475,47 @@ def gather_frames(
     captured: list[tuple[int, Samples]] = []
     tails: list[tuple[int, Samples]] = []  # (row, frame) of talkers quiet this tick
     watched_rows, watched_mic, watched_references = echo.rows, echo.mic_power, echo.references
-    for row, (member, samples, heard, energy) in enumerate(
-        zip(media, popped, has_audio, energies, strict=True)
+    # Most ticks: every frame one row of an array, as long as the others. A row's view is
+    # then made only where a frame is kept (a few hundred fewer objects a tick), and the
+    # rows of frames as they came are later taken from the array in one call.
+    stacked = popped if isinstance(popped, np.ndarray) else None
+    length = stacked.shape[1] if stacked is not None else 0
+    as_popped = stacked is not None  # every frame kept so far is its row of `stacked`
+    for row, (member, heard, energy) in enumerate(
+        zip(media, has_audio, energies, strict=True)
     ):
+        size = length or popped[row].shape[0]
         reference, member.sent_frame = member.sent_frame, None
         if member.echo_mode == "auto":
             # What the line sends, before any cancelling: judged on the canceller's output,
             # the echo would seem gone and the canceller be dropped, and the echo return.
             watched_rows.append(row)
-            watched_mic.append(energy / samples.shape[0])
+            watched_mic.append(energy / size)
             watched_references.append(reference)
+        samples: Samples | None = None  # its frame, once needed
         if member.echo is not None:
             # Every tick, sound or not: the canceller's reference history must not skip.
+            samples = popped[row]
             mic = samples if heard else np.zeros_like(samples)
             ref = reference if reference is not None else np.zeros_like(samples)
             samples = member.echo.process(mic, ref)
             energy = float(samples @ samples) if heard else 0.0
+            as_popped = False
         if is_captured[row]:
+            samples = popped[row] if samples is None else samples
             captured.append((row, samples.copy() if heard else np.zeros_like(samples)))
-        if not (heard and energy > floor_energy * samples.shape[0]):
+        if not (heard and energy > floor_energy * size):
+            talker = member.talker
             if member.dtmf_state is not None:
+                samples = popped[row] if samples is None else samples
                 keyed.setdefault(member.sample_rate_hz, []).append(
                     (row, samples if heard else np.zeros_like(samples))
                 )
-            talker = member.talker
             if talker.selected and is_eligible[row]:
                 # A talker's word ends below the floor: keep mixing it while the slot is
                 # held, so the word's last milliseconds (and the resampler's tail of the
                 # frame before) are heard rather than cut off mid-filter.
+                samples = popped[row] if samples is None else samples
                 tails.append((row, samples if heard else np.zeros_like(samples)))
             else:
                 member.up_state = None
@@ -511,8 +524,9 @@ def gather_frames(
             if heard and talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
                 below_gate.append(talker)
             continue
+        samples = popped[row] if samples is None else samples
         audible.setdefault(member.sample_rate_hz, []).append((row, samples))
-        if energy > keypad_energy * samples.shape[0]:
+        if energy > keypad_energy * size:
             faint[row] = False
         if not faint[row] or member.dtmf_state is not None:
             keyed.setdefault(member.sample_rate_hz, []).append((row, samples))
@@ -544,8 +558,10 @@ def gather_frames(
     age_silent(quiet)
     note_quiet_frames(below_gate)
     for rate_hz, rows in candidates.items():
-        detect_voice(_rows([f for _, f in rows]), [media[row].talker for row, _ in rows],
-                     rate_hz, classify=voice_detection)
+        # Heard frames as they came (no canceller in the room): rows of `stacked`.
+        detect_voice(stacked[[row for row, _ in rows]] if stacked is not None and as_popped
+                     else _rows([f for _, f in rows]),
+                     [media[row].talker for row, _ in rows], rate_hz, classify=voice_detection)
     # Only voiced members, and those who held a slot until now, can be talkers.
     contenders = [
         row for row, member in enumerate(media)
