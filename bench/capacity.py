@@ -16,7 +16,8 @@ cancels out of.
 
     .venv/bin/python bench/capacity.py                 # sweep N = 10 ... until it fails
     .venv/bin/python bench/capacity.py --sizes 200,500 --seconds 20
-    .venv/bin/python bench/capacity.py --smoke         # a few seconds, for CI
+    .venv/bin/python bench/capacity.py --smoke         # a few seconds, for CI (fails on a
+                                                       # member not joined, silent or short)
     .venv/bin/python bench/capacity.py --sizes 500 --loss 0.02  # lossy uplinks, 2 %
     .venv/bin/python bench/capacity.py --write-readme  # the table into README.md
 """
@@ -52,6 +53,9 @@ GENERATOR_CPU = 1
 TICK_S = 0.02
 LATE_SHARE_LIMIT = 0.001  # <= 0.1 % of ticks later than 5 ms
 DEFAULT_SIZES = (10, 50, 100, 200, 300, 400, 500, 600, 800)
+# The CI smoke: a small room, and one big enough (64 listeners and more) for the send
+# path that stamps all listeners' headers at once (bridge.rtp.sender.SendBank).
+SMOKE_SIZES = (10, 80)
 # Bound on every wait: a server start, a join phase, one report line.
 START_TIMEOUT_S = 20.0
 LOADGEN_LOCAL_BASE = 30000  # member i uses 127.0.0.1:30000+2i (and +1)
@@ -396,7 +400,10 @@ def main() -> None:
                         help="uplink loss: each member's packets dropped at random at this "
                              "rate before they are sent (the same pattern for both servers)")
     parser.add_argument("--no-janus", action="store_true", help="our bridge only")
-    parser.add_argument("--smoke", action="store_true", help="N = 10, 30 for a few seconds")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"N = {', '.join(map(str, SMOKE_SIZES))} for a few seconds; "
+                             "exits 1 if a member of our bridge did not join, heard nothing or "
+                             "lost packets (no timing is judged)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     if not 0.0 <= args.loss < 1.0:
@@ -406,7 +413,7 @@ def main() -> None:
     if args.smoke:
         args.seconds, args.warmup = 3.0, 2.0
     sizes = ([int(n) for n in args.sizes.split(",")] if args.sizes
-             else [10, 30] if args.smoke else list(DEFAULT_SIZES))
+             else list(SMOKE_SIZES) if args.smoke else list(DEFAULT_SIZES))
     with_janus = not args.no_janus and shutil.which("janus") is not None
     if not with_janus and not args.no_janus:
         print("janus not installed (Debian package janus): our bridge only", file=sys.stderr)
@@ -438,6 +445,27 @@ def main() -> None:
     print(text)
     if args.write_readme:
         write_readme(text)
+    if args.smoke:
+        broken = [line for measured in results if measured.server == "telerapat"
+                  for line in _broken(measured)]
+        if broken:
+            print("\n".join(broken), file=sys.stderr)
+            sys.exit(1)
+
+
+def _broken(measured: Measured) -> list[str]:
+    """What went wrong for the members at one N, whatever the timing: a member that did
+    not join, heard nothing, or missed packets by sequence number (a broken stream: the
+    numbering holds even when a server falls behind)."""
+    report, members = measured.loadgen, measured.members
+    problems = []
+    if report["joined"] != members:
+        problems.append(f"N = {members}: {report['joined']} of {members} members joined")
+    if report["members_silent"]:
+        problems.append(f"N = {members}: {report['members_silent']} members heard nothing")
+    if report["lost"]:
+        problems.append(f"N = {members}: {report['lost']} packets lost by sequence number")
+    return problems
 
 
 if __name__ == "__main__":
