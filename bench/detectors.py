@@ -217,7 +217,7 @@ def committed_modules() -> dict[str, types.ModuleType]:
     return loaded
 
 
-# --- One tick of the room, as bridge/conference/media.py gather_frames runs them --------
+# --- One tick of the room, as bridge/conference/media.py gather_rooms runs them --------
 
 
 class Detectors:

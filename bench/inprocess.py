@@ -9,6 +9,7 @@ here reads a clock. Imported as a sibling module, since bench/ is a folder of sc
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +44,18 @@ def room_extension(index: int) -> str:
     return str(int(EXTENSION) + index)
 
 
-def bench_config(extra_yaml: str = "", rooms: int = 1) -> Config:
+def bench_config(extra_yaml: str = "", rooms: int = 1, room_yaml: Sequence[str] = ()) -> Config:
     """Return the config of a bench bridge: `rooms` rooms at extensions 2000, 2001, ...
     (`room_extension`) and no RTP timeout.
 
-    `extra_yaml` adds top-level keys the base leaves out (codecs, ptime_ms, opus).
+    `extra_yaml` adds top-level keys the base leaves out (codecs, ptime_ms, opus);
+    `room_yaml[i]`, keys of room i (e.g. "agc: false").
     """
+    settings = [*room_yaml, *[""] * rooms][:rooms]
     listed = ", ".join(
-        f'{{id: bench{index or ""}, extension: "{room_extension(index)}"}}'
-        for index in range(rooms)
+        f'{{id: bench{index or ""}, extension: "{room_extension(index)}"'
+        f'{", " + keys if keys else ""}}}'
+        for index, keys in enumerate(settings)
     )
     return parse_config(f"{_BASE_CONFIG}rooms: [{listed}]\n{extra_yaml}", "bench")
 

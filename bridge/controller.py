@@ -27,9 +27,16 @@ from numpy.typing import NDArray
 
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
-from bridge.conference.media import OutgoingPacket, PayloadBatch, playout_bank
+from bridge.conference.media import (
+    GatheredFrames,
+    OutgoingPacket,
+    PayloadBatch,
+    gather_rooms,
+    playout_bank,
+)
 from bridge.conference.prompts import PromptLibrary
 from bridge.conference.room import (
+    TALKER_FLOOR_RMS,
     DigitHeard,
     FloorGiven,
     HandChanged,
@@ -39,6 +46,7 @@ from bridge.conference.room import (
     MuteChanged,
     OperatorConnected,
     PinRejected,
+    PreparedTick,
     RecordingChanged,
     ReportEnded,
     ReportStarted,
@@ -117,6 +125,9 @@ RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per pee
 RTCP_INTERVAL_SPREAD = (0.5, 1.5)
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
+# After the rooms' shared detector stage failed, rooms go through it one by one (so a
+# fault stays in its room) until this long has passed without a room failing there.
+ROOMS_ALONE_S = 60.0
 # Packets in a row from a new source address before RTP re-latches to it: a NAT
 # rebinding moves the stream for good, a stray or spoofed packet does not.
 RELATCH_PACKETS = 5
@@ -318,6 +329,7 @@ class CallController:
         self._rtp_out: list[tuple[int, bytes, tuple[str, int]]] = []
         self._next_timeout_check = 0.0
         self._tick_failure_logged: dict[str, float] = {}  # room id -> next time to log
+        self._rooms_alone_until = 0.0  # see ROOMS_ALONE_S
         self._resolve_host = resolve_host or _ip_address_only
         self._read_file = read_file
         udp = [a for a in config.sip.listen if a.transport == "udp"]
@@ -1163,33 +1175,74 @@ class CallController:
     # -- the media clock -----------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Mix every room once (called every 20 ms by the media clock)."""
+        """Mix every room once (called every 20 ms by the media clock): the rooms' members
+        through the detectors together (`gather_rooms`: a stage costs nearly the same for
+        one small meeting as for forty), then each room's mix and packets. A room whose
+        tick fails is logged and skipped; the others go on."""
+        prepared: list[tuple[Room, PreparedTick | None]] = []
         for room in self._rooms.values():
             if not room.member_ids:
                 continue
             try:
-                self._tick_room(room, now)
+                prepared.append((room, room.prepare_tick(now)))
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
-                # An exception here would end the media clock's LoopingCall and silence
-                # every room; log it with its traceback (once a minute per room, not 50
-                # times a second) and let the other rooms go on.
-                if now >= self._tick_failure_logged.get(room.config.id, -TICK_FAILURE_LOG_S):
-                    self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
-                    log.exception("room=%s: tick failed", room.config.id)
+                self._room_failed(room, now)
+        gathered = self._gather(
+            [(room, tick) for room, tick in prepared if tick is not None], now)
+        for room, tick in prepared:
+            try:
+                if tick is None:  # nobody left to mix: timers and actions only
+                    self._tick_room(room, {}, now)
+                elif room in gathered:
+                    self._tick_room(room, room.finish_tick(now, tick, gathered[room]), now)
+            except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
+                self._room_failed(room, now)
         self._send_rtcp(now)
         if now >= self._next_timeout_check:
             self._next_timeout_check = now + TIMEOUT_CHECK_INTERVAL_S
             self._remove_silent_members(now)
 
-    def _tick_room(self, room: Room, now: float) -> None:
-        """Mix one room, send each member its packet, and act on what the room says."""
+    def _gather(
+        self, prepared: list[tuple[Room, PreparedTick]], now: float
+    ) -> dict[Room, GatheredFrames]:
+        """`gather_rooms` for all the rooms at once; room by room for a while after that
+        failed (one member's broken state must not keep silencing every room), and for the
+        rooms that then fail alone, nothing (they are logged and skip the tick)."""
+        if now >= self._rooms_alone_until:
+            try:
+                found = gather_rooms([tick.frames for _, tick in prepared], TALKER_FLOOR_RMS)
+                return {room: frames for (room, _), frames in zip(prepared, found, strict=True)}
+            except Exception:  # noqa: BLE001 - the media clock must go on for every room
+                # This tick's frames were read: every room skips it, then they go alone.
+                log.exception("rooms: the shared detector stage failed; rooms go one by one")
+                self._rooms_alone_until = now + ROOMS_ALONE_S
+                return {}
+        gathered = {}
+        for room, tick in prepared:
+            try:
+                gathered[room] = gather_rooms([tick.frames], TALKER_FLOOR_RMS)[0]
+            except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
+                self._rooms_alone_until = now + ROOMS_ALONE_S
+                self._room_failed(room, now)
+        return gathered
+
+    def _room_failed(self, room: Room, now: float) -> None:
+        # An exception here would end the media clock and silence every room; log it with
+        # its traceback (once a minute per room, not 50 times a second) and go on.
+        if now >= self._tick_failure_logged.get(room.config.id, -TICK_FAILURE_LOG_S):
+            self._tick_failure_logged[room.config.id] = now + TICK_FAILURE_LOG_S
+            log.exception("room=%s: tick failed", room.config.id)
+
+    def _tick_room(self, room: Room, packets: dict[int, OutgoingPacket], now: float) -> None:
+        """Send each member of a room the packet its tick made, and act on what the room
+        says."""
         by_member = self._by_member
         # Enum members looked up once, not per member: 100 ns a time in Python 3.11.
         sendrecv, sendonly = Direction.SENDRECV, Direction.SENDONLY
         # Members hearing the same mix get the very same OutgoingPacket: by its id, the
         # packet and (local port, stream, destination) of everyone it goes to.
         recipients: dict[int, tuple[OutgoingPacket, list[_Recipient]]] = {}
-        for member_id, packet in room.tick(now).items():
+        for member_id, packet in packets.items():
             call = by_member.get(member_id)
             if call is None:
                 continue

@@ -19,6 +19,7 @@ its last word, so the step comes once per talk spurt rather than at every pause.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,10 +71,11 @@ OWN_ENCODER_HOLD_TICKS = 100
 _SHARED_ENCODER_IDLE_TICKS = 50
 # A room's echo detectors are checked in groups of this many members, each group in its
 # own tick of the 25 (`EchoWatch`), however they joined. A check call costs 50-250 us of
-# numpy overhead plus 4-15 us a member (`dsp.echo`): one call for a whole small room, not
-# one per member (people dial in at different ticks: 20 rooms of 10 who joined one by one
-# made 2,628 calls in a 12 s run, now 276); in a big room 40 at a time (0.2-0.65 ms), not
-# 200 who joined together in one tick (2.9 ms).
+# numpy overhead plus 4-15 us a member (`dsp.echo`): one call for a whole small room (and
+# for the groups of all rooms due in the same tick), not one per member (people dial in at
+# different ticks: 20 rooms of 10 who joined one by one made 2,628 calls in a 12 s run,
+# then 276); in a big room 40 at a time (0.2-0.65 ms), not 200 who joined together in one
+# tick (2.9 ms).
 _ECHO_CHECK_GROUP = 40
 
 Samples = NDArray[np.float32]
@@ -123,7 +125,7 @@ class MemberMedia:
     ) -> None:
         """`jitter_bank`: the room's bank of narrowband playout buffers, which a G.711
         member's buffer joins (pushed and popped with the others: `PayloadBatch`,
-        `gather_frames`)."""
+        `gather_rooms`)."""
         self.codec = codec.upper()
         self.sample_rate_hz, self.clock_rate_hz = codec_rates(self.codec)
         self.narrowband = self.sample_rate_hz == NARROWBAND_RATE_HZ
@@ -423,19 +425,23 @@ class GatheredFrames:
     narrow_aligned: dict[int, Samples] = field(default_factory=dict)
 
 
-def gather_frames(
-    media: list[MemberMedia],
-    eligible: NDArray[np.bool_],
-    floor_rms: float,
-    *,
-    max_talkers: int,
-    voice_detection: bool = True,
-    agc: bool = True,
-    echo: EchoWatch,
-    capture: NDArray[np.bool_] | None = None,
-) -> GatheredFrames:
+@dataclass(frozen=True, slots=True)
+class RoomFrames:
+    """One room's part of a tick's `gather_rooms`: its members (rows, in order) and how
+    its talkers are found."""
+
+    media: list[MemberMedia]
+    eligible: NDArray[np.bool_]  # (members,) in the room, not muted, not on hold
+    max_talkers: int
+    echo: EchoWatch  # the room's, kept from tick to tick
+    voice_detection: bool = True
+    agc: bool = True
+    capture: NDArray[np.bool_] | None = None  # (members,) rows whose frame comes back too
+
+
+def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFrames]:
     """Read one frame from every member's playout buffer, find keypad tones and talkers,
-    and return the frames of the chosen talkers at 16 kHz.
+    and return, room by room, the frames of the chosen talkers at 16 kHz.
 
     Lines quieter than `floor_rms` (digital silence, idle phones, DTX) cost nothing beyond
     the read. Every line loud enough to carry a key press (`dsp.dtmf.QUIET_FRAME_DBFS`:
@@ -443,20 +449,35 @@ def gather_frames(
     rate, members at the PIN prompt included, and frames carrying a tone stay out of the
     mix (the first ~20 ms of a tone, before the detector is sure, still gets through).
     Eligible lines (in the room, not muted, not on hold) go through voice detection
-    (`dsp.vad`; with `voice_detection` False, every audible line counts as speech), then the
-    loudest `max_talkers` voiced members are chosen, and their frames are levelled
-    (`dsp.agc`) and, when narrowband, upsampled, all in one call per rate. A member who
-    goes quiet has its filter and detector history cleared, so its next sound starts clean.
-    `echo` is the room's echo watch, kept from tick to tick. Rows set in `capture` also
-    get their frame back as heard from the line (`GatheredFrames.captured`).
+    (`dsp.vad`; in a room without `voice_detection`, every audible line counts as speech),
+    then each room's loudest `max_talkers` voiced members are chosen, and their frames are
+    levelled (`dsp.agc`, where the room has it) and, when narrowband, upsampled. A member
+    who goes quiet has its filter and detector history cleared, so its next sound starts
+    clean. Rows set in a room's `capture` also get their frame back as heard from the line
+    (`GatheredFrames.captured`).
+
+    Every stage runs once for all rooms' members (one call per rate, and per setting where
+    rooms differ): a stage's numpy calls cost the same for two members as for two
+    hundred, and a bridge runs many small meetings at once. Only the choice of talkers is
+    room by room; each member's state is its own, so a room hears what it would alone.
     """
+    if not rooms:
+        return []
+    media = [member for room in rooms for member in room.media]
+    offsets = [0]
+    for room in rooms:
+        offsets.append(offsets[-1] + len(room.media))
     count = len(media)
     wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
     frames = np.zeros((count, wide), dtype=np.float32)
     talking = np.zeros(count, dtype=np.bool_)
     # Python lists: read row by row below, where a numpy scalar read costs ten times more.
-    is_eligible: list[bool] = eligible.tolist()
-    is_captured: list[bool] = capture.tolist() if capture is not None else [False] * count
+    is_eligible: list[bool] = np.concatenate([room.eligible for room in rooms]).tolist()
+    is_captured: list[bool] = (
+        np.concatenate([room.capture if room.capture is not None
+                        else np.zeros(len(room.media), np.bool_) for room in rooms]).tolist()
+        if any(room.capture is not None for room in rooms) else [False] * count
+    )
     changes: list[tuple[int, bool]] = []
     for row, member in enumerate(media):
         if member.talker.selected and not is_eligible[row]:
@@ -474,7 +495,10 @@ def gather_frames(
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     captured: list[tuple[int, Samples]] = []
     tails: list[tuple[int, Samples]] = []  # (row, frame) of talkers quiet this tick
-    watched_rows, watched_mic, watched_references = echo.rows, echo.mic_power, echo.references
+    # The echo watches' inputs, all rooms' in row order (split by room below).
+    watched_rows: list[int] = []
+    watched_mic: list[float] = []
+    watched_references: list[Samples | None] = []
     # Most ticks: every frame one row of an array, as long as the others. A row's view is
     # then made only where a frame is kept (a few hundred fewer objects a tick), and the
     # rows of frames as they came are later taken from the array in one call.
@@ -530,7 +554,10 @@ def gather_frames(
             faint[row] = False
         if not faint[row] or member.dtmf_state is not None:
             keyed.setdefault(member.sample_rate_hz, []).append((row, samples))
-    echo.update(media)
+    # Per row where rooms differ in it: whether voice detection classifies, and AGC levels.
+    classify = _by_row(rooms, [room.voice_detection for room in rooms])
+    levels = _by_row(rooms, [room.agc for room in rooms])
+    _update_echo_watches(rooms, offsets, watched_rows, watched_mic, watched_references)
     digits: list[tuple[int, str]] = []
     in_press: set[int] = set()
     for rate_hz, rows in keyed.items():
@@ -546,7 +573,8 @@ def gather_frames(
                 digits.extend((row, digit) for digit in str(found[k]))
             if tones[k]:
                 in_press.add(row)
-    candidates: dict[int, list[tuple[int, Samples]]] = {}  # rate -> eligible rows, no tone
+    # (sample rate, the rooms' voice detection) -> eligible rows without a tone
+    candidates: dict[tuple[int, bool], list[tuple[int, Samples]]] = {}
     for rate_hz, rows in audible.items():
         for row, samples in rows:
             member = media[row]
@@ -554,29 +582,37 @@ def gather_frames(
                 member.up_state = None
                 quiet.append(member.talker)
                 continue
-            candidates.setdefault(rate_hz, []).append((row, samples))
+            key = (rate_hz, classify if isinstance(classify, bool) else classify[row])
+            candidates.setdefault(key, []).append((row, samples))
     age_silent(quiet)
     note_quiet_frames(below_gate)
-    for rate_hz, rows in candidates.items():
-        # Heard frames as they came (no canceller in the room): rows of `stacked`.
+    for (rate_hz, by_sound), rows in candidates.items():
+        # Heard frames as they came (no canceller in the rooms): rows of `stacked`.
         detect_voice(stacked[[row for row, _ in rows]] if stacked is not None and as_popped
                      else _rows([f for _, f in rows]),
-                     [media[row].talker for row, _ in rows], rate_hz, classify=voice_detection)
-    # Only voiced members, and those who held a slot until now, can be talkers.
-    contenders = [
-        row for row, member in enumerate(media)
-        if is_eligible[row] and (member.talker.voiced or member.talker.selected)
-    ]
-    before = [media[row].talker.selected for row in contenders]
-    chosen = choose_talkers([media[row].talker for row in contenders], max_talkers)
-    changes.extend(
-        (row, now) for row, was, now in zip(contenders, before, chosen.tolist(), strict=True)
-        if was != now
-    )
+                     [media[row].talker for row, _ in rows], rate_hz, classify=by_sound)
+    for room, first in zip(rooms, offsets, strict=False):
+        # Only voiced members, and those who held a slot until now, can be talkers.
+        contenders = [
+            row for row, member in enumerate(room.media, first)
+            if is_eligible[row] and (member.talker.voiced or member.talker.selected)
+        ]
+        before = [media[row].talker.selected for row in contenders]
+        chosen = choose_talkers([media[row].talker for row in contenders], room.max_talkers)
+        changes.extend(
+            (row, now) for row, was, now in zip(contenders, before, chosen.tolist(), strict=True)
+            if was != now
+        )
     levelled: dict[int, Samples] = {}
-    for rows in candidates.values():
-        voiced = [(row, f) for row, f in rows if media[row].talker.voiced]
-        if agc and voiced:
+    voiced_by_rate: dict[int, list[tuple[int, Samples]]] = {}
+    if levels is not False:
+        for (rate_hz, _), rows in candidates.items():
+            voiced_by_rate.setdefault(rate_hz, []).extend([
+                (row, f) for row, f in rows
+                if media[row].talker.voiced and (levels is True or levels[row])
+            ])
+    for voiced in voiced_by_rate.values():
+        if voiced:
             # Every voiced line, chosen or waiting, so a waiting talker is ranked by the
             # level it will be heard at.
             gained = level_talkers(
@@ -613,7 +649,39 @@ def gather_frames(
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
             narrow_aligned[row] = aligned[k]
-    return GatheredFrames(frames, talking, digits, changes, captured, narrow_aligned)
+    return [
+        GatheredFrames(
+            frames[first:end], talking[first:end],
+            [(row - first, digit) for row, digit in digits if first <= row < end],
+            [(row - first, now) for row, now in changes if first <= row < end],
+            [(row - first, frame) for row, frame in captured if first <= row < end],
+            {row - first: frame for row, frame in narrow_aligned.items() if first <= row < end},
+        )
+        for first, end in zip(offsets, offsets[1:], strict=False)
+    ]
+
+
+def _by_row(rooms: list[RoomFrames], values: list[bool]) -> bool | list[bool]:
+    """A room setting per row; the one value, when every room has it."""
+    if values.count(values[0]) == len(values):
+        return values[0]
+    return [value for room, value in zip(rooms, values, strict=True) for _ in room.media]
+
+
+def _update_echo_watches(
+    rooms: list[RoomFrames], offsets: list[int], rows: list[int], mic_power: list[float],
+    references: list[Samples | None],
+) -> None:
+    """Split the watched rows' inputs by room and update all the rooms' watches."""
+    ticks = []
+    start = 0
+    for room, first, end in zip(rooms, offsets, offsets[1:], strict=False):
+        stop = bisect.bisect_left(rows, end, start)  # the rows are in order
+        members = room.media
+        ticks.append(WatchedTick(room.echo, [members[row - first] for row in rows[start:stop]],
+                                 mic_power[start:stop], references[start:stop]))
+        start = stop
+    EchoWatch.update_all(ticks)
 
 
 def _pop_frames(
@@ -683,62 +751,83 @@ def _energies(frames: list[Samples], has_audio: list[bool]) -> list[float]:
     return energies
 
 
+@dataclass(frozen=True, slots=True)
+class WatchedTick:
+    """One room's echo watch this tick: the members it watches (in row order), the power
+    of what came back from each, and the frame we sent each (None: nothing yet)."""
+
+    watch: EchoWatch
+    members: list[MemberMedia]
+    mic_power: list[float]
+    references: list[Samples | None]
+
+
+def _reference_powers(references: list[Samples | None]) -> NDArray[np.float64]:
+    """The mean square of each reference, worked out once per distinct frame: most
+    members were sent the same room mix."""
+    by_frame: dict[int, float] = {}
+    powers = np.zeros(len(references))
+    for k, reference in enumerate(references):
+        if reference is None:
+            continue
+        power = by_frame.get(id(reference))
+        if power is None:
+            power = by_frame[id(reference)] = float(reference @ reference) / reference.size
+        powers[k] = power
+    return powers
+
+
 class EchoWatch:
-    """The echo detector's inputs for one tick, and switching cancellers on and off.
+    """A room's echo detectors, and switching cancellers on and off.
 
     Members in "auto" echo mode feed the detector the power of what came back from them
-    and of what we sent them; a member whose line shows echo gets a canceller, which goes
-    again once the detector has heard no echo for a while (`dsp.echo`). A room keeps one
-    watch from tick to tick: the detector states stay rows of one array, rebuilt only
-    when the watched members change, not gathered and scattered member by member.
+    and of what we sent them (`WatchedTick`); a member whose line shows echo gets a
+    canceller, which goes again once the detector has heard no echo for a while
+    (`dsp.echo`). A room keeps one watch from tick to tick: the detector states stay rows
+    of one array, rebuilt only when the watched members change, not gathered and
+    scattered member by member; all rooms' watches are updated with one detector call.
     """
 
     def __init__(self) -> None:
         self._watched: list[MemberMedia] = []  # whose states are the rows of `_states`
         self._states = np.empty((0, DETECTOR_STATE_SIZE), np.float32)
         self._ticks = 0  # updates so far: detectors started later keep the room's beat
-        self._begin_tick()
 
-    def _begin_tick(self) -> None:
-        # This tick's watched members (rows of `gather_frames`), in order: the power of
-        # what came back from each, and the frame we sent each (None: nothing yet).
-        self.rows: list[int] = []
-        self.mic_power: list[float] = []
-        self.references: list[Samples | None] = []
-
-    def update(self, media: list[MemberMedia]) -> None:
-        watched = [media[row] for row in self.rows]
-        if watched:
-            delays, self._states = detect_echo(
-                np.array(self.mic_power), self._reference_powers(), self._rows_of(watched)
+    @staticmethod
+    def update_all(ticks: list[WatchedTick]) -> None:
+        """One tick of several rooms' watches, with one detector call for all: every
+        detector's state is its own row, checked on its own beat."""
+        busy = [tick for tick in ticks if tick.members]
+        if busy:
+            states = [tick.watch._rows_of(tick.members) for tick in busy]
+            if len(busy) == 1:  # one room (or one with sound): its lists as they are
+                members, mic_power = busy[0].members, busy[0].mic_power
+                references = busy[0].references
+            else:
+                members = [member for tick in busy for member in tick.members]
+                mic_power = [power for tick in busy for power in tick.mic_power]
+                references = [frame for tick in busy for frame in tick.references]
+            delays, joined = detect_echo(
+                np.array(mic_power), _reference_powers(references),
+                states[0] if len(busy) == 1 else np.concatenate(states),
             )
+            start = 0
+            for tick, rows in zip(busy, states, strict=True):
+                tick.watch._states = joined[start : start + rows.shape[0]]
+                start += rows.shape[0]
             shows_echo = ~np.isnan(delays)
             has_canceller = np.fromiter(
-                (member.echo is not None for member in watched), np.bool_, len(watched)
+                (member.echo is not None for member in members), np.bool_, len(members)
             )
             for k in np.flatnonzero(shows_echo != has_canceller).tolist():
-                member = watched[k]
+                member = members[k]
                 member.echo = (
                     EchoCanceller(member.sample_rate_hz, member.frame_samples)
                     if shows_echo[k] else None
                 )
-        self._watched = watched
-        self._ticks += 1
-        self._begin_tick()
-
-    def _reference_powers(self) -> NDArray[np.float64]:
-        """The mean square of each reference, worked out once per distinct frame: most
-        members were sent the same room mix."""
-        by_frame: dict[int, float] = {}
-        powers = np.zeros(len(self.references))
-        for k, reference in enumerate(self.references):
-            if reference is None:
-                continue
-            power = by_frame.get(id(reference))
-            if power is None:
-                power = by_frame[id(reference)] = float(reference @ reference) / reference.size
-            powers[k] = power
-        return powers
+        for tick in ticks:
+            tick.watch._watched = tick.members
+            tick.watch._ticks += 1
 
     def _rows_of(self, watched: list[MemberMedia]) -> NDArray[np.float32]:
         """The detector states of `watched`, in order: last tick's array when they are the
@@ -799,7 +888,7 @@ class RoomEncoder:
         `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
         "silence" means zeros, "own" a mix of its own; only "own" frames are read.
         `narrow_total`: what narrowband members hearing the room get instead of `total`
-        brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_frames`);
+        brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_rooms`);
         the room's 8 kHz filter runs on all the same, so the switch back is seamless.
         """
         self._off_grid = []

@@ -41,7 +41,8 @@ from bridge.conference.media import (
     OutgoingPacket,
     PayloadBatch,
     RoomEncoder,
-    gather_frames,
+    RoomFrames,
+    gather_rooms,
     playout_bank,
 )
 from bridge.conference.numbers import spoken_number
@@ -89,6 +90,15 @@ REPORT_END_KEY = "#"
 # At a reporter's hang-up, what is still in their playout buffer (up to this much) is
 # said already: it goes into the report.
 REPORT_DRAIN_MAX_FRAMES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTick:
+    """A room's tick between `Room.prepare_tick` and `Room.finish_tick`: its members, in
+    the order of their rows, and what `gather_rooms` needs of it."""
+
+    members: list[Member]
+    frames: RoomFrames
 
 
 class Phase(enum.Enum):
@@ -1156,11 +1166,21 @@ class Room:
                 self._actions.append(ReportStarted(member.member_id, member.capture_rate_hz))
 
     def tick(self, now: float) -> dict[int, OutgoingPacket]:
-        """Mix one frame; return the packets due now, by member."""
+        """Mix one frame; return the packets due now, by member. (A bridge with many rooms
+        runs `prepare_tick` for all, one `gather_rooms` over them, then `finish_tick`.)"""
+        prepared = self.prepare_tick(now)
+        if prepared is None:
+            return {}
+        return self.finish_tick(now, prepared, gather_rooms([prepared.frames],
+                                                            TALKER_FLOOR_RMS)[0])
+
+    def prepare_tick(self, now: float) -> PreparedTick | None:
+        """This tick's timers, and the room's part of `gather_rooms`; None when nobody is
+        left to mix."""
         self._expire(now)
         members = list(self._members.values())
         if not members:
-            return {}
+            return None
         if not self._started and not self.hotline:
             self._start_if_anyone_in(members)
         # Enum members looked up once, not per member: 100 ns a time in Python 3.11.
@@ -1177,12 +1197,19 @@ class Room:
             ], dtype=np.bool_)
             max_talkers = self.config.max_talkers
         capture = np.array([m.capture_until is not None for m in members], dtype=np.bool_)
-        gathered = gather_frames(
-            [m.media for m in members], eligible, TALKER_FLOOR_RMS,
-            max_talkers=max_talkers,
-            voice_detection=self.config.voice_detection, agc=self.config.agc, echo=self._echo,
+        return PreparedTick(members, RoomFrames(
+            [m.media for m in members], eligible, max_talkers, self._echo,
+            voice_detection=self.config.voice_detection, agc=self.config.agc,
             capture=capture if capture.any() else None,
-        )
+        ))
+
+    def finish_tick(
+        self, now: float, prepared: PreparedTick, gathered: GatheredFrames
+    ) -> dict[int, OutgoingPacket]:
+        """Act on what `gather_rooms` found in the room (keys, talkers, captures), mix, and
+        return the packets due now, by member."""
+        members = prepared.members
+        in_room = Phase.IN_ROOM
         for row, frame in gathered.captured:
             member = members[row]
             if member.phase is Phase.NAMING:

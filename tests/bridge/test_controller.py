@@ -570,14 +570,49 @@ def test_a_room_whose_tick_fails_does_not_silence_the_other_rooms(
     rig.call(pin_phone, "1000")
     broken = rig.controller._by_member[1].room  # noqa: SLF001
 
-    def fail(now: float) -> None:
+    def fail(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(broken, "tick", fail)
+    for step in ("prepare_tick", "finish_tick"):
+        with monkeypatch.context() as patched, caplog.at_level(logging.ERROR):
+            patched.setattr(broken, step, fail)
+            caplog.clear()
+            sent = rig.tick()
+        audio = {destination for _, _, destination in sent
+                 if destination[1] in (open_phone.rtp_port, pin_phone.rtp_port)}
+        assert audio == {(pin_phone.host, pin_phone.rtp_port)}, step
+        assert "room=terbuka: tick failed" in caplog.text and "RuntimeError: boom" in caplog.text
+        rig.now += controller_module.TICK_FAILURE_LOG_S  # logged again
+
+
+def test_a_fault_in_the_rooms_shared_stage_costs_the_other_rooms_one_tick(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The rooms' members go through the detectors together; a member whose state breaks
+    them costs every room that tick, then the rooms go one by one, so only its own room
+    is silent, until a minute passes without a failure."""
+    rig = Rig()
+    open_phone, pin_phone = Phone(1, 7000), Phone(2, 7002)
+    rig.call(open_phone, "2000")
+    rig.call(pin_phone, "1000")
+    media = rig.controller._by_member[1].room._members[1].media  # noqa: SLF001
+    talker, media.talker = media.talker, None  # type: ignore[assignment]
+    rtp = {(open_phone.host, open_phone.rtp_port), (pin_phone.host, pin_phone.rtp_port)}
+
+    def heard() -> set[tuple[str, int]]:
+        return {destination for _, _, destination in rig.tick() if destination in rtp}
+
     with caplog.at_level(logging.ERROR):
-        sent = rig.tick()
-    assert {destination for _, _, destination in sent} == {(pin_phone.host, pin_phone.rtp_port)}
-    assert "room=terbuka: tick failed" in caplog.text and "RuntimeError: boom" in caplog.text
+        assert heard() == set()
+        assert "rooms: the shared detector stage failed" in caplog.text
+        assert heard() == heard() == {(pin_phone.host, pin_phone.rtp_port)}
+        assert "room=terbuka: tick failed" in caplog.text
+        media.talker = talker  # mended: after a minute without a failure, together again
+        assert heard() == rtp
+        rig.now += controller_module.ROOMS_ALONE_S
+        caplog.clear()
+        assert heard() == heard() == rtp
+    assert caplog.text == ""
 
 
 def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lost(
