@@ -71,6 +71,8 @@ def limit(mix: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
     """
     x = np.asarray(mix, dtype=np.float64)
     magnitude = np.abs(x)
+    if magnitude.max(initial=0.0) <= LIMITER_KNEE:  # most ticks: nothing to shape
+        return x.astype(np.float32)  # what the curve gives there, to the bit
     span = 1.0 - LIMITER_KNEE
     compressed = LIMITER_KNEE + span * np.tanh((magnitude - LIMITER_KNEE) / span)
     shaped = np.where(magnitude <= LIMITER_KNEE, magnitude, compressed)
