@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,9 +28,10 @@ from numpy.typing import NDArray
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
 from bridge.conference.media import (
-    GatheredFrames,
+    EncodeJob,
     OutgoingPacket,
     PayloadBatch,
+    RoomEncoder,
     gather_rooms,
     playout_bank,
 )
@@ -111,6 +112,9 @@ from bridge.trunks import Trunks, next_hop
 from dsp.codecs.base import EncoderSettings
 
 log = logging.getLogger(__name__)
+
+_Part = TypeVar("_Part")  # a room's input to a shared stage of the tick
+_Done = TypeVar("_Done")  # and what the stage made of it
 
 # An RTP datagram as the sockets give it: (local port, bytes, source, arrival in seconds).
 ReceivedRtp = tuple[int, bytes, tuple[str, int], float]
@@ -1177,7 +1181,8 @@ class CallController:
     def tick(self, now: float) -> None:
         """Mix every room once (called every 20 ms by the media clock): the rooms' members
         through the detectors together (`gather_rooms`: a stage costs nearly the same for
-        one small meeting as for forty), then each room's mix and packets. A room whose
+        one small meeting as for forty), each room's talkers and mix, all rooms' encodes
+        together (`RoomEncoder.encode_rooms`), then each room's packets. A room whose
         tick fails is logged and skipped; the others go on."""
         prepared: list[tuple[Room, PreparedTick | None]] = []
         for room in self._rooms.values():
@@ -1187,14 +1192,27 @@ class CallController:
                 prepared.append((room, room.prepare_tick(now)))
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
                 self._room_failed(room, now)
-        gathered = self._gather(
-            [(room, tick) for room, tick in prepared if tick is not None], now)
+        gathered = self._together(
+            "detector", lambda frames: gather_rooms(frames, TALKER_FLOOR_RMS),
+            [(room, tick.frames) for room, tick in prepared if tick is not None], now)
+        jobs: list[tuple[Room, EncodeJob | None]] = []
         for room, tick in prepared:
             try:
                 if tick is None:  # nobody left to mix: timers and actions only
-                    self._tick_room(room, {}, now)
+                    jobs.append((room, None))
                 elif room in gathered:
-                    self._tick_room(room, room.finish_tick(now, tick, gathered[room]), now)
+                    jobs.append((room, room.finish_tick(now, tick, gathered[room])))
+            except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
+                self._room_failed(room, now)
+        packets = self._together(
+            "encode", RoomEncoder.encode_rooms,
+            [(room, job) for room, job in jobs if job is not None], now)
+        for room, job in jobs:
+            try:
+                if job is None:
+                    self._tick_room(room, {}, now)
+                elif room in packets:
+                    self._tick_room(room, packets[room], now)
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
                 self._room_failed(room, now)
         self._send_rtcp(now)
@@ -1202,29 +1220,31 @@ class CallController:
             self._next_timeout_check = now + TIMEOUT_CHECK_INTERVAL_S
             self._remove_silent_members(now)
 
-    def _gather(
-        self, prepared: list[tuple[Room, PreparedTick]], now: float
-    ) -> dict[Room, GatheredFrames]:
-        """`gather_rooms` for all the rooms at once; room by room for a while after that
-        failed (one member's broken state must not keep silencing every room), and for the
-        rooms that then fail alone, nothing (they are logged and skip the tick)."""
+    def _together(
+        self, stage: str, run: Callable[[list[_Part]], list[_Done]],
+        parts: list[tuple[Room, _Part]], now: float,
+    ) -> dict[Room, _Done]:
+        """A stage of the tick (`gather_rooms`, `RoomEncoder.encode_rooms`) for all the
+        rooms at once; room by room for a while after that failed (one member's broken
+        state must not keep silencing every room), and for the rooms that then fail
+        alone, nothing (they are logged and skip the tick)."""
         if now >= self._rooms_alone_until:
             try:
-                found = gather_rooms([tick.frames for _, tick in prepared], TALKER_FLOOR_RMS)
-                return {room: frames for (room, _), frames in zip(prepared, found, strict=True)}
+                done = run([part for _, part in parts])
+                return {room: result for (room, _), result in zip(parts, done, strict=True)}
             except Exception:  # noqa: BLE001 - the media clock must go on for every room
-                # This tick's frames were read: every room skips it, then they go alone.
-                log.exception("rooms: the shared detector stage failed; rooms go one by one")
+                # This tick's work is partly done: every room skips it, then they go alone.
+                log.exception("rooms: the shared %s stage failed; rooms go one by one", stage)
                 self._rooms_alone_until = now + ROOMS_ALONE_S
                 return {}
-        gathered = {}
-        for room, tick in prepared:
+        done_alone = {}
+        for room, part in parts:
             try:
-                gathered[room] = gather_rooms([tick.frames], TALKER_FLOOR_RMS)[0]
+                done_alone[room] = run([part])[0]
             except Exception:  # noqa: BLE001 - one room's fault must not stop the clock
                 self._rooms_alone_until = now + ROOMS_ALONE_S
                 self._room_failed(room, now)
-        return gathered
+        return done_alone
 
     def _room_failed(self, room: Room, now: float) -> None:
         # An exception here would end the media clock and silence every room; log it with

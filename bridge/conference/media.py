@@ -862,6 +862,17 @@ def _or_fresh(
     return state if state is not None else fresh()
 
 
+@dataclass(frozen=True, slots=True)
+class EncodeJob:
+    """One room's `RoomEncoder.encode`, for `RoomEncoder.encode_rooms`."""
+
+    encoder: RoomEncoder
+    media: dict[int, MemberMedia]
+    heard: dict[int, tuple[str, Samples]]
+    total: Samples
+    narrow_total: Samples | None = None
+
+
 class RoomEncoder:
     """Turns what each member hears into packets, sharing every encode it can."""
 
@@ -891,38 +902,78 @@ class RoomEncoder:
         brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_rooms`);
         the room's 8 kHz filter runs on all the same, so the switch back is seamless.
         """
+        return RoomEncoder.encode_rooms([EncodeJob(self, media, heard, total, narrow_total)])[0]
+
+    @staticmethod
+    def encode_rooms(jobs: list[EncodeJob]) -> list[dict[int, OutgoingPacket]]:
+        """`encode` for several rooms: their mixes brought down to 8 kHz in one filter
+        call (each with its own history), and the payload each room's G.711 listeners
+        share encoded for all rooms in one call per codec."""
+        rooms_8k: list[Samples | None] = [None] * len(jobs)
+        narrowed = [k for k, job in enumerate(jobs)
+                    if any(member.narrowband for member in job.media.values())]
+        if narrowed:
+            # Every tick while anyone is narrowband: the filter history must follow the
+            # room without gaps, since own mixes start from it.
+            encoders = [jobs[k].encoder for k in narrowed]
+            narrow, states = downsample_16k_to_8k(
+                np.stack([jobs[k].total for k in narrowed]),
+                np.stack([encoder._room_down_state for encoder in encoders]))
+            for k, encoder, room_8k, state in zip(narrowed, encoders, narrow, states,
+                                                   strict=True):
+                encoder._room_down_state_before, encoder._room_down_state = (
+                    encoder._room_down_state, state)
+                rooms_8k[k] = room_8k
+        packets = [
+            job.encoder._queue_and_pack(job.media, job.heard, job.total, room_8k,
+                                        job.narrow_total)
+            for job, room_8k in zip(jobs, rooms_8k, strict=True)
+        ]
+        by_codec: dict[str, list[tuple[int, list[int]]]] = {}  # codec -> (job, listeners)
+        for k, job in enumerate(jobs):
+            for codec_name, member_ids in job.encoder._room_listeners.items():
+                by_codec.setdefault(codec_name, []).append((k, member_ids))
+        for codec_name, listening in by_codec.items():
+            heard_8k: list[Samples] = []
+            for k, _ in listening:
+                room_8k = jobs[k].encoder._narrow_total
+                assert room_8k is not None  # G.711 listeners are narrowband
+                heard_8k.append(room_8k)
+            payloads = get_codec(codec_name).encode(np.stack(heard_8k))
+            for (k, member_ids), payload in zip(listening, payloads, strict=True):
+                # One packet object for all of a room's listeners: it is immutable, and
+                # only the RTP header the controller puts on it differs.
+                step = jobs[k].media[member_ids[0]].clock_frame
+                packets[k].update(dict.fromkeys(member_ids, OutgoingPacket(payload.tobytes(),
+                                                                            step)))
+        for job, out in zip(jobs, packets, strict=True):
+            for member_id in job.encoder._off_grid:
+                out[member_id] = OutgoingPacket(None, job.media[member_id].clock_frame)
+            job.encoder._forget_idle_encoders()
+        return packets
+
+    def _queue_and_pack(
+        self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
+        total: Samples, room_8k: Samples | None, lone_talker: Samples | None,
+    ) -> dict[int, OutgoingPacket]:
+        """`encode` once the room mix is at 8 kHz (`room_8k`; None: nobody narrowband):
+        every member's frame queued, and the packets due, but for the payload the room's
+        G.711 listeners share (`_room_listeners`, encoded by `encode_rooms`)."""
         self._off_grid = []
         self._room_listeners = {}
-        self._queue_frames(media, heard, total, narrow_total)
+        self._queue_frames(media, heard, total, room_8k, lone_talker)
         self._tick += 1
         due = [
             (member_id, member) for member_id, member in media.items()
             if self._tick % member.frames_per_packet == 0 and member.pending
         ]
-        packets = self._packets(due)
-        for codec_name, member_ids in self._room_listeners.items():
-            # One packet object for all of them: it is immutable, and only the RTP header
-            # the controller puts on it differs.
-            assert self._narrow_total is not None
-            payload = get_codec(codec_name).encode(self._narrow_total[np.newaxis])[0].tobytes()
-            step = media[member_ids[0]].clock_frame
-            packets.update(dict.fromkeys(member_ids, OutgoingPacket(payload, step)))
-        for member_id in self._off_grid:
-            packets[member_id] = OutgoingPacket(None, media[member_id].clock_frame)
-        self._forget_idle_encoders()
-        return packets
+        return self._packets(due)
 
     def _queue_frames(
         self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
-        total: Samples, lone_talker: Samples | None,
+        total: Samples, room_8k: Samples | None, lone_talker: Samples | None,
     ) -> None:
-        # The room mix at 8 kHz, every tick while anyone is narrowband: its filter history
-        # must follow the room without gaps, since own mixes start from it.
-        narrow_total = (
-            self._downsample_room(total) if any(m.narrowband for m in media.values()) else None
-        )
-        if narrow_total is not None and lone_talker is not None:
-            narrow_total = lone_talker
+        narrow_total = lone_talker if room_8k is not None and lone_talker is not None else room_8k
         self._narrow_total = narrow_total
         narrow_silence = np.zeros(frame_samples(NARROWBAND_RATE_HZ, FRAME_MS), np.float32)
         wide_silence = np.zeros(frame_samples(ROOM_RATE_HZ, FRAME_MS), np.float32)
@@ -969,13 +1020,6 @@ class RoomEncoder:
                 member.down_state = states[k]
                 member.pending.append(("own", narrow[k]))
                 member.sent_frame = narrow[k]
-
-    def _downsample_room(self, total: Samples) -> Samples:
-        self._room_down_state_before = self._room_down_state
-        narrow, states = downsample_16k_to_8k(total[np.newaxis], self._room_down_state[np.newaxis])
-        self._room_down_state = states[0]
-        room_8k: Samples = narrow[0]
-        return room_8k
 
     def _packets(self, due: list[tuple[int, MemberMedia]]) -> dict[int, OutgoingPacket]:
         out: dict[int, OutgoingPacket] = {}

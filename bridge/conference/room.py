@@ -36,6 +36,7 @@ from bridge.conference.media import (
     FRAME_MS,
     ROOM_RATE_HZ,
     EchoWatch,
+    EncodeJob,
     GatheredFrames,
     MemberMedia,
     OutgoingPacket,
@@ -1167,12 +1168,13 @@ class Room:
 
     def tick(self, now: float) -> dict[int, OutgoingPacket]:
         """Mix one frame; return the packets due now, by member. (A bridge with many rooms
-        runs `prepare_tick` for all, one `gather_rooms` over them, then `finish_tick`.)"""
+        runs `prepare_tick` for all, one `gather_rooms` over them, `finish_tick` for all,
+        then one `RoomEncoder.encode_rooms`.)"""
         prepared = self.prepare_tick(now)
         if prepared is None:
             return {}
-        return self.finish_tick(now, prepared, gather_rooms([prepared.frames],
-                                                            TALKER_FLOOR_RMS)[0])
+        gathered = gather_rooms([prepared.frames], TALKER_FLOOR_RMS)[0]
+        return RoomEncoder.encode_rooms([self.finish_tick(now, prepared, gathered)])[0]
 
     def prepare_tick(self, now: float) -> PreparedTick | None:
         """This tick's timers, and the room's part of `gather_rooms`; None when nobody is
@@ -1205,9 +1207,9 @@ class Room:
 
     def finish_tick(
         self, now: float, prepared: PreparedTick, gathered: GatheredFrames
-    ) -> dict[int, OutgoingPacket]:
+    ) -> EncodeJob:
         """Act on what `gather_rooms` found in the room (keys, talkers, captures), mix, and
-        return the packets due now, by member."""
+        say what each member hears, for `RoomEncoder.encode_rooms`."""
         members = prepared.members
         in_room = Phase.IN_ROOM
         for row, frame in gathered.captured:
@@ -1252,8 +1254,8 @@ class Room:
                 )
             else:
                 heard[member.member_id] = (kind, base)
-        return self._encoder.encode(
-            {m.member_id: m.media for m in members}, heard, mix.total,
+        return EncodeJob(
+            self._encoder, {m.member_id: m.media for m in members}, heard, mix.total,
             self._lone_narrow_talker(mix, gathered),
         )
 
@@ -1281,9 +1283,7 @@ class Room:
             return None
         return aligned
 
-    def _hotline_tick(
-        self, members: list[Member], frames: NDArray[np.float32]
-    ) -> dict[int, OutgoingPacket]:
+    def _hotline_tick(self, members: list[Member], frames: NDArray[np.float32]) -> EncodeJob:
         """Each operator and caller hears the other, and their own prompts; nobody else."""
         rows = {m.member_id: row for row, m in enumerate(members)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
@@ -1292,4 +1292,5 @@ class Room:
             base = frames[partner_row] if partner_row is not None else self._silence
             prompt = member.prompts.read(self._samples)
             heard[member.member_id] = ("own", base if prompt is None else limit(base + prompt))
-        return self._encoder.encode({m.member_id: m.media for m in members}, heard, self._silence)
+        return EncodeJob(self._encoder, {m.member_id: m.media for m in members}, heard,
+                         self._silence)

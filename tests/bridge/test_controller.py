@@ -585,18 +585,24 @@ def test_a_room_whose_tick_fails_does_not_silence_the_other_rooms(
         rig.now += controller_module.TICK_FAILURE_LOG_S  # logged again
 
 
+@pytest.mark.parametrize("stage", ["detector", "encode"])
 def test_a_fault_in_the_rooms_shared_stage_costs_the_other_rooms_one_tick(
-    caplog: pytest.LogCaptureFixture,
+    stage: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The rooms' members go through the detectors together; a member whose state breaks
-    them costs every room that tick, then the rooms go one by one, so only its own room
-    is silent, until a minute passes without a failure."""
+    """The rooms' members go through the detectors together, and the rooms' encodes run
+    together; a room whose state breaks either costs every room that tick, then the rooms
+    go one by one, so only its own room is silent, until a minute passes without a
+    failure."""
     rig = Rig()
     open_phone, pin_phone = Phone(1, 7000), Phone(2, 7002)
     rig.call(open_phone, "2000")
     rig.call(pin_phone, "1000")
-    media = rig.controller._by_member[1].room._members[1].media  # noqa: SLF001
-    talker, media.talker = media.talker, None  # type: ignore[assignment]
+    room = rig.controller._by_member[1].room  # noqa: SLF001
+    media = room._members[1].media  # noqa: SLF001
+    if stage == "detector":
+        talker, media.talker = media.talker, None  # type: ignore[assignment]
+    else:
+        encoder, room._encoder = room._encoder, None  # type: ignore[assignment]  # noqa: SLF001
     rtp = {(open_phone.host, open_phone.rtp_port), (pin_phone.host, pin_phone.rtp_port)}
 
     def heard() -> set[tuple[str, int]]:
@@ -604,10 +610,14 @@ def test_a_fault_in_the_rooms_shared_stage_costs_the_other_rooms_one_tick(
 
     with caplog.at_level(logging.ERROR):
         assert heard() == set()
-        assert "rooms: the shared detector stage failed" in caplog.text
+        assert f"rooms: the shared {stage} stage failed" in caplog.text
         assert heard() == heard() == {(pin_phone.host, pin_phone.rtp_port)}
         assert "room=terbuka: tick failed" in caplog.text
-        media.talker = talker  # mended: after a minute without a failure, together again
+        # Mended: after a minute without a failure, together again.
+        if stage == "detector":
+            media.talker = talker
+        else:
+            room._encoder = encoder  # noqa: SLF001
         assert heard() == rtp
         rig.now += controller_module.ROOMS_ALONE_S
         caplog.clear()
