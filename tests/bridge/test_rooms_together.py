@@ -1,11 +1,12 @@
 """Rooms ticked together hear what they would hear ticked one by one, to the byte.
 
 The controller runs every room's members through the detectors in one `gather_rooms` call
-(playout, keypad tones, echo detection, voice detection, AGC, upsampling); only the choice
-of talkers, the mix and the encode are room by room. Two bridges get the same calls and
-the same packets (speech, line noise, a keypad press, a line that echoes what it hears,
-G.711 and G.722, lost and late packets) in rooms with different settings; one ticks its
-rooms together, the other one by one. Every datagram each sends must be the same.
+(playout, keypad tones, echo detection, voice detection, AGC, upsampling) and encodes the
+rooms in one `RoomEncoder.encode_rooms`; only the choice of talkers and the mix are room
+by room. Two bridges get the same calls and the same packets (speech, line noise, a keypad
+press, a line that echoes what it hears, G.711 and G.722, lost and late packets) in rooms
+with different settings; one ticks its rooms together, the other one by one. Every
+datagram each sends must be the same.
 """
 
 from __future__ import annotations
