@@ -123,9 +123,9 @@ class MemberMedia:
     def __init__(
         self, codec: str, settings: EncoderSettings, *, jitter_bank: JitterBank | None = None
     ) -> None:
-        """`jitter_bank`: the room's bank of narrowband playout buffers, which a G.711
-        member's buffer joins (pushed and popped with the others: `PayloadBatch`,
-        `gather_rooms`)."""
+        """`jitter_bank`: the bank of narrowband playout buffers (one for all rooms),
+        which a G.711 member's buffer joins (pushed and popped with the others:
+        `PayloadBatch`, `gather_rooms`)."""
         self.codec = codec.upper()
         self.sample_rate_hz, self.clock_rate_hz = codec_rates(self.codec)
         self.narrowband = self.sample_rate_hz == NARROWBAND_RATE_HZ
@@ -800,7 +800,7 @@ class EchoWatch:
         busy = [tick for tick in ticks if tick.members]
         if busy:
             states = [tick.watch._rows_of(tick.members) for tick in busy]
-            if len(busy) == 1:  # one room (or one with sound): its lists as they are
+            if len(busy) == 1:  # one room watching (a big room's ticks): its lists as they are
                 members, mic_power = busy[0].members, busy[0].mic_power
                 references = busy[0].references
             else:
