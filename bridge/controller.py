@@ -129,8 +129,9 @@ RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2 minimum; a server's legs are few per pee
 RTCP_INTERVAL_SPREAD = (0.5, 1.5)
 TIMEOUT_CHECK_INTERVAL_S = 1.0
 TICK_FAILURE_LOG_S = 60.0  # a room whose tick keeps failing is logged once a minute
-# After the rooms' shared detector stage failed, rooms go through it one by one (so a
-# fault stays in its room) until this long has passed without a room failing there.
+# After a stage the rooms share failed (`_together`: the detectors, the encodes), rooms go
+# through the stages one by one (so a fault stays in its room) until this long has passed
+# without a room failing there.
 ROOMS_ALONE_S = 60.0
 # Packets in a row from a new source address before RTP re-latches to it: a NAT
 # rebinding moves the stream for good, a stray or spoofed packet does not.

@@ -649,16 +649,27 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
         for k, row in enumerate(narrow_rows):
             media[row].up_state = states[k]
             narrow_aligned[row] = aligned[k]
-    return [
-        GatheredFrames(
-            frames[first:end], talking[first:end],
-            [(row - first, digit) for row, digit in digits if first <= row < end],
-            [(row - first, now) for row, now in changes if first <= row < end],
-            [(row - first, frame) for row, frame in captured if first <= row < end],
-            {row - first: frame for row, frame in narrow_aligned.items() if first <= row < end},
-        )
-        for first, end in zip(offsets, offsets[1:], strict=False)
-    ]
+    # Each room's part, in its own row numbers (one pass over what was found, in order).
+    gathered = [GatheredFrames(frames[first:end], talking[first:end], [], [], [], {})
+                for first, end in zip(offsets, offsets[1:], strict=False)]
+
+    def room_of(row: int) -> tuple[GatheredFrames, int]:
+        k = bisect.bisect_right(offsets, row) - 1
+        return gathered[k], row - offsets[k]
+
+    for row, digit in digits:
+        part, local = room_of(row)
+        part.digits.append((local, digit))
+    for row, now in changes:
+        part, local = room_of(row)
+        part.talker_changes.append((local, now))
+    for row, frame in captured:
+        part, local = room_of(row)
+        part.captured.append((local, frame))
+    for row, frame in narrow_aligned.items():
+        part, local = room_of(row)
+        part.narrow_aligned[local] = frame
+    return gathered
 
 
 def _by_row(rooms: list[RoomFrames], values: list[bool]) -> bool | list[bool]:
@@ -864,7 +875,15 @@ def _or_fresh(
 
 @dataclass(frozen=True, slots=True)
 class EncodeJob:
-    """One room's `RoomEncoder.encode`, for `RoomEncoder.encode_rooms`."""
+    """One room's tick for `RoomEncoder.encode_rooms`: queue its frame for every member
+    and make the packets now due.
+
+    `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
+    "silence" means zeros, "own" a mix of its own; only "own" frames are read.
+    `narrow_total`: what narrowband members hearing the room get instead of `total`
+    brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_rooms`);
+    the room's 8 kHz filter runs on all the same, so the switch back is seamless.
+    """
 
     encoder: RoomEncoder
     media: dict[int, MemberMedia]
@@ -887,28 +906,11 @@ class RoomEncoder:
         self._shared: dict[tuple[str, EncoderSettings, str], StreamEncoder] = {}
         self._shared_last_used: dict[tuple[str, EncoderSettings, str], int] = {}
 
-    def encode(
-        self,
-        media: dict[int, MemberMedia],
-        heard: dict[int, tuple[str, Samples]],
-        total: Samples,
-        narrow_total: Samples | None = None,
-    ) -> dict[int, OutgoingPacket]:
-        """Queue this tick's frame for every member and return the packets now due.
-
-        `heard[id]` is (kind, frame at 16 kHz): kind "room" means the shared `total`,
-        "silence" means zeros, "own" a mix of its own; only "own" frames are read.
-        `narrow_total`: what narrowband members hearing the room get instead of `total`
-        brought down to 8 kHz (a lone narrowband talker, as it came, see `gather_rooms`);
-        the room's 8 kHz filter runs on all the same, so the switch back is seamless.
-        """
-        return RoomEncoder.encode_rooms([EncodeJob(self, media, heard, total, narrow_total)])[0]
-
     @staticmethod
     def encode_rooms(jobs: list[EncodeJob]) -> list[dict[int, OutgoingPacket]]:
-        """`encode` for several rooms: their mixes brought down to 8 kHz in one filter
-        call (each with its own history), and the payload each room's G.711 listeners
-        share encoded for all rooms in one call per codec."""
+        """Each room's packets now due, by member (`EncodeJob`): the rooms' mixes brought
+        down to 8 kHz in one filter call (each with its own history), and the payload each
+        room's G.711 listeners share encoded for all rooms in one call per codec."""
         rooms_8k: list[Samples | None] = [None] * len(jobs)
         narrowed = [k for k, job in enumerate(jobs)
                     if any(member.narrowband for member in job.media.values())]
@@ -956,7 +958,7 @@ class RoomEncoder:
         self, media: dict[int, MemberMedia], heard: dict[int, tuple[str, Samples]],
         total: Samples, room_8k: Samples | None, lone_talker: Samples | None,
     ) -> dict[int, OutgoingPacket]:
-        """`encode` once the room mix is at 8 kHz (`room_8k`; None: nobody narrowband):
+        """A room's `EncodeJob` once its mix is at 8 kHz (`room_8k`; None: nobody narrowband):
         every member's frame queued, and the packets due, but for the payload the room's
         G.711 listeners share (`_room_listeners`, encoded by `encode_rooms`)."""
         self._off_grid = []
