@@ -88,8 +88,24 @@ def detect_echo(
     echo, and the new states.
     """
     states = np.array(states, dtype=np.float32)  # a copy: the caller's rows stay as they were
-    if states.ndim != 2 or states.shape[1] != DETECTOR_STATE_SIZE:
-        raise ValueError(f"expected (k, {DETECTOR_STATE_SIZE}) states, got {states.shape}")
+    return update_echo_detectors(mic_power, reference_power, states), states
+
+
+def update_echo_detectors(
+    mic_power: NDArray[np.floating[Any]],
+    reference_power: NDArray[np.floating[Any]],
+    states: NDArray[np.float32],
+) -> NDArray[np.float64]:
+    """`detect_echo` with the states updated where they are, for a caller that keeps them
+    in one array from tick to tick: a bridge's rows are 1.4 kB a stream, and copying them
+    all every tick is most of the detector's memory traffic, though a tick writes two
+    values a row and reads the rows of the few streams checked. Returns the delays.
+    """
+    if states.ndim != 2 or states.shape[1] != DETECTOR_STATE_SIZE or (
+        states.dtype != np.float32
+    ):
+        raise ValueError(f"expected (k, {DETECTOR_STATE_SIZE}) states of float32, "
+                         f"got {states.shape} of {states.dtype}")
     count = states[:, _COUNT].astype(np.int64)
     slot = count % _RING
     rows = np.arange(states.shape[0])
@@ -103,7 +119,7 @@ def detect_echo(
         _check(states, due, count[due] % _RING)
     delay = states[:, _DELAY].astype(np.float64) * FRAME_MS
     delay[states[:, _DELAY] < 0] = np.nan
-    return delay, states
+    return delay
 
 
 def _log_power(power: NDArray[np.floating[Any]]) -> NDArray[np.float32]:

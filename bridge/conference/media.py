@@ -36,8 +36,8 @@ from dsp.dtmf import QUIET_FRAME_DBFS, detect_dtmf, dtmf_states
 from dsp.echo import (
     DETECTOR_STATE_SIZE,
     EchoCanceller,
-    detect_echo,
     echo_detector_state,
+    update_echo_detectors,
 )
 from dsp.frame import frame_samples
 from dsp.jitter import JitterBank, JitterBuffer
@@ -818,10 +818,10 @@ class EchoWatch:
                 members = [member for tick in busy for member in tick.members]
                 mic_power = [power for tick in busy for power in tick.mic_power]
                 references = [frame for tick in busy for frame in tick.references]
-            delays, joined = detect_echo(
-                np.array(mic_power), _reference_powers(references),
-                states[0] if len(busy) == 1 else np.concatenate(states),
-            )
+            # One room's rows are its watch's own array, updated where they are.
+            joined = states[0] if len(busy) == 1 else np.concatenate(states)
+            delays = update_echo_detectors(np.array(mic_power), _reference_powers(references),
+                                           joined)
             start = 0
             for tick, rows in zip(busy, states, strict=True):
                 tick.watch._states = joined[start : start + rows.shape[0]]

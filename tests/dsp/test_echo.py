@@ -11,6 +11,7 @@ from dsp.echo import (
     EchoCanceller,
     detect_echo,
     echo_detector_state,
+    update_echo_detectors,
 )
 
 Signal = NDArray[np.float64]
@@ -239,3 +240,31 @@ def test_streams_in_different_phases_are_checked_in_different_frames() -> None:
 def test_detector_rejects_states_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match=f"expected \\(k, {DETECTOR_STATE_SIZE}\\) states"):
         detect_echo(np.zeros(1), np.zeros(1), np.zeros((1, 5)))
+
+
+def test_detectors_updated_in_place_follow_their_copies() -> None:
+    """The bridge keeps its detectors in one array and updates them where they are: frame
+    by frame that gives the delays and rows `detect_echo` gives, which leaves its input
+    as it was."""
+    rate_hz = 8000
+    reference = far_end("speech", 8 * rate_hz, rate_hz)
+    echoic = frame_powers(echo_of(reference, rate_hz), rate_hz)
+    quiet = frame_powers(np.full(reference.size, 1e-4), rate_hz)
+    far = frame_powers(reference, rate_hz)
+    copied = np.stack([echo_detector_state(phase) for phase in (0, 7, 7)])
+    in_place = copied.copy()
+    for k in range(far.size):
+        mic, sent = np.array([echoic[k], quiet[k], echoic[k]]), np.full(3, far[k])
+        before = copied.copy()
+        delay, new = detect_echo(mic, sent, copied)
+        assert np.array_equal(copied, before)
+        copied = new
+        np.testing.assert_array_equal(update_echo_detectors(mic, sent, in_place), delay)
+    np.testing.assert_array_equal(in_place, copied)
+    assert delay[0] == pytest.approx(BULK_DELAY_MS, abs=20) and np.isnan(delay[1])
+
+
+def test_detectors_in_place_need_float32_rows() -> None:
+    with pytest.raises(ValueError, match="states of float32"):
+        update_echo_detectors(np.zeros(1), np.zeros(1),
+                              echo_detector_state()[np.newaxis].astype(np.float64))

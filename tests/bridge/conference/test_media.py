@@ -372,11 +372,11 @@ def test_the_echo_detector_hears_the_line_before_its_canceller(
     fed: list[float] = []
 
     def detect(mic_power: NDArray[np.float64], reference_power: NDArray[np.float64],
-               states: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+               states: NDArray[np.float32]) -> NDArray[np.float64]:
         fed.append(float(mic_power[0]))
-        return np.full(mic_power.shape, 20.0), states  # echo at 20 ms: keep the canceller
+        return np.full(mic_power.shape, 20.0)  # echo at 20 ms: keep the canceller
 
-    monkeypatch.setattr(media_module, "detect_echo", detect)
+    monkeypatch.setattr(media_module, "update_echo_detectors", detect)
     room = quiet_room()
     talker = Caller(room, 1, "PCMU")
     room.member(1).media.echo = _SilencingCanceller()  # type: ignore[assignment]
@@ -387,21 +387,21 @@ def test_the_echo_detector_hears_the_line_before_its_canceller(
 
 def _count_echo_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(tick, members) of every echo check call from now on, ticks counted by call of
-    `detect_echo`."""
+    `update_echo_detectors`."""
     checked: list[tuple[int, int]] = []
     ticks = [0]
-    check, detect = echo_module._check, media_module.detect_echo
+    check, detect = echo_module._check, media_module.update_echo_detectors
 
     def counting(states: Samples, due: NDArray[np.intp], oldest: NDArray[np.int64]) -> None:
         checked.append((ticks[0], due.size))
         check(states, due, oldest)
 
-    def ticking(*args: Any) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    def ticking(*args: Any) -> NDArray[np.float64]:
         ticks[0] += 1
         return detect(*args)
 
     monkeypatch.setattr(echo_module, "_check", counting)
-    monkeypatch.setattr(media_module, "detect_echo", ticking)
+    monkeypatch.setattr(media_module, "update_echo_detectors", ticking)
     return checked
 
 
