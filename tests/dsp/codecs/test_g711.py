@@ -168,6 +168,22 @@ def test_codec_encodes_many_members_at_once(codec: PcmuCodec | PcmaCodec) -> Non
     assert codec.decode_many(payloads).shape == (5, 160)
 
 
+@pytest.mark.parametrize("codec", [PcmuCodec(), PcmaCodec()], ids=["PCMU", "PCMA"])
+@pytest.mark.parametrize(("rows", "size"), [(0, 160), (1, 160), (77, 160), (500, 160),
+                                            (33, 80), (9, 4097)])
+def test_many_payloads_decode_as_each_alone(
+    codec: PcmuCodec | PcmaCodec, rows: int, size: int
+) -> None:
+    """However many rows (a sweep is decoded a block of rows at a time) and whatever
+    their size, and from a view into a sweep's datagrams as the bridge passes them."""
+    datagrams = np.random.default_rng(rows + size).integers(0, 256, (rows, size + 12), np.uint8)
+    payloads = datagrams[:, 12:]
+    decoded = codec.decode_many(payloads)
+    assert decoded.shape == (rows, size) and decoded.dtype == np.float32
+    for row in range(rows):
+        np.testing.assert_array_equal(decoded[row], codec.decode(payloads[row].tobytes()))
+
+
 def test_codec_identities_follow_rfc_3551() -> None:
     for codec, name in ((PcmuCodec(), "PCMU"), (PcmaCodec(), "PCMA")):
         assert codec.name == name
