@@ -409,10 +409,13 @@ def _decode_g711(items: list[_Payload]) -> list[Samples | None]:
 
 @dataclass(frozen=True, slots=True)
 class GatheredFrames:
-    """One tick's input: frames at 16 kHz, who is mixed, keypad digits, talker changes."""
+    """One tick's input: who is mixed and their frames at 16 kHz, keypad digits, talker
+    changes."""
 
-    frames: Samples  # (members, 320) float32; zero rows for members not mixed
-    talking: NDArray[np.bool_]  # (members,) mixed this tick: selected talkers with audio
+    # row -> (320,) float32 frame of each member mixed this tick (a selected talker with
+    # audio); the others, most of a big room, have no frame here rather than a row of
+    # zeros in a (members, 320) array that a tick would clear and carry for nothing.
+    mixed: dict[int, Samples]
     digits: list[tuple[int, str]]  # (row, digit) heard in-band
     talker_changes: list[tuple[int, bool]]  # (row, now a talker) where selection changed
     # (row, frame at the member's own rate, echo removed, before levelling) of the rows
@@ -468,9 +471,7 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     for room in rooms:
         offsets.append(offsets[-1] + len(room.media))
     count = len(media)
-    wide = frame_samples(ROOM_RATE_HZ, FRAME_MS)
-    frames = np.zeros((count, wide), dtype=np.float32)
-    talking = np.zeros(count, dtype=np.bool_)
+    mixed: dict[int, Samples] = {}
     # Python lists: read row by row below, where a numpy scalar read costs ten times more.
     is_eligible: list[bool] = np.concatenate([room.eligible for room in rooms]).tolist()
     is_captured: list[bool] = (
@@ -628,12 +629,11 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
             member.up_state = None
             continue
         samples = levelled.get(row, samples)
-        talking[row] = True
         if member.narrowband:
             narrow_rows.append(row)
             narrow_frames.append(samples)
         else:
-            frames[row] = samples
+            mixed[row] = samples
     narrow_aligned: dict[int, Samples] = {}
     if narrow_rows:
         histories = np.stack([
@@ -641,7 +641,7 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
         ])
         narrow = np.stack(narrow_frames)
         upsampled, states = upsample_8k_to_16k(narrow, histories)
-        frames[narrow_rows] = upsampled
+        mixed.update(zip(narrow_rows, upsampled, strict=True))
         # The upsampler keeps the last taps // 2 input samples, which is also the delay of
         # the two linear-phase filters together at 8 kHz (dsp.resample keeps taps = 1 mod
         # 4): the history then the frame, cut to a frame, is the frame that delay later.
@@ -650,13 +650,15 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
             media[row].up_state = states[k]
             narrow_aligned[row] = aligned[k]
     # Each room's part, in its own row numbers (one pass over what was found, in order).
-    gathered = [GatheredFrames(frames[first:end], talking[first:end], [], [], [], {})
-                for first, end in zip(offsets, offsets[1:], strict=False)]
+    gathered = [GatheredFrames({}, [], [], [], {}) for _ in rooms]
 
     def room_of(row: int) -> tuple[GatheredFrames, int]:
         k = bisect.bisect_right(offsets, row) - 1
         return gathered[k], row - offsets[k]
 
+    for row, frame in sorted(mixed.items()):
+        part, local = room_of(row)
+        part.mixed[local] = frame
     for row, digit in digits:
         part, local = room_of(row)
         part.digits.append((local, digit))

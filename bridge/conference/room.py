@@ -1230,8 +1230,8 @@ class Room:
             self._actions.append(DigitHeard(members[row].member_id, digit))
             self.press(members[row].member_id, digit, now, source="in-band")
         if self.hotline:
-            return self._hotline_tick(members, gathered.frames)
-        mix = mix_minus(gathered.frames, gathered.talking)
+            return self._hotline_tick(members, gathered.mixed)
+        mix = self._mix(gathered.mixed)
         if self._recording:
             self._recorded.append(mix.total.copy())
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
@@ -1269,6 +1269,14 @@ class Room:
                 self._actions.append(RoomStarted(member.member_id))
                 return
 
+    def _mix(self, mixed: dict[int, Clip]) -> MixResult:
+        """`mix_minus` of the members mixed, its talkers in the room's rows."""
+        rows = sorted(mixed)
+        frames = (np.stack([mixed[row] for row in rows]) if rows
+                  else np.zeros((0, self._samples), np.float32))
+        mix = mix_minus(frames, np.ones(len(rows), np.bool_))
+        return MixResult(mix.total, np.array(rows, np.intp)[mix.talkers], mix.minus)
+
     @staticmethod
     def _lone_narrow_talker(mix: MixResult, gathered: GatheredFrames) -> Clip | None:
         """One narrowband talker, mixed as it is (the limiter left it alone): its own 8 kHz
@@ -1279,17 +1287,18 @@ class Room:
             return None
         row = int(mix.talkers[0])
         aligned = gathered.narrow_aligned.get(row)
-        if aligned is None or not np.array_equal(gathered.frames[row], mix.total):
+        if aligned is None or not np.array_equal(gathered.mixed[row], mix.total):
             return None
         return aligned
 
-    def _hotline_tick(self, members: list[Member], frames: NDArray[np.float32]) -> EncodeJob:
+    def _hotline_tick(self, members: list[Member], mixed: dict[int, Clip]) -> EncodeJob:
         """Each operator and caller hears the other, and their own prompts; nobody else."""
         rows = {m.member_id: row for row, m in enumerate(members)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
         for member in members:
             partner_row = rows.get(member.partner) if member.partner is not None else None
-            base = frames[partner_row] if partner_row is not None else self._silence
+            base = self._silence if partner_row is None else mixed.get(partner_row,
+                                                                         self._silence)
             prompt = member.prompts.read(self._samples)
             heard[member.member_id] = ("own", base if prompt is None else limit(base + prompt))
         return EncodeJob(self._encoder, {m.member_id: m.media for m in members}, heard,
