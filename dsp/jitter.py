@@ -1013,10 +1013,12 @@ class JitterBank:
         )
         steady = np.flatnonzero(fast)
         if steady.size:
-            self._push_steady(rows[steady], ints[steady], floats[steady], frames[steady],
-                              stamps[steady], arrival[steady], start[steady], transit[steady],
-                              relative[steady], peak[steady], rolls[steady],
-                              (within & (relative > floats[:, _SPIKE]))[steady])
+            # All of them, most sweeps: the arrays as they are, not copies of every row.
+            pick = slice(None) if steady.size == rows.size else steady
+            self._push_steady(rows[pick], ints[pick], floats[pick], frames[pick],
+                              stamps[pick], arrival[pick], start[pick], transit[pick],
+                              relative[pick], peak[pick], rolls[pick],
+                              (within & (relative > floats[:, _SPIKE]))[pick])
         for k in np.flatnonzero(~fast).tolist():
             buffers[k].push(timestamps[k], frames[k], arrivals[k])
 
