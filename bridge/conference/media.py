@@ -813,15 +813,15 @@ class EchoWatch:
         busy = [tick for tick in ticks if tick.members]
         if busy:
             states = [tick.watch._rows_of(tick.members) for tick in busy]
-            if len(busy) == 1:  # one room watching (a big room's ticks): its lists as they are
+            if len(busy) == 1:  # one room watching (a big room's ticks): its lists as they are,
+                # and its rows the watch's own array, updated where they are
                 members, mic_power = busy[0].members, busy[0].mic_power
-                references = busy[0].references
+                references, joined = busy[0].references, states[0]
             else:
                 members = [member for tick in busy for member in tick.members]
                 mic_power = [power for tick in busy for power in tick.mic_power]
                 references = [frame for tick in busy for frame in tick.references]
-            # One room's rows are its watch's own array, updated where they are.
-            joined = states[0] if len(busy) == 1 else np.concatenate(states)
+                joined = np.concatenate(states)
             delays = update_echo_detectors(np.array(mic_power), _reference_powers(references),
                                            joined)
             start = 0
