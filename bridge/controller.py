@@ -229,7 +229,8 @@ class GatewayLegRun:
         return f"room={self.room.config.id} gateway={self.config.id}"
 
 
-@dataclass(eq=False)
+# Slots: read by every tick, member by member (see `MemberMedia`).
+@dataclass(eq=False, slots=True)
 class Call:
     """One caller or gateway leg: its SIP dialog (none for plain RTP), room membership and
     RTP state."""

@@ -267,7 +267,8 @@ RoomAction = (
 )
 
 
-@dataclass(eq=False)
+# Slots: read by every tick, member by member (see `MemberMedia`).
+@dataclass(eq=False, slots=True)
 class Member:
     """A member's state in the room; media buffers included."""
 

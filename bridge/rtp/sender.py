@@ -29,6 +29,14 @@ class SendStream:
     the bytes are the same.
     """
 
+    # Slots, the bank's first: every tick reads these objects in loops over hundreds of
+    # members, and a slot lies in the object, not in a values array of its own (one
+    # cache line fewer per object and pass once the tick's memory has gone cold).
+    __slots__ = ("_row", "_banked", "_bank", "payload_type", "clock_rate_hz", "ssrc", "cname",
+                 "_packet_count", "_octet_count", "_sequence_number", "_timestamp",
+                 "_latest_timestamp", "_event_timestamp", "_talkspurt_starts",
+                 "_packet_count_at_reports", "__weakref__")
+
     def __init__(
         self,
         payload_type: int,

@@ -80,6 +80,15 @@ class ReceiveStream:
     are the same.
     """
 
+    # Slots, the bank's first: every tick reads these objects in loops over hundreds of
+    # members, and a slot lies in the object, not in a values array of its own (one
+    # cache line fewer per object and pass once the tick's memory has gone cold).
+    __slots__ = ("_row", "_banked", "_bank", "clock_rate_hz", "_ssrc", "_probation", "_max_seq",
+                 "_cycles", "_base_seq", "_bad_seq", "_received", "_expected_prior",
+                 "_received_prior", "_seen", "_jitter_ts", "_last_arrival_ts", "_last_timestamp",
+                 "_packets_received", "_octets_received", "_ssrc_changes", "_duplicates",
+                 "_last_arrival", "_fraction_lost_last", "_lsr", "_last_sr_at", "__weakref__")
+
     def __init__(self, clock_rate_hz: int, *, bank: ReceiveBank | None = None) -> None:
         self.clock_rate_hz = clock_rate_hz
         self._ssrc: int | None = None
