@@ -87,14 +87,22 @@ class TalkerState:
 
 def frame_levels_dbfs(frames: NDArray[np.float32]) -> NDArray[np.float64]:
     """Return the RMS level of each row of `(k, n)` float32 frames in dBFS, as `(k,)`."""
-    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[1]
+    return energy_levels_dbfs(
+        np.einsum("ij,ij->i", frames, frames, dtype=np.float64), frames.shape[1])
+
+
+def energy_levels_dbfs(energies: NDArray[np.float64], samples: int) -> NDArray[np.float64]:
+    """`frame_levels_dbfs` from frames' energies (sums of squares) of `samples` each, for a
+    caller that has summed them already."""
+    power = np.asarray(energies, np.float64) / samples
     levels: NDArray[np.float64] = 10.0 * np.log10(np.maximum(power, 10 ** (SILENCE_DBFS / 10)))
     return levels
 
 
 def detect_voice(
     frames: NDArray[np.float32], states: Sequence[TalkerState], rate_hz: int,
-    *, classify: bool = True,
+    *, classify: bool = True, rows: NDArray[np.intp] | None = None,
+    energies: NDArray[np.float64] | None = None,
 ) -> NDArray[np.bool_]:
     """Return `(k,)` voiced flags (speech or hangover) for `(k, n)` float32 frames at `rate_hz`.
 
@@ -104,11 +112,21 @@ def detect_voice(
     webrtcvad, one call each; everything else is numpy over all rows. With `classify`
     False, every row above ENERGY_FLOOR_DBFS is speech, whatever it sounds like: for lines
     that carry music or an already mixed room, where only the level says who is on.
+
+    `rows`: the frames judged are `frames[rows]`, `states[i]` that of `frames[rows[i]]`;
+    a bridge judges rows of the frames it popped where they lie, not a copy of them (only
+    the few loud ones are copied, for webrtcvad). `energies`: the judged frames' sums of
+    squares, where the caller has summed them already.
     """
     count = len(states)
-    if frames.ndim != 2 or frames.shape[0] != count:
-        raise ValueError(f"expected ({count}, samples) frames, got {frames.shape}")
-    levels = frame_levels_dbfs(frames)
+    judged = count if rows is None else rows.shape[0]
+    if frames.ndim != 2 or judged != count or (rows is None and frames.shape[0] != count):
+        raise ValueError(f"expected ({count}, samples) frames, got {frames.shape}"
+                         + ("" if rows is None else f" and {judged} rows"))
+    if energies is not None:
+        levels = energy_levels_dbfs(energies, frames.shape[1])
+    else:
+        levels = frame_levels_dbfs(frames if rows is None else frames[rows])
     noise = _update_noise_floors(levels, states)
     if not classify:
         speech = levels > ENERGY_FLOOR_DBFS
@@ -117,7 +135,7 @@ def detect_voice(
         loud = np.flatnonzero((levels > ENERGY_FLOOR_DBFS) & (levels > noise + NOISE_MARGIN_DB))
         speech = np.zeros(count, dtype=np.bool_)
     if loud.size:
-        pcm = to_pcm16(frames[loud])
+        pcm = to_pcm16(frames[loud if rows is None else rows[loud]])
         for k, row in enumerate(loud.tolist()):
             speech[row] = states[row].vad.is_speech(pcm[k].tobytes(), rate_hz)
     previous = np.fromiter((s.level_dbfs for s in states), np.float64, count)

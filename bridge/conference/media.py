@@ -597,10 +597,16 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     age_silent(quiet)
     note_quiet_frames(below_gate)
     for (rate_hz, by_sound), rows in candidates.items():
-        # Heard frames as they came (no canceller in the rooms): rows of `stacked`.
-        detect_voice(stacked[[row for row, _ in rows]] if stacked is not None and as_popped
-                     else _rows([f for _, f in rows]),
-                     [media[row].talker for row, _ in rows], rate_hz, classify=by_sound)
+        talkers = [media[row].talker for row, _ in rows]
+        if stacked is not None and as_popped:
+            # Heard frames as they came (no canceller in the rooms): rows of `stacked`,
+            # judged where they lie, their energies those the pop summed (in float32: a
+            # level a millionth of a dB off the float64 sum's, no decision moved in tests).
+            judged = np.array([row for row, _ in rows], np.intp)
+            detect_voice(stacked, talkers, rate_hz, classify=by_sound, rows=judged,
+                         energies=np.array(energies)[judged])
+        else:
+            detect_voice(_rows([f for _, f in rows]), talkers, rate_hz, classify=by_sound)
     for room, first in zip(rooms, offsets, strict=False):
         # Only voiced members, and those who held a slot until now, can be talkers.
         contenders = [

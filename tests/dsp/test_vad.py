@@ -97,6 +97,36 @@ def test_silent_line_hangover_runs_out() -> None:
 def test_shape_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="expected"):
         detect_voice(np.zeros((2, FRAME), np.float32), [TalkerState()], RATE_HZ)
+    with pytest.raises(ValueError, match="3 rows"):
+        detect_voice(np.zeros((5, FRAME), np.float32), [TalkerState()], RATE_HZ,
+                     rows=np.array([0, 2, 4]))
+
+
+def test_rows_judged_where_they_lie_as_their_copy() -> None:
+    """Rows of a bigger array, with or without their energies, judged as the same frames
+    copied out: the same flags and the same states, speech, noise and silence alike."""
+    word = frames_of(set_active_level(speak("closed", rate_hz=RATE_HZ), -26.0, RATE_HZ))
+    ticks = word.shape[0] + 30
+    lines = [np.concatenate([word, np.zeros((ticks - word.shape[0], FRAME), np.float32)]),
+             frames_of(noise(ticks * 0.02, -45.0, seed=6)),
+             np.zeros((ticks, FRAME), np.float32),
+             frames_of(noise(ticks * 0.02, -30.0, seed=7))]
+    rows = np.array([3, 0, 2], np.intp)  # judged: lines 3, 0 and 2, not 1
+    copied, in_place, summed = ([TalkerState() for _ in rows] for _ in range(3))
+    word_voiced = 0
+    for tick in range(ticks):
+        frames = np.stack([line[tick] for line in lines])
+        energies = np.einsum("ij,ij->i", frames[rows], frames[rows], dtype=np.float64)
+        expected = detect_voice(frames[rows], copied, RATE_HZ)
+        word_voiced += int(expected[1])
+        assert (detect_voice(frames, in_place, RATE_HZ, rows=rows) == expected).all()
+        assert (detect_voice(frames, summed, RATE_HZ, rows=rows, energies=energies)
+                == expected).all()
+    for states in (in_place, summed):
+        assert [(s.level_dbfs, s.noise_floor_dbfs, s.hangover_frames, s.voiced)
+                for s in states] == [(s.level_dbfs, s.noise_floor_dbfs, s.hangover_frames,
+                                      s.voiced) for s in copied]
+    assert word_voiced >= word.shape[0] // 2  # the word went through webrtcvad, and was heard
 
 
 def select(
