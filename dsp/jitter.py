@@ -30,7 +30,6 @@ unwraps them against its own read position and converts clock ticks to samples.
 from __future__ import annotations
 
 import weakref
-from collections import deque
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -794,11 +793,6 @@ class JitterBank:
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
         self._members: list[weakref.ref[JitterBuffer] | None] = []  # by row
         self._free: list[int] = []
-        # The frames of the last pop_many calls (the one array returned, when every buffer
-        # was steady), and where each row's is (-1: not there).
-        self._recent_pops: deque[tuple[
-            NDArray[np.float32] | tuple[NDArray[np.float32], ...], NDArray[np.intp]
-        ]] = deque(maxlen=HISTORY_FRAMES)
         self._push_rows, self._pop_rows = _RowsOf(), _RowsOf()
 
     def add(self, buffer: JitterBuffer) -> None:
@@ -899,26 +893,17 @@ class JitterBank:
 
     def _replay(self, buffer: JitterBuffer, read: int, frames: int) -> None:
         """Hand the buffer's Concealer the last `frames` frames it played while banked,
-        oldest first: copies of the arrays `pop_many` returned, as they are now (a caller
-        may have changed them in place, as it may a frame from `JitterBuffer.pop`, in the
-        tick it got them), or, for frames popped in calls no longer kept, copies from the
-        ring, where they still are (nothing is written more than the maximum delay ahead
-        of the read position).
+        oldest first, copied from its ring, where they still are: nothing is written more
+        than the maximum delay ahead of the read position (`add`), and the frames
+        `pop_many` returned could not be changed (read-only).
 
-        Copies, not the arrays: a frame of a steady pop is a row of that tick's array for
-        the whole room, and a history holding it would keep all of it alive (at 0.2 %
-        loss, 500 members kept ~160 MB of such arrays)."""
-        row, frame = buffer._row, self.frame_samples
-        kept = [
-            popped[at] for popped, where in self._recent_pops
-            if row < where.size and (at := int(where[row])) >= 0
-        ][-frames:] if frames else []
-        buffer._concealer.played_many(
-            buffer._samples[buffer._span(read - back * frame, frame)].copy()
-            for back in range(frames, len(kept), -1)
-        )
-        if kept:
-            buffer._concealer.played_many(np.array(kept))
+        A copy, not the frames returned: a frame of a steady pop is a row of that tick's
+        array for the whole room, and a history holding it would keep all of it alive (at
+        0.2 % loss, 500 members kept ~160 MB of such arrays)."""
+        if frames:
+            frame = self.frame_samples
+            history = buffer._samples[buffer._span(read - frames * frame, frames * frame)]
+            buffer._concealer.played_many(history.reshape(frames, frame).copy())
 
     # -- the steady stream, all buffers at once ----------------------------------------
 
@@ -1140,11 +1125,12 @@ class JitterBank:
         """`buffers[k].pop(count)` for every k: the frames, and whether each holds audio.
         When every buffer was steady (nearly every tick) the frames are one `(k, count)`
         array, whose rows the caller can also work on together; else a list of frames.
-        Every buffer must be in this bank, each once. The bank keeps the frames of its
-        last HISTORY_FRAMES calls for the Concealers, as the caller left them (changed in
-        place or not, see `_replay`): popped once per tick for all its buffers, that is
-        their last HISTORY_FRAMES frames; a bank shared by more rooms than that, popped
-        room by room, gives them older frames from the ring, as they were popped."""
+        Every buffer must be in this bank, each once.
+
+        The steady frames are read-only: a Concealer remembers the frames its buffer
+        played, as the caller left them (`JitterBuffer.pop`'s frames may be changed in
+        place, and the concealment follows), and a buffer leaving the bank is handed
+        them from its ring (`_replay`), so the bank keeps no arrays of past ticks."""
         total = len(buffers)
         heard = [True] * total
         if not total:
@@ -1164,12 +1150,9 @@ class JitterBank:
             & (delay <= target + self._compress_offset)
         )
         steady = np.flatnonzero(fast)
-        # The arrays as returned, whatever the caller then does with them: the one array
-        # (the caller's rows are views of it), or the frames of the list themselves.
-        returned: NDArray[np.float32] | tuple[NDArray[np.float32], ...]
         frames: list[NDArray[np.float32]] | NDArray[np.float32]
         if steady.size == total:
-            frames = returned = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
+            frames = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
         else:
             listed = [_NOT_YET] * total
             if steady.size:
@@ -1183,11 +1166,6 @@ class JitterBank:
                 if count == self.frame_samples and buffer._bankable(count):
                     self._hold(buffer)
             frames = listed
-            returned = tuple(listed)
-        if steady.size:
-            where = np.full(len(self._members), -1, np.intp)
-            where[rows[steady]] = steady
-            self._recent_pops.append((returned, where))
         return frames, heard
 
     def _pop_steady(
@@ -1196,6 +1174,7 @@ class JitterBank:
     ) -> NDArray[np.float32]:
         """`JitterBuffer.pop` where the frame is there and the delay inside its band."""
         out = self._read(rows, read)
+        out.flags.writeable = False  # see `pop_many`
         flagged = np.flatnonzero(read < unflagged_from)
         if flagged.size:
             self._valid.reshape(-1)[self._flat(rows[flagged], read[flagged], count)] = False
