@@ -45,6 +45,8 @@ class PromptLibrary:
 class PromptPlayer:
     """A queue of clips for one member, read one frame at a time."""
 
+    __slots__ = ("_queue", "_position")  # read for every member every tick (see `Member`)
+
     def __init__(self) -> None:
         self._queue: deque[Clip] = deque()
         self._position = 0
