@@ -123,6 +123,8 @@ def detect_voice(
     if frames.ndim != 2 or judged != count or (rows is None and frames.shape[0] != count):
         raise ValueError(f"expected ({count}, samples) frames, got {frames.shape}"
                          + ("" if rows is None else f" and {judged} rows"))
+    if energies is not None and np.shape(energies) != (count,):
+        raise ValueError(f"expected {count} energies, got {np.shape(energies)}")
     if energies is not None:
         levels = energy_levels_dbfs(energies, frames.shape[1])
     else:

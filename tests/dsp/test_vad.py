@@ -100,6 +100,9 @@ def test_shape_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="3 rows"):
         detect_voice(np.zeros((5, FRAME), np.float32), [TalkerState()], RATE_HZ,
                      rows=np.array([0, 2, 4]))
+    with pytest.raises(ValueError, match="energies"):
+        detect_voice(np.zeros((5, FRAME), np.float32), [TalkerState()], RATE_HZ,
+                     rows=np.array([4]), energies=np.zeros(2))
 
 
 def test_rows_judged_where_they_lie_as_their_copy() -> None:
