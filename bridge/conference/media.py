@@ -671,7 +671,7 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
         k = bisect.bisect_right(offsets, row) - 1
         return gathered[k], row - offsets[k]
 
-    for row, frame in sorted(mixed.items()):
+    for row, frame in mixed.items():  # in any order: the room mixes its rows sorted
         part, local = room_of(row)
         part.mixed[local] = frame
     for row, digit in digits:
