@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -161,6 +162,8 @@ def serve(path: Path) -> int:
     if config is None:
         return 1
 
+    _raise_open_file_limit()
+
     def main(reactor: Any) -> Deferred[None]:
         from bridge.app import Bridge
 
@@ -184,6 +187,21 @@ def serve(path: Path) -> int:
 
     task.react(main)
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    """Open files up to the hard limit: a member holds three sockets (RTP twice, RTCP),
+    and the usual soft limit of 1,024 would stop a bridge at about 330 members."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files stay at %d (cannot raise to %d: %s)", soft, wanted, exc)
+            return
+        soft = wanted
+    log.info("open files: up to %d (about %d members)", soft, soft // 3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -359,3 +359,79 @@ def test_rtp_pool_hands_out_released_ports_last_and_reports_exhaustion() -> None
         assert {first, second} == {base, base + 2}
     finally:
         pool.close()
+
+
+def _sweep_until(pool: RtpPortPool, count: int) -> list[tuple[int, bytes, tuple[str, int], float]]:
+    received: list[tuple[int, bytes, tuple[str, int], float]] = []
+    deadline = time.monotonic() + 5.0
+    while len(received) < count and time.monotonic() < deadline:  # loopback: at once
+        received += pool.sweep()
+    return received
+
+
+def test_rtp_pool_hears_its_peer_and_any_other_source_after_sending(
+    pool_and_base: tuple[RtpPortPool, UdpReactor, int],
+) -> None:
+    """Once RTP went to a destination the port's socket is connected there; packets from
+    elsewhere (a caller's NAT moved it) still reach the sweep, in the order they came."""
+    pool, _, _ = pool_and_base
+    port = pool.allocate("127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as moved:
+        for sock in (peer, moved):
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5.0)
+        pool.send_many([(port, b"to peer", peer.getsockname())])
+        assert peer.recvfrom(100) == (b"to peer", ("127.0.0.1", port))
+        sent = [(peer, b"p1"), (moved, b"m1"), (peer, b"p2"), (moved, b"m2"), (peer, b"p3")]
+        for sock, data in sent:
+            sock.sendto(data, ("127.0.0.1", port))
+        received = _sweep_until(pool, len(sent))
+        assert [(data, source) for _, data, source, _ in received] == [
+            (data, sock.getsockname()) for sock, data in sent
+        ]
+        assert [at for *_, at in received] == sorted(at for *_, at in received)
+        # The call relatches to the moved address: the next send goes there, from the port.
+        pool.send_many([(port, b"to moved", moved.getsockname())])
+        assert moved.recvfrom(100) == (b"to moved", ("127.0.0.1", port))
+        peer.sendto(b"old", ("127.0.0.1", port))
+        moved.sendto(b"new", ("127.0.0.1", port))
+        assert sorted(data for _, data, _, _ in _sweep_until(pool, 2)) == [b"new", b"old"]
+
+
+def test_rtp_pool_send_to_a_closed_port_loses_that_packet_only(
+    pool_and_base: tuple[RtpPortPool, UdpReactor, int], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "bridge.net.rtp_udp")
+    pool, _, _ = pool_and_base
+    port = pool.allocate("127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        closed = gone.getsockname()
+    # The kernel answers the first packet with "port unreachable": on a connected socket
+    # the next send or read reports it. Neither may raise out of the pool.
+    for _ in range(3):
+        pool.send_many([(port, b"x", closed)])
+        pool.sweep()
+    assert "Connection refused" in caplog.text
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:
+        back.bind(("127.0.0.1", 0))
+        back.settimeout(5.0)
+        pool.send_many([(port, b"again", back.getsockname())])
+        assert back.recvfrom(100) == (b"again", ("127.0.0.1", port))
+
+
+def test_rtp_pools_of_two_bridges_never_share_a_port() -> None:
+    """The port's two sockets share it (SO_REUSEPORT); another bridge asking the same must
+    still find it taken."""
+    base = free_port_pairs(2)
+    first = RtpPortPool(UdpReactor(), base, base + 3, lambda *a: None)  # type: ignore[arg-type]
+    second = RtpPortPool(UdpReactor(), base, base + 3, lambda *a: None)  # type: ignore[arg-type]
+    try:
+        assert first.allocate("127.0.0.1") == base
+        assert second.allocate("127.0.0.1") == base + 2
+        with pytest.raises(NoMediaPorts):
+            second.allocate("127.0.0.1")
+    finally:
+        first.close()
+        second.close()
