@@ -63,12 +63,18 @@ KeypadResult = CommandEntered | SequenceRejected
 
 
 class KeypadSequencer:
-    """Match one member's digits against a key map."""
+    """Match one member's digits against a key map.
+
+    `next_deadline`: when the open sequence times out (None: none open). A plain
+    attribute, read for every member at every tick (`Room._expire`); only this class sets it.
+    """
+
+    __slots__ = ("_timeout_s", "_buffer", "next_deadline", "_keymap", "_prefixes")
 
     def __init__(self, keymap: Mapping[str, KeypadCommand], timeout_s: float = 3.0) -> None:
         self._timeout_s = timeout_s
         self._buffer = ""
-        self._deadline: float | None = None
+        self.next_deadline: float | None = None
         self.set_keymap(keymap)
 
     def set_keymap(self, keymap: Mapping[str, KeypadCommand]) -> None:
@@ -79,30 +85,26 @@ class KeypadSequencer:
 
     def press(self, digit: str, now: float) -> KeypadResult | None:
         """Add a digit; return a command, a rejection, or None while a sequence is open."""
-        if self._deadline is not None and now >= self._deadline:
+        if self.next_deadline is not None and now >= self.next_deadline:
             self._finish(SequenceRejected(self._buffer))  # stale: the room's tick missed it
         self._buffer += digit
         command = self._keymap.get(self._buffer)
         if command is not None:
             return self._finish(CommandEntered(command, self._buffer))
         if self._buffer in self._prefixes:
-            self._deadline = now + self._timeout_s
+            self.next_deadline = now + self._timeout_s
             return None
         return self._finish(SequenceRejected(self._buffer))
 
     def expire(self, now: float) -> SequenceRejected | None:
         """Reject a partial sequence whose next key did not come in time."""
-        if self._deadline is not None and now >= self._deadline:
+        if self.next_deadline is not None and now >= self.next_deadline:
             rejected = SequenceRejected(self._buffer)
             self._finish(rejected)
             return rejected
         return None
 
-    @property
-    def next_deadline(self) -> float | None:
-        return self._deadline
-
     def _finish(self, result: KeypadResult) -> KeypadResult:
         self._buffer = ""
-        self._deadline = None
+        self.next_deadline = None
         return result

@@ -559,11 +559,20 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
                 below_gate.append(talker)
             continue
         samples = popped[row] if samples is None else samples
-        audible.setdefault(member.sample_rate_hz, []).append((row, samples))
+        rate_hz = member.sample_rate_hz
+        # get, not setdefault: no empty list made and dropped for every row
+        heard_here = audible.get(rate_hz)
+        if heard_here is None:
+            heard_here = audible[rate_hz] = []
+        heard_here.append((row, samples))
         if energy > keypad_energy * size:
             faint[row] = False
-        if not faint[row] or member.dtmf_state is not None:
-            keyed.setdefault(member.sample_rate_hz, []).append((row, samples))
+        elif member.dtmf_state is None:
+            continue
+        keyed_here = keyed.get(rate_hz)
+        if keyed_here is None:
+            keyed_here = keyed[rate_hz] = []
+        keyed_here.append((row, samples))
     # Per row where rooms differ in it: whether voice detection classifies, and AGC levels.
     classify = _by_row(rooms, [room.voice_detection for room in rooms])
     levels = _by_row(rooms, [room.agc for room in rooms])
@@ -794,7 +803,7 @@ def _reference_powers(references: list[Samples | None]) -> NDArray[np.float64]:
     """The mean square of each reference, worked out once per distinct frame: most
     members were sent the same room mix."""
     by_frame: dict[int, float] = {}
-    powers = np.zeros(len(references))
+    powers = [0.0] * len(references)  # a list: a numpy item write costs five times more
     for k, reference in enumerate(references):
         if reference is None:
             continue
@@ -802,7 +811,7 @@ def _reference_powers(references: list[Samples | None]) -> NDArray[np.float64]:
         if power is None:
             power = by_frame[id(reference)] = float(reference @ reference) / reference.size
         powers[k] = power
-    return powers
+    return np.array(powers)
 
 
 class EchoWatch:

@@ -1239,12 +1239,16 @@ class Room:
         minus_row = {int(row): k for k, row in enumerate(mix.talkers)}
         heard: dict[int, tuple[str, NDArray[np.float32]]] = {}
         room_samples, silence, total = self._samples, self._silence, mix.total
+        hears_room = ("room", total)  # most members': one tuple for them all
         for row, member in enumerate(members):
             prompt = member.prompts.read(room_samples)
             if member.phase is not in_room:
                 base, kind = silence, "silence"
             elif row in minus_row:
                 base, kind = mix.minus[minus_row[row]], "own"
+            elif prompt is None and not member.volume_steps:
+                heard[member.member_id] = hears_room
+                continue
             else:
                 base, kind = total, "room"
             if member.volume_steps and kind != "silence":
