@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
@@ -496,10 +497,11 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     popped, has_audio, energies = _pop_frames(media)
     floor_energy = floor_rms * floor_rms
     keypad_energy = 10 ** (QUIET_FRAME_DBFS / 10)  # mean square under which no press starts
-    audible: dict[int, list[tuple[int, Samples]]] = {}  # sample rate -> (row, frame)
+    # sample rate -> (row, frame); defaultdicts: no empty list made and dropped per row
+    audible: defaultdict[int, list[tuple[int, Samples]]] = defaultdict(list)
     # sample rate -> (row, frame) of the lines whose keypad detector runs: those loud
     # enough to start a press, and the frame after each (`dsp.dtmf.QUIET_FRAME_DBFS`)
-    keyed: dict[int, list[tuple[int, Samples]]] = {}
+    keyed: defaultdict[int, list[tuple[int, Samples]]] = defaultdict(list)
     faint: list[bool] = [True] * count  # too quiet to start a press
     quiet: list[TalkerState] = []  # no frame to judge this tick
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
@@ -542,7 +544,7 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
             talker = member.talker
             if member.dtmf_state is not None:
                 samples = popped[row] if samples is None else samples
-                keyed.setdefault(member.sample_rate_hz, []).append(
+                keyed[member.sample_rate_hz].append(
                     (row, samples if heard else np.zeros_like(samples))
                 )
             if talker.selected and is_eligible[row]:
@@ -559,20 +561,11 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
                 below_gate.append(talker)
             continue
         samples = popped[row] if samples is None else samples
-        rate_hz = member.sample_rate_hz
-        # get, not setdefault: no empty list made and dropped for every row
-        heard_here = audible.get(rate_hz)
-        if heard_here is None:
-            heard_here = audible[rate_hz] = []
-        heard_here.append((row, samples))
+        audible[member.sample_rate_hz].append((row, samples))
         if energy > keypad_energy * size:
             faint[row] = False
-        elif member.dtmf_state is None:
-            continue
-        keyed_here = keyed.get(rate_hz)
-        if keyed_here is None:
-            keyed_here = keyed[rate_hz] = []
-        keyed_here.append((row, samples))
+        if not faint[row] or member.dtmf_state is not None:
+            keyed[member.sample_rate_hz].append((row, samples))
     # Per row where rooms differ in it: whether voice detection classifies, and AGC levels.
     classify = _by_row(rooms, [room.voice_detection for room in rooms])
     levels = _by_row(rooms, [room.agc for room in rooms])

@@ -28,6 +28,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from twisted.internet.error import CannotListenError
@@ -172,7 +173,7 @@ class RtpPortPool:
         if strays:
             # A port's two sockets were read one after the other: put its packets back in
             # the order they came (stable, so equal stamps keep their order).
-            received.sort(key=_arrival_time)
+            received.sort(key=itemgetter(3))  # arrival
         return received
 
     def send_many(self, datagrams: list[tuple[int, bytes, tuple[str, int]]]) -> None:
@@ -240,10 +241,6 @@ def _bind_rtp(host: str, port: int) -> tuple[socket.socket, socket.socket]:
             sock.close()
         raise
     return sockets[0], sockets[1]
-
-
-def _arrival_time(received: ReceivedRtp) -> float:
-    return received[3]
 
 
 def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
