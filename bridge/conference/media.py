@@ -490,15 +490,11 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
         if any(room.capture is not None for room in rooms) else [False] * count
     )
     changes: list[tuple[int, bool]] = []
-    for row, member in enumerate(media):
-        if member.talker.selected and not is_eligible[row]:
-            member.talker.selected = False  # muted, on hold: the slot goes at once
-            changes.append((row, False))
     popped, has_audio, energies = _pop_frames(media)
     floor_energy = floor_rms * floor_rms
     keypad_energy = 10 ** (QUIET_FRAME_DBFS / 10)  # mean square under which no press starts
-    # sample rate -> (row, frame); defaultdicts: no empty list made and dropped per row
-    audible: defaultdict[int, list[tuple[int, Samples]]] = defaultdict(list)
+    # sample rate -> rows; defaultdicts: no empty list made and dropped per row
+    audible: defaultdict[int, list[int]] = defaultdict(list)
     # sample rate -> (row, frame) of the lines whose keypad detector runs: those loud
     # enough to start a press, and the frame after each (`dsp.dtmf.QUIET_FRAME_DBFS`)
     keyed: defaultdict[int, list[tuple[int, Samples]]] = defaultdict(list)
@@ -507,6 +503,10 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     below_gate: list[TalkerState] = []  # a frame under the floor: the line's noise is low
     captured: list[tuple[int, Samples]] = []
     tails: list[tuple[int, Samples]] = []  # (row, frame) of talkers quiet this tick
+    # An audible row's frame is `popped[row]` unless its canceller made another one (here):
+    # a row's view of `stacked` is made only where the frame itself is read, not for the
+    # hundreds of lines that only go through voice detection by row number.
+    cancelled: dict[int, Samples] = {}
     # The echo watches' inputs, all rooms' in row order (split by room below).
     watched_rows: list[int] = []
     watched_mic: list[float] = []
@@ -521,6 +521,10 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
         zip(media, has_audio, energies, strict=True)
     ):
         size = length or popped[row].shape[0]
+        talker = member.talker
+        if talker.selected and not is_eligible[row]:
+            talker.selected = False  # muted, on hold: the slot goes at once
+            changes.append((row, False))
         reference, member.sent_frame = member.sent_frame, None
         if member.echo_mode == "auto":
             # What the line sends, before any cancelling: judged on the canceller's output,
@@ -541,7 +545,6 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
             samples = popped[row] if samples is None else samples
             captured.append((row, samples.copy() if heard else np.zeros_like(samples)))
         if not (heard and energy > floor_energy * size):
-            talker = member.talker
             if member.dtmf_state is not None:
                 samples = popped[row] if samples is None else samples
                 keyed[member.sample_rate_hz].append(
@@ -560,12 +563,14 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
             if heard and talker.noise_floor_dbfs > ENERGY_FLOOR_DBFS:
                 below_gate.append(talker)
             continue
-        samples = popped[row] if samples is None else samples
-        audible[member.sample_rate_hz].append((row, samples))
+        audible[member.sample_rate_hz].append(row)
+        if samples is not None:
+            cancelled[row] = samples
         if energy > keypad_energy * size:
             faint[row] = False
         if not faint[row] or member.dtmf_state is not None:
-            keyed[member.sample_rate_hz].append((row, samples))
+            keyed[member.sample_rate_hz].append(
+                (row, popped[row] if samples is None else samples))
     # Per row where rooms differ in it: whether voice detection classifies, and AGC levels.
     classify = _by_row(rooms, [room.voice_detection for room in rooms])
     levels = _by_row(rooms, [room.agc for room in rooms])
@@ -585,30 +590,36 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
                 digits.extend((row, digit) for digit in str(found[k]))
             if tones[k]:
                 in_press.add(row)
+    def heard_frame(row: int) -> Samples:
+        """An audible row's frame, as `gather_rooms` hears it."""
+        samples = cancelled.get(row)
+        return popped[row] if samples is None else samples
+
     # (sample rate, the rooms' voice detection) -> eligible rows without a tone
-    candidates: dict[tuple[int, bool], list[tuple[int, Samples]]] = {}
-    for rate_hz, rows in audible.items():
-        for row, samples in rows:
+    candidates: dict[tuple[int, bool], list[int]] = {}
+    for rate_hz, audible_rows in audible.items():
+        for row in audible_rows:
             member = media[row]
             if row in in_press or not is_eligible[row]:
                 member.up_state = None
                 quiet.append(member.talker)
                 continue
             key = (rate_hz, classify if isinstance(classify, bool) else classify[row])
-            candidates.setdefault(key, []).append((row, samples))
+            candidates.setdefault(key, []).append(row)
     age_silent(quiet)
     note_quiet_frames(below_gate)
-    for (rate_hz, by_sound), rows in candidates.items():
-        talkers = [media[row].talker for row, _ in rows]
+    for (rate_hz, by_sound), candidate_rows in candidates.items():
+        talkers = [media[row].talker for row in candidate_rows]
         if stacked is not None and as_popped:
             # Heard frames as they came (no canceller in the rooms): rows of `stacked`,
             # judged where they lie, their energies those the pop summed (in float32: a
             # level a millionth of a dB off the float64 sum's, no decision moved in tests).
-            judged = np.array([row for row, _ in rows], np.intp)
+            judged = np.array(candidate_rows, np.intp)
             detect_voice(stacked, talkers, rate_hz, classify=by_sound, rows=judged,
                          energies=np.array(energies)[judged])
         else:
-            detect_voice(_rows([f for _, f in rows]), talkers, rate_hz, classify=by_sound)
+            detect_voice(_rows([heard_frame(row) for row in candidate_rows]), talkers, rate_hz,
+                         classify=by_sound)
     for room, first in zip(rooms, offsets, strict=False):
         # Only voiced members, and those who held a slot until now, can be talkers.
         contenders = [
@@ -624,9 +635,9 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     levelled: dict[int, Samples] = {}
     voiced_by_rate: dict[int, list[tuple[int, Samples]]] = {}
     if levels is not False:
-        for (rate_hz, _), rows in candidates.items():
+        for (rate_hz, _), candidate_rows in candidates.items():
             voiced_by_rate.setdefault(rate_hz, []).extend([
-                (row, f) for row, f in rows
+                (row, heard_frame(row)) for row in candidate_rows
                 if media[row].talker.voiced and (levels is True or levels[row])
             ])
     for voiced in voiced_by_rate.values():
@@ -640,12 +651,18 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
     narrow_rows: list[int] = []
     narrow_frames: list[Samples] = []
     # The candidates, and the quiet talkers still holding a slot (never levelled).
-    for row, samples in [*(pair for rows in candidates.values() for pair in rows), *tails]:
+    for row, samples in [
+        *((row, None) for candidate_rows in candidates.values() for row in candidate_rows),
+        *tails,
+    ]:
         member = media[row]
         if not member.talker.selected:
             member.up_state = None
             continue
-        samples = levelled.get(row, samples)
+        if row in levelled:
+            samples = levelled[row]
+        elif samples is None:
+            samples = heard_frame(row)
         if member.narrowband:
             narrow_rows.append(row)
             narrow_frames.append(samples)
