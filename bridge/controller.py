@@ -266,6 +266,29 @@ class Call:
         return f"call={self.ref.call_id} room={self.room.config.id} member={self.member_id}"
 
 
+def _in_rounds(
+    ports: list[int], steady: list[tuple[int, Call]], left: list[int]
+) -> list[list[tuple[int, Call]]]:
+    """`steady`'s packets in rounds, each port's n-th in the n-th; those of a port that
+    come after one of its packets in `left` join `left` (each depends on the one before)."""
+    failed_from: dict[int, int] = {}  # port -> index of its first packet in `left`
+    for index in left:  # in order
+        failed_from.setdefault(ports[index], index)
+    next_round: dict[int, int] = {}
+    rounds: list[list[tuple[int, Call]]] = []
+    for index, call in steady:
+        port = ports[index]
+        if index > failed_from.get(port, index):
+            left.append(index)
+            continue
+        round_ = next_round.get(port, 0)
+        next_round[port] = round_ + 1
+        if round_ == len(rounds):
+            rounds.append([])
+        rounds[round_].append((index, call))
+    return rounds
+
+
 class CallController:
     """Route SIP calls into rooms and carry their media."""
 
@@ -994,24 +1017,21 @@ class CallController:
         on every port, catching up costs little more than keeping up.
         """
         by_port = self._by_port
-        next_round: dict[int, int] = {}  # port -> the round of its next packet; -1: none
-        rounds: list[list[tuple[int, Call]]] = []  # (index into `datagrams`, its call)
         left: list[int] = []  # indices of the packets for `_receive_rtp`
+        steady: list[tuple[int, Call]] = []  # (index into `datagrams`, its call)
         for index, (port, data, source, _) in enumerate(datagrams):
             call = by_port.get(port)
-            round_ = next_round.get(port, 0)
-            if (round_ < 0 or call is None or len(data) != _STEADY_PACKET_BYTES
+            if (call is None or len(data) != _STEADY_PACKET_BYTES
                     or call.media is None or call.receive is None or call.highest_seq is None
                     or source != call.remote_rtp or call.relatch_count):
                 left.append(index)
-                next_round[port] = -1
-                continue
-            if round_ == len(rounds):
-                rounds.append([])
-            rounds[round_].append((index, call))
-            next_round[port] = round_ + 1
-        if not rounds:
+            else:
+                steady.append((index, call))
+        if not steady:
             return datagrams
+        ports = [datagram[0] for datagram in datagrams]
+        rounds = ([steady] if len(set(ports)) == len(ports)  # a packet a port: one round
+                  else _in_rounds(ports, steady, left))
         given_up: set[int] = set()  # ports with a packet not taken: the rest one by one
         for entries in rounds:
             if given_up:
@@ -1019,15 +1039,15 @@ class CallController:
                 entries = [entry for entry in entries if datagrams[entry[0]][0] not in given_up]
                 if not entries:
                     continue
-            steady = [datagrams[k] for k, _ in entries]
+            packets = [datagrams[k] for k, _ in entries]
             try:
-                taken = self._accept_steady(steady, [call for _, call in entries], batch)
+                taken = self._accept_steady(packets, [call for _, call in entries], batch)
             except Exception:  # noqa: BLE001 - the media clock must go on for every room
-                log.exception("rtp: %d packets could not be taken together", len(steady))
-                taken = np.zeros(len(steady), np.bool_)
+                log.exception("rtp: %d packets could not be taken together", len(packets))
+                taken = np.zeros(len(packets), np.bool_)
             for k in np.flatnonzero(~taken).tolist():
                 left.append(entries[k][0])
-                given_up.add(steady[k][0])
+                given_up.add(packets[k][0])
         left.sort()
         return [datagrams[k] for k in left]
 
