@@ -590,6 +590,7 @@ def gather_rooms(rooms: list[RoomFrames], floor_rms: float) -> list[GatheredFram
                 digits.extend((row, digit) for digit in str(found[k]))
             if tones[k]:
                 in_press.add(row)
+
     def heard_frame(row: int) -> Samples:
         """An audible row's frame, as `gather_rooms` hears it."""
         samples = cancelled.get(row)
