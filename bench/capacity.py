@@ -64,7 +64,8 @@ JANUS_RTP_PORTS = (20000, 29999)
 _CLOCK_REPORT = re.compile(
     r"media clock: (?P<ticks>\d+) ticks in [\d.]+ s, (?P<late>\d+) late .*?(?P<skipped>\d+) "
     r"skipped; lateness ms p50 (?P<p50>[\d.-]+) p99 (?P<p99>[\d.-]+) max (?P<max>[\d.-]+); "
-    r"tick work ms p50 (?P<work50>[\d.-]+) p99 (?P<work99>[\d.-]+) max (?P<workmax>[\d.-]+)"
+    r"tick work ms p50 (?P<work50>[\d.-]+) p99 (?P<work99>[\d.-]+) max (?P<workmax>[\d.-]+); "
+    r"(?P<offcpu>\d+) ticks over [\d.]+ ms off the CPU \(max (?P<offcpumax>[\d.-]+) ms\)"
 )
 
 
@@ -295,7 +296,7 @@ def _clock_report(
         matches = _CLOCK_REPORT.findall(path.read_text(errors="replace"))
         if len(matches) >= wanted:
             names = ("ticks", "late", "skipped", "p50", "p99", "max", "work50", "work99",
-                     "workmax")
+                     "workmax", "offcpu", "offcpumax")
             return dict(zip(names, map(float, matches[wanted - 1]), strict=True))
         if process.poll() is not None:
             break
@@ -330,8 +331,9 @@ def table(results: list[Measured]) -> list[str]:
     lines = [
         "| N | server | cores (kernel) | µs CPU/member/tick | RSS MB (per member) | threads "
         "| late ticks (>5 ms) | lateness p50/p99/max ms | tick work p50/p99/max ms "
+        "| ticks >2 ms off CPU (max ms) "
         "| received/expected | lost | jitter p99 ms | generator late p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lg = r.loadgen
@@ -339,14 +341,15 @@ def table(results: list[Measured]) -> list[str]:
             late = f"{100 * (r.late_share or 0):.2f} %"
             lateness = f"{r.clock['p50']:.2f}/{r.clock['p99']:.2f}/{r.clock['max']:.1f}"
             work = f"{r.clock['work50']:.2f}/{r.clock['work99']:.2f}/{r.clock['workmax']:.1f}"
+            off_cpu = f"{r.clock['offcpu']:.0f} ({r.clock['offcpumax']:.1f})"
         else:
-            late, lateness, work = "n/a", "n/a", "n/a"
+            late, lateness, work, off_cpu = "n/a", "n/a", "n/a", "n/a"
         jitter = lg["jitter_ms"]["p99"]
         lines.append(
             f"| {r.members} | {r.server} | {r.cores:.2f} ({100 * r.kernel_share:.0f} %) "
             f"| {r.us_per_member_tick:.1f} "
             f"| {r.rss_mb:.0f} ({r.rss_per_member_mb:.2f}) | {r.threads} | {late} | {lateness} "
-            f"| {work} "
+            f"| {work} | {off_cpu} "
             f"| {lg['received']}/{lg['expected']} | {r.lost} "
             f"| {jitter if jitter is not None else 'n/a'} "
             f"| {lg['generator']['late_ms']['p99']} |"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ LATE_TICK_S = 0.005
 MAX_CATCH_UP_TICKS = 3
 # A tick whose time has come within this much counts as due (the timer's float sums).
 _DUE_TOLERANCE_S = 1e-6
+# A tick that spent longer than this off the CPU (wall time minus the thread's CPU time)
+# is counted as preempted: another process, the hypervisor or a page fault held it.
+OFF_CPU_S = 0.002
 
 
 @dataclass
@@ -30,11 +34,13 @@ class ClockStatistics:
 
 @dataclass
 class _Window:
-    """What the clock saw since its last report: each run's lateness and its work time."""
+    """What the clock saw since its last report: each run's lateness, its work time and
+    how much of that it spent off the CPU."""
 
     started_at: float
     lateness_s: list[float] = field(default_factory=list)
     work_s: list[float] = field(default_factory=list)
+    off_cpu_s: list[float] = field(default_factory=list)
     late: int = 0
     skipped: int = 0
 
@@ -50,9 +56,12 @@ class MediaClock:
     are skipped.
 
     Every `report_interval_s` (0: never) it logs how it kept time since the last report:
-    ticks, late ticks, lateness and the time the ticks took (p50, p99, max); `report`
-    does it at once (SIGUSR1 in `telerapat serve`). Operators see from it whether the
-    server keeps up; bench/capacity.py reads it over its measurement window.
+    ticks, late ticks, lateness and the time the ticks took (p50, p99, max), and how many
+    ticks spent over OFF_CPU_S of that time off the CPU (`cpu_clock`, the thread's CPU
+    time, against the reactor's clock); `report` does it at once (SIGUSR1 in `telerapat
+    serve`). Operators see from it whether the server keeps up, and whether a late tick
+    was the bridge's own work or time taken from it (a busy neighbour on the core, a
+    virtual machine's host); bench/capacity.py reads it over its measurement window.
     """
 
     def __init__(
@@ -62,8 +71,10 @@ class MediaClock:
         interval_s: float = 0.02,
         *,
         report_interval_s: float = 0.0,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._clock = clock
+        self._cpu_clock = cpu_clock
         self._on_tick = on_tick
         self._interval_s = interval_s
         self._report_interval_s = report_interval_s
@@ -115,13 +126,16 @@ class MediaClock:
         if lateness > LATE_TICK_S:
             stats.late_ticks += 1
             window.late += 1
+        cpu_before = self._cpu_clock() if self._report_interval_s else 0.0
         try:
             self._on_tick(now)
         finally:  # the clock goes on whatever a tick raised
             self._schedule()
         if self._report_interval_s:
+            work = self._clock.seconds() - now
             window.lateness_s.append(lateness)
-            window.work_s.append(self._clock.seconds() - now)
+            window.work_s.append(work)
+            window.off_cpu_s.append(work - (self._cpu_clock() - cpu_before))
             # Half a tick early, so float rounding cannot push a report a tick later.
             if now - window.started_at >= self._report_interval_s - self._interval_s / 2:
                 self.report()
@@ -136,12 +150,16 @@ class MediaClock:
             return
         lateness_ms = 1000 * np.array(window.lateness_s)
         work_ms = 1000 * np.array(window.work_s)
+        off_cpu_ms = 1000 * np.array(window.off_cpu_s)
         runs = lateness_ms.size
         log.info(
             "media clock: %d ticks in %.0f s, %d late (%.2f %% over %.0f ms), %d skipped; "
-            "lateness ms p50 %.2f p99 %.2f max %.2f; tick work ms p50 %.2f p99 %.2f max %.2f",
+            "lateness ms p50 %.2f p99 %.2f max %.2f; tick work ms p50 %.2f p99 %.2f max %.2f; "
+            "%d ticks over %.0f ms off the CPU (max %.2f ms)",
             runs, now - window.started_at, window.late, 100 * window.late / runs,
             LATE_TICK_S * 1000, window.skipped,
             *np.percentile(lateness_ms, [50, 99]), lateness_ms.max(),
             *np.percentile(work_ms, [50, 99]), work_ms.max(),
+            np.count_nonzero(off_cpu_ms > OFF_CPU_S * 1000), OFF_CPU_S * 1000,
+            off_cpu_ms.max(),
         )

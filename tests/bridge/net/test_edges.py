@@ -88,7 +88,13 @@ def test_media_clock_gets_its_phase_back_after_a_stall_though_ticks_take_15_ms()
 
 def test_media_clock_reports_its_timing_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    media = MediaClock(clock, lambda now: clock.advance(0.003), report_interval_s=1.0)
+    cpu_s = [0.0]  # the thread's CPU time: all of every tick's 3 ms
+
+    def tick(now: float) -> None:
+        clock.advance(0.003)
+        cpu_s[0] += 0.003
+
+    media = MediaClock(clock, tick, report_interval_s=1.0, cpu_clock=lambda: cpu_s[0])
     media.start()
     with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
         for count in range(1, 101):
@@ -99,6 +105,7 @@ def test_media_clock_reports_its_timing_every_interval(caplog: pytest.LogCapture
     assert reports[0].startswith("media clock: 50 ticks in 1 s, 0 late (0.00 % over 5 ms)")
     assert "lateness ms p50 1.00 p99 1.00 max 1.00" in reports[0]
     assert "tick work ms p50 3.00 p99 3.00 max 3.00" in reports[0]
+    assert reports[0].endswith("0 ticks over 2 ms off the CPU (max 0.00 ms)")
     assert reports[1].startswith("media clock: 50 ticks in 1 s, 1 late (2.00 % over 5 ms)")
     assert "max 11.00" in reports[1]
     with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
@@ -435,3 +442,28 @@ def test_rtp_pools_of_two_bridges_never_share_a_port() -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_media_clock_tells_time_taken_from_a_tick(caplog: pytest.LogCaptureFixture) -> None:
+    """A tick that took 10 ms of which the thread ran 4 (another process had the core)
+    is counted apart from ticks that were simply busy."""
+    clock = Clock()
+    cpu_s = [0.0]
+    ticks: list[float] = []
+
+    def tick(now: float) -> None:
+        ticks.append(now)
+        taken = 0.006 if len(ticks) == 10 else 0.0  # preempted for 6 ms in the tenth
+        clock.advance(0.004 + taken)
+        cpu_s[0] += 0.004
+
+    media = MediaClock(clock, tick, report_interval_s=1.0, cpu_clock=lambda: cpu_s[0])
+    media.start()
+    with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
+        while len(ticks) < 50:
+            clock.advance(0.02)
+    reports = [r.getMessage() for r in caplog.records if "media clock:" in r.getMessage()]
+    assert len(reports) == 1
+    assert "max 10.00" in reports[0]  # the tick's work, as the clock saw it
+    assert reports[0].endswith("1 ticks over 2 ms off the CPU (max 6.00 ms)")
+    media.stop()
