@@ -65,7 +65,7 @@ _CLOCK_REPORT = re.compile(
     r"media clock: (?P<ticks>\d+) ticks in [\d.]+ s, (?P<late>\d+) late .*?(?P<skipped>\d+) "
     r"skipped; lateness ms p50 (?P<p50>[\d.-]+) p99 (?P<p99>[\d.-]+) max (?P<max>[\d.-]+); "
     r"tick work ms p50 (?P<work50>[\d.-]+) p99 (?P<work99>[\d.-]+) max (?P<workmax>[\d.-]+); "
-    r"(?P<offcpu>\d+) ticks over [\d.]+ ms off the CPU \(max (?P<offcpumax>[\d.-]+) ms\)"
+    r"(?P<offcpu>\d+) of them over [\d.]+ ms off the CPU \(max (?P<offcpumax>[\d.-]+) ms\)"
 )
 
 

@@ -20,7 +20,8 @@ MAX_CATCH_UP_TICKS = 3
 # A tick whose time has come within this much counts as due (the timer's float sums).
 _DUE_TOLERANCE_S = 1e-6
 # A tick that spent longer than this off the CPU (wall time minus the thread's CPU time)
-# is counted as preempted: another process, the hypervisor or a page fault held it.
+# is counted apart: another task had the core, a virtual machine's host took it (where
+# the guest accounts stolen time), or the thread waited for the disk.
 OFF_CPU_S = 0.002
 
 
@@ -155,7 +156,7 @@ class MediaClock:
         log.info(
             "media clock: %d ticks in %.0f s, %d late (%.2f %% over %.0f ms), %d skipped; "
             "lateness ms p50 %.2f p99 %.2f max %.2f; tick work ms p50 %.2f p99 %.2f max %.2f; "
-            "%d ticks over %.0f ms off the CPU (max %.2f ms)",
+            "%d of them over %.0f ms off the CPU (max %.2f ms)",
             runs, now - window.started_at, window.late, 100 * window.late / runs,
             LATE_TICK_S * 1000, window.skipped,
             *np.percentile(lateness_ms, [50, 99]), lateness_ms.max(),

@@ -105,7 +105,7 @@ def test_media_clock_reports_its_timing_every_interval(caplog: pytest.LogCapture
     assert reports[0].startswith("media clock: 50 ticks in 1 s, 0 late (0.00 % over 5 ms)")
     assert "lateness ms p50 1.00 p99 1.00 max 1.00" in reports[0]
     assert "tick work ms p50 3.00 p99 3.00 max 3.00" in reports[0]
-    assert reports[0].endswith("0 ticks over 2 ms off the CPU (max 0.00 ms)")
+    assert reports[0].endswith("0 of them over 2 ms off the CPU (max 0.00 ms)")
     assert reports[1].startswith("media clock: 50 ticks in 1 s, 1 late (2.00 % over 5 ms)")
     assert "max 11.00" in reports[1]
     with caplog.at_level(logging.INFO, logger="bridge.net.media_clock"):
@@ -465,5 +465,5 @@ def test_media_clock_tells_time_taken_from_a_tick(caplog: pytest.LogCaptureFixtu
     reports = [r.getMessage() for r in caplog.records if "media clock:" in r.getMessage()]
     assert len(reports) == 1
     assert "max 10.00" in reports[0]  # the tick's work, as the clock saw it
-    assert reports[0].endswith("1 ticks over 2 ms off the CPU (max 6.00 ms)")
+    assert reports[0].endswith("1 of them over 2 ms off the CPU (max 6.00 ms)")
     media.stop()
