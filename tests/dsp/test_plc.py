@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from dsp.plc import Concealer, compress, expand, pitch_period
+from dsp.plc import (
+    HISTORY_MS,
+    Concealer,
+    compress,
+    expand,
+    fill_holes,
+    pitch_period,
+    pitch_periods,
+)
 
 RATE = 8000
 
@@ -98,3 +106,51 @@ def test_a_gap_as_long_as_a_pause_is_not_filled_from_the_audio_after_it() -> Non
     concealer.played(np.zeros(160, np.float32))
     filled, audible = concealer.conceal_toward(160, 8 * 160, tone(200, 280))
     assert not audible and not filled.any()  # no pre-echo of the next talk spurt
+
+
+@pytest.mark.parametrize(("rate_hz", "frame"), [(8000, 160), (8000, 80), (16000, 320),
+                                                (48000, 960)])
+def test_holes_filled_together_are_what_each_line_s_concealer_fills(rate_hz: int,
+                                                                   frame: int) -> None:
+    """`fill_holes` (a playout bank's one-frame losses, many lines at once) gives each line,
+    to the bit, the fill its own Concealer makes toward the audio after the hole: voices,
+    noise, silence before a lost onset, full-scale noise."""
+    rng = np.random.default_rng(rate_hz + frame)
+    played = -(-int(rate_hz * HISTORY_MS / 1000) // frame) + 1  # frames of history
+    future = rate_hz * 35 // 1000
+    size = played * frame + frame + future
+    t = np.arange(size)
+    histories, futures, expected = [], [], []
+    for k in range(24):
+        kind = k % 4
+        if kind == 0:
+            signal = 0.3 * np.sin(2 * np.pi * t / rng.uniform(30, 250) * rate_hz / 8000)
+        elif kind == 1:
+            signal = 1e-3 * rng.standard_normal(size)
+        elif kind == 2:
+            signal = np.where(t >= played * frame + frame, 0.2 * rng.standard_normal(size), 0.0)
+        else:
+            signal = rng.uniform(-1, 1, size)
+        signal = signal.astype(np.float32)
+        history, after = signal[: played * frame], signal[played * frame + frame :]
+        concealer = Concealer(rate_hz)
+        concealer.played_many(list(history.reshape(played, frame)))
+        expected.append(concealer.conceal_toward(frame, frame, after.copy())[0])
+        assert concealer.lost == 0
+        histories.append(history)
+        futures.append(after)
+    filled = fill_holes(np.array(histories), np.array(futures), frame, rate_hz)
+    assert filled.dtype == np.float32
+    for k in range(24):
+        np.testing.assert_array_equal(filled[k], expected[k])
+
+
+def test_pitch_periods_of_many_lines_are_each_line_s_pitch_period() -> None:
+    rng = np.random.default_rng(4)
+    t = np.arange(400)
+    signals = np.array(
+        [np.sin(2 * np.pi * t / period) for period in (40, 50, 57.3, 80, 100, 119)]
+        + [rng.standard_normal(400) for _ in range(6)]).astype(np.float32)
+    lags, correlations = pitch_periods(signals, 8000)
+    for k, signal in enumerate(signals):
+        assert pitch_period(signal, 8000) == (int(lags[k]), float(correlations[k]))
