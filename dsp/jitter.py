@@ -37,7 +37,16 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from dsp.plc import HISTORY_FRAMES, Concealer, compress, expand, pitch_period
+from dsp.plc import (
+    HISTORY_FRAMES,
+    HISTORY_MS,
+    RESUME_AFTER_MAX_MS,
+    Concealer,
+    compress,
+    expand,
+    fill_holes,
+    pitch_period,
+)
 
 _HALF_RANGE = 2**31
 _RANGE = 2**32
@@ -713,13 +722,14 @@ class JitterBuffer:
 # and the delay bands follow from the target as in JitterBuffer._set_bands).
 (_READ, _HIGHEST, _ANCHOR, _ANCHOR_RAW, _COMPLETE_TO, _UNFLAGGED_FROM, _DELAY,
  _DELAY_NOW_MIN, _DELAY_LAST_MIN, _INTERVAL_END, _TARGET, _MIN_TARGET, _MAX_DELAY,
- _LEARNED, _PUSHED, _POPPED) = range(16)
-_INT_FIELDS = 16
+ _LEARNED, _PUSHED, _POPPED, _CONCEALED, _CONCEALED_TO) = range(18)
+_INT_FIELDS = 18
+# `_CONCEALED_TO` when no pop since the buffer was banked was concealment.
+_NEVER = -(1 << 62)
 (_TRANSIT_NOW_MIN, _TRANSIT_LAST_MIN, _TRANSIT_WINDOW_END, _INTERVAL_PEAK, _SPIKE,
  _MAX_TARGET) = range(6)
 _FLOAT_FIELDS = 6
 _BANK_FIRST_ROWS = 64
-_NOT_YET: NDArray[np.float32] = np.zeros(0, np.float32)  # a place in a list being filled
 _Element = TypeVar("_Element", bound=np.generic)
 
 
@@ -759,9 +769,10 @@ class JitterBank:
     Each buffer's ring and delay histogram are rows of the bank's arrays (`add`). A steady
     buffer is "banked": its positions, delay and arrival bookkeeping (a delay spike's new
     target, the half-second histogram update too) live in the bank's state arrays, and
-    `push_many`/`pop_many` update them for all banked buffers at once. Anything else (a
-    gap, a late, duplicate or jumping packet, a stretch, a drift drop, an underrun) goes
-    to the buffer's own
+    `push_many`/`pop_many` update them for all banked buffers at once, a packet after a
+    gap and the pop that meets a one-frame hole (a lost packet) included. Anything else (a
+    longer hole, a late, duplicate or jumping packet, a stretch, a drift drop, an
+    underrun) goes to the buffer's own
     `push`/`pop`, which first takes its state back (`release`), including the frames it
     played while banked, which its Concealer remembers; the buffer is banked again once a
     read is steady (`JitterBuffer._bankable`). The output is the same, sample for sample
@@ -782,6 +793,13 @@ class JitterBank:
         self._compress_offset = rate_hz * _COMPRESS_ABOVE_MS // 1000
         self._bin = rate_hz * _BIN_MS / 1000
         self._spike_decay = rate_hz * _SPIKE_DECAY_MS / 1000
+        # A one-frame hole is filled here (`_fill_holes`) when the frames the buffer
+        # played while banked cover the concealment's history (they are in its ring),
+        # and a frame's loss cannot be a new talk spurt (`plc.RESUME_AFTER_MAX_MS`).
+        self._future_len = rate_hz * _FUTURE_MS // 1000  # as JitterBuffer._future_len
+        history = int(rate_hz * HISTORY_MS / 1000)
+        self._history_pops = -(-history // frame_samples)
+        self._fills = frame_samples <= int(rate_hz * RESUME_AFTER_MAX_MS / 1000)
         self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
         self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
         # Each row's frame-long windows of the ring, for reading and writing whole frames
@@ -863,7 +881,7 @@ class JitterBank:
             buffer._read_ts, buffer._highest_end, buffer._anchor, buffer._anchor_raw,
             buffer._complete_to, buffer._unflagged_from, buffer._delay, buffer._delay_now_min,
             buffer._delay_last_min, buffer._interval_end, buffer._target, buffer._min_target,
-            buffer._max_delay, buffer._learned, 0, 0,
+            buffer._max_delay, buffer._learned, 0, 0, 0, _NEVER,
         )
         self._floats[row] = (
             buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
@@ -877,8 +895,8 @@ class JitterBank:
         row = buffer._row
         (read, buffer._highest_end, buffer._anchor, buffer._anchor_raw, buffer._complete_to,
          buffer._unflagged_from, buffer._delay, buffer._delay_now_min, buffer._delay_last_min,
-         buffer._interval_end, buffer._target, _, _, learned, pushed, popped,
-         ) = self._ints[row].tolist()
+         buffer._interval_end, buffer._target, _, _, learned, pushed, popped, concealed,
+         concealed_to) = self._ints[row].tolist()
         (buffer._transit_now_min, buffer._transit_last_min, buffer._transit_window_end,
          buffer._interval_peak, buffer._spike, _) = self._floats[row].tolist()
         buffer._read_ts = read
@@ -887,6 +905,8 @@ class JitterBank:
         buffer._packets += pushed
         if pushed:
             buffer._consecutive_late = 0
+        buffer._concealed += concealed
+        buffer.last_pop_concealed = read == concealed_to  # the last pop filled a hole
         self._replay(buffer, read, min(popped, HISTORY_FRAMES))
         self._banked[row] = False
         buffer._banked = False
@@ -1121,20 +1141,21 @@ class JitterBank:
 
     def pop_many(
         self, buffers: list[JitterBuffer], count: int
-    ) -> tuple[list[NDArray[np.float32]] | NDArray[np.float32], list[bool]]:
-        """`buffers[k].pop(count)` for every k: the frames, and whether each holds audio.
-        When every buffer was steady (nearly every tick) the frames are one `(k, count)`
-        array, whose rows the caller can also work on together; else a list of frames.
+    ) -> tuple[NDArray[np.float32], list[bool]]:
+        """`buffers[k].pop(count)` for every k: the frames as one read-only `(k, count)`
+        array, whose rows the caller can work on together, and whether each holds audio.
         Every buffer must be in this bank, each once.
 
-        The steady frames are read-only: a Concealer remembers the frames its buffer
-        played, as the caller left them (`JitterBuffer.pop`'s frames may be changed in
-        place, and the concealment follows), and a buffer leaving the bank is handed
-        them from its ring (`_replay`), so the bank keeps no arrays of past ticks."""
+        The frames are read-only: a Concealer remembers the frames its buffer played, as
+        the caller left them (`JitterBuffer.pop`'s frames may be changed in place, and the
+        concealment follows), and a buffer leaving the bank is handed them from its ring
+        (`_replay`), so the bank keeps no arrays of past ticks. A buffer that pops on its
+        own (a loss, a stretch) has its frame copied into its row: a tick with a few of
+        those is still one array, not hundreds of row views stacked again."""
         total = len(buffers)
         heard = [True] * total
         if not total:
-            return [], heard
+            return np.zeros((0, count), np.float32), heard
         rows = self._pop_rows(buffers)
         fast = self._banked[rows]
         if count != self.frame_samples:
@@ -1149,35 +1170,106 @@ class JitterBank:
             & (target - self._expand_offset <= delay)  # no stretch: inside the band
             & (delay <= target + self._compress_offset)
         )
+        # Every row's frame read at once (a copy): those not steady are replaced below.
+        frames = (self._read(rows, read) if count == self.frame_samples
+                  else np.empty((total, count), np.float32))
         steady = np.flatnonzero(fast)
-        frames: list[NDArray[np.float32]] | NDArray[np.float32]
         if steady.size == total:
-            frames = self._pop_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
+            self._popped_steady(rows, read, ints[:, _UNFLAGGED_FROM], count)
         else:
-            listed = [_NOT_YET] * total
             if steady.size:
-                popped = self._pop_steady(rows[steady], read[steady],
-                                          ints[steady, _UNFLAGGED_FROM], count)
-                for k, frame in zip(steady.tolist(), popped, strict=True):
-                    listed[k] = frame
-            for k in np.flatnonzero(~fast).tolist():
+                self._popped_steady(rows[steady], read[steady], ints[steady, _UNFLAGGED_FROM],
+                                    count)
+            others = np.flatnonzero(~fast)
+            filled = (self._fill_holes(buffers, others, rows[others], ints[others], frames,
+                                       heard)
+                      if count == self.frame_samples and self._fills else set())
+            for k in others.tolist():
+                if k in filled:
+                    continue
                 buffer = buffers[k]
-                listed[k], heard[k] = buffer.pop(count)
+                frames[k], heard[k] = buffer.pop(count)
                 if count == self.frame_samples and buffer._bankable(count):
                     self._hold(buffer)
-            frames = listed
+        frames.flags.writeable = False
         return frames, heard
 
-    def _pop_steady(
+    def _fill_holes(
+        self, buffers: list[JitterBuffer], which: NDArray[np.intp], rows: NDArray[np.intp],
+        ints: NDArray[np.int64], frames: NDArray[np.float32], heard: list[bool],
+    ) -> set[int]:
+        """`JitterBuffer.pop` for the banked buffers among `buffers[which]` (rows `rows`,
+        state `ints`) whose next frame is lost and the audio after it buffered: their
+        holes filled together (`plc.fill_holes`, what each Concealer would make), the
+        fill written into the ring where it played (a later `_replay` hands it on as the
+        history: a stretch right after it searches the pitch of the frame played last),
+        the buffers left in the bank. Their frames go into `frames` and `heard`;
+        returns the indices (into `buffers`) done.
+
+        On a lossy link this is most of a tick's losses (one packet at a time); a buffer
+        popping on its own costs ten times as much, and the pop after it as well."""
+        frame, future = self.frame_samples, self._future_len
+        read, highest = ints[:, _READ], ints[:, _HIGHEST]
+        unflagged = ints[:, _UNFLAGGED_FROM]
+        after = read + frame
+        maybe = np.flatnonzero(
+            self._banked[rows]
+            & (read >= 0)  # before the timeline's start nothing was lost
+            & (highest - read <= ints[:, _MAX_DELAY] + frame)  # no drift drop
+            & (after > ints[:, _COMPLETE_TO])  # a hole in the frame
+            # Positions from `_UNFLAGGED_FROM` on hold audio without their flags: the
+            # frame lies below it, so its flags say where the hole is.
+            & (after <= unflagged)
+            & (after + future <= highest)
+            & (ints[:, _POPPED] >= self._history_pops)  # its history is in the ring
+        )
+        if not maybe.size:
+            return set()
+        which, rows, read = which[maybe], rows[maybe], read[maybe]
+        after, highest, unflagged = after[maybe], highest[maybe], unflagged[maybe]
+        flags = self._valid.reshape(-1)
+        # The whole frame lost, and audio at every position after it up to the highest end
+        # (positions from `_UNFLAGGED_FROM` on hold audio whatever their flags say): at
+        # least the future a fill needs, and no other hole known yet.
+        width = int((highest - after).max())
+        ahead = after[:, None] + np.arange(width)
+        fills = (
+            ~flags[self._flat(rows, read, frame)].any(axis=1)
+            & (flags[self._flat(rows, after, width)] | (ahead >= unflagged[:, None])).all(axis=1)
+            & np.array([buffers[k].conceal for k in which.tolist()], np.bool_)
+        )
+        if not fills.any():
+            return set()
+        if not fills.all():
+            which, rows, read, after = which[fills], rows[fills], read[fills], after[fills]
+            highest = highest[fills]
+        history = int(self.rate_hz * HISTORY_MS / 1000)
+        filled = fill_holes(np.take(self._samples, self._flat(rows, read - history, history)),
+                            np.take(self._samples, self._flat(rows, after, future)),
+                            frame, self.rate_hz)
+        self._samples.reshape(-1)[self._flat(rows, read, frame)] = filled
+        frames[which] = filled
+        audible = np.any(filled, axis=1)
+        state = self._ints
+        state[rows, _READ] = after
+        state[rows, _COMPLETE_TO] = highest  # no hole after this frame (above)
+        state[rows, _POPPED] += 1
+        state[rows, _CONCEALED] += audible
+        state[rows, _CONCEALED_TO] = np.where(audible, after, state[rows, _CONCEALED_TO])
+        done: list[int] = which.tolist()
+        sounds: list[bool] = np.asarray(audible).tolist()
+        for k, sound in zip(done, sounds, strict=True):
+            heard[k] = sound
+        return set(done)
+
+    def _popped_steady(
         self, rows: NDArray[np.intp], read: NDArray[np.int64],
         unflagged_from: NDArray[np.int64], count: int,
-    ) -> NDArray[np.float32]:
-        """`JitterBuffer.pop` where the frame is there and the delay inside its band."""
-        out = self._read(rows, read)
-        out.flags.writeable = False  # see `pop_many`
+    ) -> None:
+        """The rest of `JitterBuffer.pop` for frames `_read` took where they were there
+        and the delay inside its band: flags cleared, the read position moved on."""
         flagged = np.flatnonzero(read < unflagged_from)
         if flagged.size:
             self._valid.reshape(-1)[self._flat(rows[flagged], read[flagged], count)] = False
         self._ints[rows, _READ] = read + count
         self._ints[rows, _POPPED] += 1
-        return out

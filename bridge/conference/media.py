@@ -738,23 +738,18 @@ def _pop_frames(
     """One frame from every member's playout buffer, whether it holds audio, and its
     energy (sum of squares; 0 where it holds no audio): members in a `JitterBank`
     together (one `pop_many` per bank), the others one by one. A room of G.711 members
-    all steady (most ticks of a big room) gets the bank's array as it is, energies and all
-    in one call; one where a few were not (a loss, a stretch: most ticks of a big room on
-    lossy links) gets their frames stacked into one array."""
+    (most ticks of a big room, lossy links or not) gets the bank's array as it is,
+    energies and all in one call."""
     count = len(media)
     bank = _shared([member.jitter_bank for member in media])
     if bank is not None and (
         _shared([member.frame_samples for member in media]) == bank.frame_samples
     ):
         frames, heard = bank.pop_many([member.jitter for member in media], bank.frame_samples)
-        if isinstance(frames, np.ndarray):  # all steady, so all heard
-            return frames, heard, np.einsum("ij,ij->i", frames, frames).tolist()
-        # A few popped on their own (a loss, a stretch): all the same length still, so
-        # one array all the same, for the energies and whatever reads them together.
-        stacked = _rows(frames)
-        energies = np.einsum("ij,ij->i", stacked, stacked)
-        energies[~np.array(heard)] = 0.0
-        return stacked, heard, energies.tolist()
+        energies = np.einsum("ij,ij->i", frames, frames)
+        if not all(heard):  # a loss or a silent line concealed as nothing
+            energies[~np.array(heard)] = 0.0
+        return frames, heard, energies.tolist()
     popped: list[Samples] = [_NO_FRAME] * count
     has_audio = [False] * count
     banked: dict[JitterBank, tuple[list[int], list[JitterBuffer]]] = {}
