@@ -797,8 +797,8 @@ class JitterBank:
         # played while banked cover the concealment's history (they are in its ring),
         # and a frame's loss cannot be a new talk spurt (`plc.RESUME_AFTER_MAX_MS`).
         self._future_len = rate_hz * _FUTURE_MS // 1000  # as JitterBuffer._future_len
-        history = int(rate_hz * HISTORY_MS / 1000)
-        self._history_pops = -(-history // frame_samples)
+        self._history_len = int(rate_hz * HISTORY_MS / 1000)  # as Concealer's
+        self._history_pops = -(-self._history_len // frame_samples)
         self._fills = frame_samples <= int(rate_hz * RESUME_AFTER_MAX_MS / 1000)
         self._samples: NDArray[np.float32] = np.zeros((0, self._capacity), np.float32)
         self._valid: NDArray[np.bool_] = np.zeros((0, self._capacity), np.bool_)
@@ -1243,7 +1243,7 @@ class JitterBank:
         if not fills.all():
             which, rows, read, after = which[fills], rows[fills], read[fills], after[fills]
             highest = highest[fills]
-        history = int(self.rate_hz * HISTORY_MS / 1000)
+        history = self._history_len
         filled = fill_holes(np.take(self._samples, self._flat(rows, read - history, history)),
                             np.take(self._samples, self._flat(rows, after, future)),
                             frame, self.rate_hz)

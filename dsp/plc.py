@@ -90,7 +90,7 @@ def pitch_periods(signals: NDArray[np.floating[Any]], rate_hz: int
     low, high = _ms(rate_hz, PITCH_MIN_MS), _ms(rate_hz, PITCH_MAX_MS)
     window = _ms(rate_hz, CORRELATION_WINDOW_MS)
     need = window + high
-    x = np.ascontiguousarray(signals[:, -need:], dtype=np.float64)
+    x = signals[:, -need:].astype(np.float64)
     rows = x.shape[0]
     target = x[:, -window:]
     # Row i of a signal's candidates starts at sample i, so it lies `need - window - i`
@@ -108,8 +108,7 @@ def pitch_periods(signals: NDArray[np.floating[Any]], rate_hz: int
     energy = squares[:, window : need - low + 1] - squares[:, :lags]
     power = np.matmul(target[:, None, :], target[:, :, None])[:, 0, 0]
     normalized = correlation / np.sqrt(energy * power[:, None] + 1e-12)
-    best = np.argmax(normalized, axis=1)
-    return high - best, normalized[np.arange(rows), best]
+    return high - np.argmax(normalized, axis=1), normalized.max(axis=1)
 
 
 @lru_cache(maxsize=256)
