@@ -33,7 +33,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 Samples = NDArray[np.float32]
@@ -57,6 +56,8 @@ RESUME_AFTER_MAX_MS = 120.0
 # History kept: what the pitch search reads (the correlation window plus the longest lag),
 # which also holds the repeated period and the quarter before it.
 HISTORY_MS = CORRELATION_WINDOW_MS + PITCH_MAX_MS
+# Normalized correlations this close are a tie (sums in another order differ by ~1e-14).
+_TIE = 1e-9
 # Frames played that a Concealer remembers (`recent`): enough for HISTORY_MS in 10 ms or
 # longer frames, and for the time-stretcher's pitch search ahead of a frame.
 HISTORY_FRAMES = 16
@@ -71,7 +72,8 @@ def pitch_period(signal: Samples, rate_hz: int) -> tuple[int, float]:
 
     The last CORRELATION_WINDOW_MS are compared with the same length `lag` samples earlier,
     for lags from PITCH_MIN_MS to PITCH_MAX_MS; the correlation is in [-1, 1] (0 for a
-    silent signal). A short signal is zero-padded at the front.
+    silent signal). Of lags that match as well (a tone's period and its multiples), the
+    longest. A short signal is zero-padded at the front.
     """
     need = _ms(rate_hz, CORRELATION_WINDOW_MS) + _ms(rate_hz, PITCH_MAX_MS)
     x = signal[-need:]
@@ -93,22 +95,25 @@ def pitch_periods(signals: NDArray[np.floating[Any]], rate_hz: int
     x = signals[:, -need:].astype(np.float64)
     rows = x.shape[0]
     target = x[:, -window:]
-    # Row i of a signal's candidates starts at sample i, so it lies `need - window - i`
-    # samples before the target: row 0 is the longest lag. (sliding_window_view's view,
-    # made directly: its checks cost a third of a search.)
+    # Lag `high` first: the correlation at each start in the `need - low` samples before
+    # the target's end. np.correlate sums each start as a BLAS dot, a row at a time (a
+    # line's sums the same alone or among many); a matmul over a strided view of every
+    # start, which BLAS cannot take, summed them element by element at a third the speed.
     lags = need - low - window + 1
-    step = x.strides[1]
-    candidates = as_strided(x, (rows, lags, window), (x.strides[0], step, step),
-                            writeable=False)
-    # matmul, not einsum: the same sums in the same order as one signal's `@` (einsum's
-    # differ in the last bits, enough to pick another multiple of a pure tone's period).
-    correlation = np.matmul(candidates, target[:, :, None])[:, :, 0]
+    correlation = np.empty((rows, lags))
+    for row in range(rows):
+        correlation[row] = np.correlate(x[row, : need - low], target[row])
     squares = np.zeros((rows, need + 1))
     np.cumsum(x * x, axis=1, out=squares[:, 1:])
     energy = squares[:, window : need - low + 1] - squares[:, :lags]
     power = np.matmul(target[:, None, :], target[:, :, None])[:, 0, 0]
     normalized = correlation / np.sqrt(energy * power[:, None] + 1e-12)
-    return high - np.argmax(normalized, axis=1), normalized.max(axis=1)
+    # Of lags that match as well, to rounding (a tone's period and its multiples), the
+    # longest (the first): a concealment repeating it has the fewest seams, and which
+    # one wins does not hang on the order of a sum's last bits.
+    best = normalized.max(axis=1)
+    pick = np.argmax(normalized >= (best - _TIE)[:, None], axis=1)
+    return high - pick, normalized[np.arange(rows), pick]
 
 
 @lru_cache(maxsize=256)
