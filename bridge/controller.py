@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from bridge.conference.adaptation import LinkAdapter
 from bridge.conference.gateway import GatewayLeg, LegState, LegStatus
 from bridge.conference.media import (
+    STATELESS_CODECS,
     EncodeJob,
     OutgoingPacket,
     PayloadBatch,
@@ -70,7 +71,7 @@ from bridge.rtp.rtcp import (
     parse_rtcp,
 )
 from bridge.rtp.sender import SendBank, SendStream
-from bridge.rtp.stream import ReceiveBank, ReceiveStatus, ReceiveStream
+from bridge.rtp.stream import BANK_MAX_AHEAD, ReceiveBank, ReceiveStatus, ReceiveStream
 from bridge.rtp.telephone_event import DigitSender, DigitStarted, TelephoneEventReceiver
 from bridge.sip.auth import AccountSecrets, Authenticator, Challenge, ClientCredentials
 from bridge.sip.core import SipCore
@@ -137,8 +138,7 @@ ROOMS_ALONE_S = 60.0
 # rebinding moves the stream for good, a stray or spoofed packet does not.
 RELATCH_PACKETS = 5
 # 20 ms of G.711 (160 bytes) behind a plain header: what nearly every phone in a big room
-# sends, and what `_receive_steady` takes together.
-_STEADY_CODECS = ("PCMU", "PCMA")
+# sends, and what `_receive_steady` takes together (`STATELESS_CODECS`: G.711).
 _STEADY_PAYLOAD_BYTES = 160
 _STEADY_PACKET_BYTES = RTP_HEADER.size + _STEADY_PAYLOAD_BYTES
 # A payload going to this many members or more has their headers made together
@@ -585,7 +585,7 @@ class CallController:
             # stay out of the bank, which would only cost them a hand-over per packet.
             call.receive = ReceiveStream(
                 negotiated.clock_rate_hz,
-                bank=self._receive_bank if negotiated.codec in _STEADY_CODECS else None)
+                bank=self._receive_bank if negotiated.codec in STATELESS_CODECS else None)
             call.highest_seq = None
         if previous is None or previous.payload_type != negotiated.payload_type:
             call.send = SendStream(negotiated.payload_type, negotiated.clock_rate_hz, self._rng,
@@ -1010,8 +1010,9 @@ class CallController:
 
         Nearly every packet of a phone in a big room is such a packet: G.711 at 20 ms, a
         plain header with the call's payload type, from the latched address, the next
-        sequence number from the trusted source. `_receive_rtp` would accept it and play
-        it next in line; here it is counted and queued as it would be, without ~15 us of
+        sequence number from the trusted source (or, on a lossy uplink, one a few ahead:
+        G.711 has nothing to rebuild for the gap). `_receive_rtp` would accept it and play
+        it in line; here it is counted and queued as it would be, without ~15 us of
         per-packet Python. A port's packets are taken in rounds, its first of the sweep in
         the first (each depends on the one before): after a stall, when two or three wait
         on every port, catching up costs little more than keeping up.
@@ -1064,11 +1065,20 @@ class CallController:
         # Media, stream and highest sequence number are there: `_receive_steady` checked.
         payload_types = [call.media.payload_type if call.media else -1 for call in calls]
         highest = [-1 if call.highest_seq is None else call.highest_seq for call in calls]
+        missing = (sequence_numbers - np.array(highest, np.int64) - 1) & 0xFFFF  # before it
         eligible = (
             headers.plain
             & (headers.payload_type == np.array(payload_types, np.int64))
-            & (((sequence_numbers - np.array(highest, np.int64)) & 0xFFFF) == 1)
+            & (missing < BANK_MAX_AHEAD)
         )
+        # After a gap (a packet lost on the uplink), G.711 has nothing to rebuild: the
+        # packet is counted and placed as the next would be (the playout buffer conceals
+        # the hole). Another codec's goes to `_receive_rtp`, for its FEC or concealment.
+        if missing.any():
+            for k in np.flatnonzero(eligible & (missing > 0)).tolist():
+                media = calls[k].media
+                if media is None or media.codec not in STATELESS_CODECS:
+                    eligible[k] = False
         accepted = self._receive_bank.accept_many(
             [call.receive for call in calls if call.receive is not None], sequence_numbers,
             headers.timestamp, headers.ssrc, np.full(count, _STEADY_PAYLOAD_BYTES, np.int64),

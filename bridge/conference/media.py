@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 ROOM_RATE_HZ = 16_000
 NARROWBAND_RATE_HZ = 8_000
 FRAME_MS = 20
-# Codecs the vectorized FrameCodec path encodes many members at once (no state).
-_BATCH_CODECS = ("PCMU", "PCMA")
+# Codecs without state: the vectorized FrameCodec path codes many members' frames at once,
+# and a packet after a gap needs nothing rebuilt (no FEC, no decoder to keep in step).
+STATELESS_CODECS = ("PCMU", "PCMA")
 # After a member stops talking, what it hears stays on its own stateful encoder this long
 # (ticks) before it moves back to the shared one: each move is a step in encoder state
 # its decoder hears, and speech pauses between words are shorter than this.
@@ -146,12 +147,12 @@ class MemberMedia:
                                    conceal=not self.decoder.conceals)
         self.clock_frame = frame_samples(self.clock_rate_hz, FRAME_MS)  # RTP ticks per frame
         self.jitter_bank: JitterBank | None = None
-        if jitter_bank is not None and self.codec in _BATCH_CODECS:
+        if jitter_bank is not None and self.codec in STATELESS_CODECS:
             jitter_bank.add(self.jitter)
             self.jitter_bank = jitter_bank
         self.own_encoder: StreamEncoder | None = None
         # G.711: encoded by table, no encoder state, so any packet can be shared.
-        self.stateless = self.codec in _BATCH_CODECS
+        self.stateless = self.codec in STATELESS_CODECS
         self.set_settings(settings)  # settings, share_key, frames_per_packet
         self.own_hold_ticks = 0  # see OWN_ENCODER_HOLD_TICKS
         self.bad_payloads = 0
@@ -185,7 +186,7 @@ class MemberMedia:
         order would throw the G.722 predictors or the Opus decoder off for the packets
         after it, and its slot may already hold the FEC rebuild.
         """
-        if late and self.codec not in _BATCH_CODECS:
+        if late and self.codec not in STATELESS_CODECS:
             self.late_dropped += 1
             return
         try:
@@ -270,10 +271,11 @@ class PayloadBatch:
         self, medias: list[MemberMedia | None], timestamps: list[int],
         payloads: NDArray[np.uint8], arrivals: list[float],
     ) -> None:
-        """`add` for packets that each follow on from their member's last one, nothing lost
-        before and not late, their G.711 payloads the rows of `payloads`; a member of
-        None is skipped. They are placed before the packets given to `add`, so a member
-        here must have none there that came before."""
+        """`add` for packets not late, each following on from its member's last one or,
+        in a `STATELESS_CODECS` stream, after a gap (nothing to rebuild before it), their
+        payloads the rows of `payloads`; a member of None is skipped. They are placed
+        before the packets given to `add`, so a member here must have none there that came
+        before."""
         self._frames.append((medias, timestamps, payloads, arrivals))
 
     def push(self) -> None:
@@ -404,7 +406,7 @@ def _decode_g711(items: list[_Payload]) -> list[Samples | None]:
     """The G.711 payloads among `items` decoded, one lookup per law; None for the rest."""
     by_law: dict[str, list[int]] = {}
     for k, item in enumerate(items):
-        if item[0].codec in _BATCH_CODECS:
+        if item[0].codec in STATELESS_CODECS:
             by_law.setdefault(item[0].codec, []).append(k)
     decoded: list[Samples | None] = [None] * len(items)
     for law, indices in by_law.items():
@@ -1070,7 +1072,7 @@ class RoomEncoder:
                 if any(k != kind for k, _ in pending):
                     kind = "own"
                 frame = np.concatenate([f for _, f in pending])
-            stateful = member.codec not in _BATCH_CODECS
+            stateful = member.codec not in STATELESS_CODECS
             if stateful and count == member.frames_per_packet:
                 # Hold a recent talker on its own encoder between words, so its decoder
                 # is switched between encoder states once per talk spurt, not per pause.
@@ -1088,7 +1090,7 @@ class RoomEncoder:
                 # Only after a ptime change mid-packet: a stateful encoder takes frames of
                 # its ptime only, so this packet's time passes unsent.
                 out[member_id] = OutgoingPacket(None, step)
-            elif member.codec in _BATCH_CODECS:
+            elif member.codec in STATELESS_CODECS:
                 batch.setdefault(member.codec, []).append((member_id, frame))
                 out[member_id] = OutgoingPacket(None, step)  # payload filled in below
             else:
@@ -1104,7 +1106,7 @@ class RoomEncoder:
         return out
 
     def _shared_encode(self, member: MemberMedia, kind: str, frame: Samples) -> bytes | None:
-        if member.codec in _BATCH_CODECS:
+        if member.codec in STATELESS_CODECS:
             payload: bytes = get_codec(member.codec).encode(frame[np.newaxis])[0].tobytes()
             return payload
         key = (member.codec, member.settings, kind)

@@ -601,8 +601,9 @@ class Room:
         self, batch: PayloadBatch, member_ids: list[int], timestamps: list[int],
         payloads: NDArray[np.uint8], arrivals: list[float],
     ) -> None:
-        """`queue_audio` for packets that each follow on from their member's last one (not
-        late, nothing lost before), their payloads the rows of `payloads`."""
+        """`queue_audio` for packets that each follow on from their member's last one, or
+        come after a gap in a stream of a codec without state (`STATELESS_CODECS`:
+        nothing to rebuild), none late; their payloads the rows of `payloads`."""
         members = self._members
         batch.add_frames([member.media if (member := members.get(member_id)) else None
                           for member_id in member_ids], timestamps, payloads, arrivals)

@@ -296,9 +296,23 @@ class ReceiveStream:
         )
 
 
-# The bank's state columns: integers, then floats.
-_SSRC, _NEXT_SEQ, _STEPS, _OCTETS, _LAST_TIMESTAMP = range(5)
+# The bank's state columns: integers, then floats. `_ADVANCE`: how far the highest sequence
+# number moved since the stream was banked; `_RECEIVED`: the packets counted meanwhile (fewer
+# after a gap); `_SEEN_LOW`, `_SEEN_HIGH`: `ReceiveStream._seen`, its two 64-bit words
+# (stored as int64, shifted as uint64).
+_SSRC, _NEXT_SEQ, _ADVANCE, _RECEIVED, _OCTETS, _LAST_TIMESTAMP, _SEEN_LOW, _SEEN_HIGH = range(8)
+_INT_FIELDS = 8
 _JITTER, _LAST_ARRIVAL_TS, _LAST_ARRIVAL, _CLOCK_RATE = range(4)
+# The furthest ahead of the highest a packet the bank counts may be: the duplicate window
+# (DUPLICATE_WINDOW bits, two 64-bit words in the bank) moves by less than a word at once.
+BANK_MAX_AHEAD = 63
+_WORD_MASK = (1 << 64) - 1
+_SIGN_BIT = 1 << 63
+
+
+def _as_int64(word: int) -> int:
+    """A 64-bit word as the int64 with the same bits."""
+    return word - (word & _SIGN_BIT) * 2
 
 
 class ReceiveBank:
@@ -307,16 +321,18 @@ class ReceiveBank:
     Nearly every packet a phone sends is the next one from the source already trusted;
     `ReceiveStream.receive` spends ~2.5 us of Python on one, 50 times a second for every
     member. A stream whose last packet was counted and which is past probation is
-    "banked": its sequence position, counters and jitter live in the bank's arrays, and
-    `accept_many` checks and counts the packets that follow on for all banked streams in a
-    few array operations. A packet out of line first takes the stream's state back
+    "banked": its sequence position, counters, duplicate window and jitter live in the
+    bank's arrays, and `accept_many` checks and counts the packets that follow on (or
+    come after a gap of up to BANK_MAX_AHEAD - 1: on a lossy uplink, every few seconds
+    for every member) for all banked streams in a few array operations. A packet
+    late, duplicate or out of line first takes the stream's state back
     (`release`); its next counted packet banks it again. Statistics and reports bring the
     bank's counts into the stream and leave it banked (`release`, then `hold`). Verdicts
     and figures are the same as packet by packet (tests/bridge/rtp/test_receive_bank.py).
     """
 
     def __init__(self) -> None:
-        self._ints: NDArray[np.int64] = np.zeros((0, 5), np.int64)
+        self._ints: NDArray[np.int64] = np.zeros((0, _INT_FIELDS), np.int64)
         self._floats: NDArray[np.float64] = np.zeros((0, 4))
         self._banked: NDArray[np.bool_] = np.zeros(0, np.bool_)
         self._rows = RowPool(self._grow, self._vacate)
@@ -332,7 +348,7 @@ class ReceiveBank:
 
     def _grow(self, rows: int) -> None:
         old = self._banked.shape[0]
-        ints, floats = np.zeros((rows, 5), np.int64), np.zeros((rows, 4))
+        ints, floats = np.zeros((rows, _INT_FIELDS), np.int64), np.zeros((rows, 4))
         ints[:old], floats[:old] = self._ints, self._floats
         banked = np.zeros(rows, np.bool_)
         banked[:old] = self._banked
@@ -344,8 +360,10 @@ class ReceiveBank:
         if stream._ssrc is None or stream._probation or stream._last_arrival_ts is None:
             return
         row = stream._row
-        self._ints[row] = (stream._ssrc, (stream._max_seq + 1) & 0xFFFF, 0, 0,
-                           stream._last_timestamp)
+        seen = stream._seen
+        self._ints[row] = (stream._ssrc, (stream._max_seq + 1) & 0xFFFF, 0, 0, 0,
+                           stream._last_timestamp, _as_int64(seen & _WORD_MASK),
+                           _as_int64(seen >> 64))
         self._floats[row] = (stream._jitter_ts, stream._last_arrival_ts,
                              stream._last_arrival, stream.clock_rate_hz)
         self._banked[row] = True
@@ -354,20 +372,19 @@ class ReceiveBank:
     def release(self, stream: ReceiveStream) -> None:
         """Give a banked stream its state back, as if it had counted the packets itself."""
         row = stream._row
-        _, _, steps, octets, last_timestamp = self._ints[row].tolist()
+        _, _, advance, received, octets, last_timestamp, low, high = self._ints[row].tolist()
         jitter, last_arrival_ts, last_arrival, _ = self._floats[row].tolist()
         self._banked[row] = False
         stream._banked = False
-        if not steps:
+        if not received:
             return
-        # `_advance(seq, 1)` `steps` times: a cycle for each pass through 0.
-        advanced = stream._max_seq + steps
+        # `_advance` for each packet: a cycle for each pass through 0.
+        advanced = stream._max_seq + advance
         stream._cycles += advanced >> 16 << 16
         stream._max_seq = advanced & 0xFFFF
-        shift = min(steps, DUPLICATE_WINDOW)
-        stream._seen = (stream._seen << shift | ((1 << shift) - 1)) & _WINDOW_MASK
-        stream._received += steps
-        stream._packets_received += steps
+        stream._seen = (high & _WORD_MASK) << 64 | low & _WORD_MASK
+        stream._received += received
+        stream._packets_received += received
         stream._octets_received += octets
         stream._last_timestamp = last_timestamp
         stream._jitter_ts = jitter
@@ -380,20 +397,28 @@ class ReceiveBank:
         payload_sizes: NDArray[np.int64], arrivals: NDArray[np.float64],
         eligible: NDArray[np.bool_],
     ) -> NDArray[np.bool_]:
-        """Count the packets that are the next from their stream's trusted source, as
+        """Count the packets from their stream's trusted source that are ahead of its
+        highest by 1 to BANK_MAX_AHEAD (the next, or the next after a gap), as
         `streams[k].receive(...)` would (each ACCEPTED), and say which they were; the
         others are left alone, for `receive`. Only packets where `eligible` is set are
         looked at. Each stream appears at most once, in this bank or in none (those are
         left alone)."""
         rows = np.fromiter((stream._row for stream in streams), np.intp, len(streams))
         ints, floats = self._ints[rows], self._floats[rows]
+        gap = (sequence_numbers - ints[:, _NEXT_SEQ]) & 0xFFFF  # packets missing before it
         accepted: NDArray[np.bool_] = (
             eligible & (rows >= 0) & self._banked[rows] & (ssrcs == ints[:, _SSRC])
-            & (sequence_numbers == ints[:, _NEXT_SEQ]))
+            & (gap < BANK_MAX_AHEAD))
         taken = np.flatnonzero(accepted)
         if not taken.size:
             return accepted
-        rows, ints, floats = rows[taken], ints[taken], floats[taken]
+        rows, ints, floats, gap = rows[taken], ints[taken], floats[taken], gap[taken]
+        # `_advance`'s duplicate window, a word at a time.
+        shift = (gap + 1).astype(np.uint64)
+        words = ints.view(np.uint64)
+        low, high = words[:, _SEEN_LOW], words[:, _SEEN_HIGH]
+        words[:, _SEEN_HIGH] = high << shift | low >> (np.uint64(64) - shift)
+        words[:, _SEEN_LOW] = low << shift | np.uint64(1)
         stamps, arrival = timestamps[taken], arrivals[taken]
         # The interarrival jitter of `receive` (RFC 3550 A.8), in the same float steps.
         arrival_ts = arrival * floats[:, _CLOCK_RATE]
@@ -404,7 +429,8 @@ class ReceiveBank:
         floats[:, _LAST_ARRIVAL_TS] = arrival_ts
         floats[:, _LAST_ARRIVAL] = arrival
         ints[:, _NEXT_SEQ] = (sequence_numbers[taken] + 1) & 0xFFFF
-        ints[:, _STEPS] += 1
+        ints[:, _ADVANCE] += gap + 1
+        ints[:, _RECEIVED] += 1
         ints[:, _OCTETS] += payload_sizes[taken]
         ints[:, _LAST_TIMESTAMP] = stamps
         self._ints[rows], self._floats[rows] = ints, floats

@@ -625,40 +625,58 @@ def test_a_fault_in_the_rooms_shared_stage_costs_the_other_rooms_one_tick(
     assert caplog.text == ""
 
 
+@pytest.mark.parametrize(("codec", "after_gap"), [
+    ("PCMU", ("in line", False, False)),  # nothing to rebuild: counted and placed in line
+    ("opus", ("alone", True, False)),  # its FEC or concealment fills the gap first
+    # G.722 (an 8000 clock, as G.711's) after a re-INVITE from G.711: the stream's state
+    # goes on, but the packet after a gap goes to the decoder's concealment all the same.
+    ("G722", ("alone", True, False)),
+])
 def test_a_new_ssrc_starts_a_new_sequence_so_its_packets_are_neither_late_nor_lost(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, codec: str, after_gap: tuple[str, bool, bool],
 ) -> None:
     rig = Rig()
     phone = Phone(1, 7000)
-    port = rig.local_port(rig.call(phone))
+    port = rig.local_port(rig.call(phone, body=opus_offer(phone) if codec == "opus" else None))
+    if codec == "G722":
+        phone.cseq += 1
+        answer = rig.sip(phone, phone.request("INVITE", "2000", phone.sdp(codecs="9 101")))
+        assert any(isinstance(m, Response) and m.status == 200 and b"G722/8000" in m.body
+                   for m in answer)
+        rig.sip(phone, phone.request("ACK", "2000"))
+    payload_type = {"PCMU": 0, "opus": 111, "G722": 9}[codec]
     room = rig.controller._by_member[1].room  # noqa: SLF001
-    seen: list[tuple[bool, bool]] = []
+    seen: list[tuple[str, bool, bool]] = []  # (how it was queued, lost before, late)
     arrivals: list[float | None] = []
 
     def queue_audio(batch: object, member: int, ts: int, payload: bytes, *, lost_before: bool,
                     late: bool, arrival_s: float | None) -> None:
-        seen.append((lost_before, late))
+        seen.append(("alone", lost_before, late))
         arrivals.append(arrival_s)
 
     def queue_frames(batch: object, members: list[int], stamps: list[int], payloads: object,
-                     times: list[float]) -> None:  # packets next in line: nothing lost, not late
-        seen.extend([(False, False)] * len(members))
+                     times: list[float]) -> None:  # packets in line: nothing owed, not late
+        seen.extend([("in line", False, False)] * len(members))
         arrivals.extend(times)
 
     monkeypatch.setattr(room, "queue_audio", queue_audio)
     monkeypatch.setattr(room, "queue_frames", queue_frames)
     source = (phone.host, phone.rtp_port)
     for _ in range(3):
-        rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
+        rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME, payload_type), source,
+                                   rig.now)
     phone.seq += 5  # five packets lost
-    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME), source, rig.now)
+    rig.controller.receive_rtp(port, phone.rtp(b"\xff" * FRAME, payload_type), source, rig.now)
     # The far end restarts its stream (a transfer, a re-INVITE): new SSRC, lower numbers.
     phone.seq -= 20_000
-    restarted = RtpPacket(0, phone.seq & 0xFFFF, phone.ts, 0x9999, b"\xff" * FRAME)
+    restarted = RtpPacket(payload_type, phone.seq & 0xFFFF, phone.ts, 0x9999, b"\xff" * FRAME)
     rig.controller.receive_rtp(port, bytes(restarted), source, rig.now)
-    following = RtpPacket(0, (phone.seq + 1) & 0xFFFF, phone.ts + FRAME, 0x9999, b"\xff" * FRAME)
+    following = RtpPacket(payload_type, (phone.seq + 1) & 0xFFFF, phone.ts + FRAME, 0x9999,
+                          b"\xff" * FRAME)
     rig.controller.receive_rtp(port, bytes(following), source, rig.now)
-    assert seen == [(False, False)] * 3 + [(True, False)] + [(False, False)] * 2
+    assert seen[3] == after_gap
+    assert [entry[1:] for entry in seen] == (
+        [(False, False)] * 3 + [after_gap[1:]] + [(False, False)] * 2)
     assert arrivals == [rig.now] * 6  # the playout buffer learns the link's jitter from these
 
 

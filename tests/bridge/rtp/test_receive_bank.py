@@ -154,3 +154,28 @@ def test_a_report_or_a_look_at_the_statistics_leaves_the_stream_banked() -> None
     assert stream.statistics().packets_received == 5
     assert next_packet(15)
     assert stream.statistics().packets_received == 6
+
+
+def test_a_packet_after_a_gap_is_counted_in_the_bank_and_the_late_one_once() -> None:
+    """On a lossy uplink every member's stream has a gap every few seconds: the packet
+    after it stays on the bank's path, and the duplicate window still knows what came."""
+    bank = ReceiveBank()
+    stream = ReceiveStream(8000, bank=bank)
+    for seq in (10, 11):
+        stream.receive(seq, seq * 160, 7, 160, seq * 0.02)
+
+    def in_bank(seq: int) -> bool:
+        return bool(bank.accept_many(
+            [stream], np.array([seq]), np.array([seq * 160]), np.array([7]), np.array([160]),
+            np.array([seq * 0.02]), np.array([True]))[0])
+
+    assert in_bank(14)  # 12 and 13 lost
+    assert in_bank(14 + 63)  # 62 lost: as far ahead as the bank counts
+    assert not in_bank(77 + 64)  # 63 lost: packet by packet
+    assert stream.receive(13, 13 * 160, 7, 160, 1.6) is ReceiveStatus.ACCEPTED  # late
+    assert stream.receive(13, 13 * 160, 7, 160, 1.6) is ReceiveStatus.DUPLICATE
+    assert stream.receive(14, 14 * 160, 7, 160, 1.6) is ReceiveStatus.DUPLICATE
+    statistics = stream.statistics()
+    assert statistics.packets_received == 5
+    assert statistics.extended_highest_seq == 77
+    assert statistics.cumulative_lost == 68 - 5
