@@ -298,7 +298,10 @@ class Concealer:
             forward = self._synthesize(start, count)
         else:
             forward = np.zeros(count, np.float32)
-        if self._toward[0] != total:  # the same hole as the last call: the same future
+        # The same hole as the last call (a loss under way, the same end): the same future.
+        # A new loss searches afresh, though an earlier one may have ended at the same
+        # distance and left its pitch here (it resumed on audio that came late).
+        if start == 0 or self._toward[0] != total:
             self._toward = (total, pitch_period(future[::-1], self.rate_hz)[0])
         period = self._toward[1]
         position = start + np.arange(count)

@@ -96,6 +96,22 @@ def test_concealment_toward_known_audio_ends_where_that_audio_starts() -> None:
     np.testing.assert_allclose(filled[-10:], signal[630:640], atol=0.01)
 
 
+def test_a_new_loss_ending_as_far_away_as_an_earlier_one_searches_its_own_future() -> None:
+    """A loss that resumed early (the rest of its hole came late) leaves the pitch of its
+    future behind; a later loss whose audio resumes as far from its start must not take
+    it for its own (the cache is for the calls of one loss)."""
+    history = [tone(150, 160), tone(150, 160)]
+    concealer = Concealer(RATE)
+    concealer.played_many(history)
+    concealer.conceal_toward(80, 160, tone(100, 280))  # half of a 160-sample hole
+    concealer.resume(tone(150, 80))  # ... whose second half came after all
+    concealer.played_many(history)
+    filled, _ = concealer.conceal_toward(160, 160, tone(210, 280))  # another 160 to fill
+    fresh = Concealer(RATE)
+    fresh.played_many(history)
+    np.testing.assert_array_equal(filled, fresh.conceal_toward(160, 160, tone(210, 280))[0])
+
+
 def test_a_lost_onset_is_rebuilt_from_the_audio_after_it() -> None:
     concealer = Concealer(RATE)
     concealer.played(np.zeros(160, np.float32))
