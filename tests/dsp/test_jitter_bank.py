@@ -353,3 +353,65 @@ def test_one_lost_packet_at_a_time_is_filled_in_the_bank_as_each_buffer_would(
     for k in range(lines):
         assert observed(alone[k]) == observed(banked[k]), k
         assert alone[k].statistics().concealed_frames > 0 or k == 7
+
+
+def test_a_stretch_right_after_a_filled_hole_hears_the_fill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fill is written into the ring where it played: a buffer that leaves the bank just
+    after (a late packet's spike raises the target, the next frame is stretched) hands
+    its Concealer the fill as history, and the stretch searches the pitch of what was
+    heard. Voices at 5 % loss, 2 % of packets 60-180 ms late; every frame as alone."""
+    rng = np.random.default_rng(1)
+    lines, ticks = 40, 800
+    t = np.arange(FRAME * ticks)
+    audio = []
+    for k in range(lines):
+        pitch = 40 + 60 * rng.random() + 10 * np.sin(t / 900.0)
+        words = np.sin(t / 1500.0 + k) > -0.6
+        audio.append((0.3 * np.sin(2 * np.pi * np.cumsum(1 / pitch)) * words).astype(np.float32))
+    alone = [JitterBuffer(RATE_HZ, prefill_ms=60) for _ in range(lines)]
+    banked = [JitterBuffer(RATE_HZ, prefill_ms=60) for _ in range(lines)]
+    bank = JitterBank(RATE_HZ, FRAME)
+    for buffer in banked:
+        bank.add(buffer)
+    lost = rng.random((ticks, lines)) < 0.05
+    late_by = np.where(rng.random((ticks, lines)) < 0.02, rng.integers(3, 10, (ticks, lines)), 0)
+    filled_last: set[int] = set()  # buffers (by id) whose pop the bank filled this tick
+    filled_before: set[int] = set()  # ... and the tick before
+    stretched_after_fill = 0
+    fill, stretch = JitterBank._fill_holes, JitterBuffer._stretch
+
+    def filling(self: JitterBank, buffers: list[JitterBuffer], *args: Any) -> set[int]:
+        done = fill(self, buffers, *args)
+        filled_last.update(id(buffers[k]) for k in done)
+        return done
+
+    def stretching(self: JitterBuffer, count: int) -> Any:
+        nonlocal stretched_after_fill
+        stretched_after_fill += id(self) in filled_before
+        return stretch(self, count)
+
+    monkeypatch.setattr(JitterBank, "_fill_holes", filling)
+    monkeypatch.setattr(JitterBuffer, "_stretch", stretching)
+    due: dict[int, list[tuple[int, int]]] = {}  # tick -> (line, packet) arriving then
+    for tick in range(ticks):
+        for k in np.flatnonzero(~lost[tick]).tolist():
+            due.setdefault(tick + int(late_by[tick, k]), []).append((k, tick))
+        arriving = due.pop(tick, [])
+        for k, packet in arriving:
+            alone[k].push(packet * FRAME, audio[k][packet * FRAME : (packet + 1) * FRAME].copy(),
+                          tick * 0.02)
+        if arriving:
+            bank.push_many(
+                [banked[k] for k, _ in arriving], [packet * FRAME for _, packet in arriving],
+                np.array([audio[k][p * FRAME : (p + 1) * FRAME] for k, p in arriving]),
+                [tick * 0.02] * len(arriving))
+        filled_before = set(filled_last)
+        filled_last.clear()
+        frames, heard = bank.pop_many(banked, FRAME)
+        for k in range(lines):
+            _check_frame(alone[k].pop(FRAME), (frames[k], heard[k]), False)
+    assert stretched_after_fill > 0
+    for k in range(lines):
+        assert observed(alone[k]) == observed(banked[k]), k
