@@ -304,7 +304,8 @@ _SSRC, _NEXT_SEQ, _ADVANCE, _RECEIVED, _OCTETS, _LAST_TIMESTAMP, _SEEN_LOW, _SEE
 _INT_FIELDS = 8
 _JITTER, _LAST_ARRIVAL_TS, _LAST_ARRIVAL, _CLOCK_RATE = range(4)
 # The furthest ahead of the highest a packet the bank counts may be: the duplicate window
-# (DUPLICATE_WINDOW bits, two 64-bit words in the bank) moves by less than a word at once.
+# (DUPLICATE_WINDOW bits, at most two 64-bit words in the bank) moves by less than a word
+# at once.
 BANK_MAX_AHEAD = 63
 _WORD_MASK = (1 << 64) - 1
 _SIGN_BIT = 1 << 63
@@ -382,7 +383,7 @@ class ReceiveBank:
         advanced = stream._max_seq + advance
         stream._cycles += advanced >> 16 << 16
         stream._max_seq = advanced & 0xFFFF
-        stream._seen = (high & _WORD_MASK) << 64 | low & _WORD_MASK
+        stream._seen = ((high & _WORD_MASK) << 64 | low & _WORD_MASK) & _WINDOW_MASK
         stream._received += received
         stream._packets_received += received
         stream._octets_received += octets

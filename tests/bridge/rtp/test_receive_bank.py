@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from bridge.rtp.stream import ReceiveBank, ReceiveStatus, ReceiveStream
+from bridge.rtp.stream import DUPLICATE_WINDOW, ReceiveBank, ReceiveStatus, ReceiveStream
 
 STREAMS = 7
 SWEEPS = 600
@@ -159,6 +159,7 @@ def test_a_report_or_a_look_at_the_statistics_leaves_the_stream_banked() -> None
 def test_a_packet_after_a_gap_is_counted_in_the_bank_and_the_late_one_once() -> None:
     """On a lossy uplink every member's stream has a gap every few seconds: the packet
     after it stays on the bank's path, and the duplicate window still knows what came."""
+    assert DUPLICATE_WINDOW <= 128  # the bank keeps it in two 64-bit words
     bank = ReceiveBank()
     stream = ReceiveStream(8000, bank=bank)
     for seq in (10, 11):
