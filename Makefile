@@ -55,6 +55,7 @@ test: $(BIN)/.installed system-packages lint
 	$(BIN)/python bench/bandwidth.py --smoke
 	$(BIN)/python bench/quality.py --smoke
 	$(BIN)/python bench/capacity.py --smoke
+	$(BIN)/python bench/capacity.py --smoke --no-janus --loss 0.05
 
 prompts: $(BIN)/.installed system-packages
 	$(BIN)/python prompts/generate.py
